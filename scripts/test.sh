@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set everything up, then lint and run the test suite.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+PLASTIC_EXTRAS="${PLASTIC_EXTRAS:-dev,dmc}" bash scripts/setup.sh
+.venv/bin/ruff check src tests benchmarks
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,52 @@
+"""Environments: Atari-100k protocol (ale-py), MinAtar, and (optionally) DMC from pixels.
+
+All suites share one interface: ``make_env(suite, name, seed, train=...)`` returns a Gymnasium
+env whose every step's ``info`` holds ``game_over`` and, at the end of a game,
+``episode_return`` and ``episode_length``. dm_control is imported only when a DMC env is made.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from plastic.envs.atari import make_atari_env
+from plastic.envs.minatar import MINATAR_GAMES, make_minatar_env
+from plastic.envs.scores import (
+    ATARI_100K_GAMES,
+    HUMAN_SCORES,
+    RANDOM_SCORES,
+    camel_to_snake,
+    human_normalized_score,
+)
+
+SUITES: tuple[str, ...] = ("atari", "minatar", "dmc")
+
+
+def make_env(suite: str, name: str, seed: int, *, train: bool, **kwargs: Any) -> gym.Env:
+    """Make environment ``name`` of ``suite``; ``kwargs`` go to the suite's own maker."""
+    if suite == "atari":
+        return make_atari_env(name, seed, train=train, **kwargs)
+    if suite == "minatar":
+        return make_minatar_env(name, seed, train=train, **kwargs)
+    if suite == "dmc":
+        # Imported here so that Atari and MinAtar never need dm_control installed.
+        from plastic.envs.dmc import make_dmc_env
+
+        return make_dmc_env(name, seed, train=train, **kwargs)
+    raise ValueError(f"Unknown environment suite {suite!r}; valid suites: {', '.join(SUITES)}")
+
+
+__all__ = [
+    "ATARI_100K_GAMES",
+    "HUMAN_SCORES",
+    "MINATAR_GAMES",
+    "RANDOM_SCORES",
+    "SUITES",
+    "camel_to_snake",
+    "human_normalized_score",
+    "make_atari_env",
+    "make_env",
+    "make_minatar_env",
+]

@@ -1,0 +1,248 @@
+"""Atari environments under the Atari-100k protocol (Gymnasium + ale-py).
+
+Protocol: frame skip 4 with a max-pool over the last two frames, 84x84 grayscale (area
+interpolation, as Dopamine's ``cv2.INTER_AREA``), up to 30 no-op starts, no sticky actions,
+minimal action set, episodes capped at 108k emulator frames (27k agent steps), a stack of 4
+frames zero-padded at the start of each learning episode. Rewards are the raw game rewards.
+
+With ``train=True`` a lost life ends the learning episode (``terminated=True``) without ending
+the game: the next ``reset()`` continues the same game from the current frame. Every step's
+``info`` holds ``game_over`` and, when the game ends, ``episode_return`` and ``episode_length``
+(raw score and agent steps over all lives), so evaluation and logging see whole games.
+
+Gymnasium's ``AtariPreprocessing`` is not used: it needs OpenCV (not a dependency here), always
+restarts the game on ``reset()``, and cuts the frame skip short when a life is lost.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.wrappers import FrameStackObservation
+
+from plastic.envs.scores import ATARI_100K_GAMES, camel_to_snake
+
+FRAME_SKIP = 4
+SCREEN_SIZE = 84
+_NOOP = 0  # index of NOOP in both the minimal and the full ALE action set
+
+_INSTALL_HINT = "pip install 'ale-py>=0.10,<1' 'gymnasium>=1.0,<2'"
+
+
+@functools.lru_cache(maxsize=8)
+def _area_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Input indices and weights, each (n_out, taps), of a 1-D area resize: output pixel i
+    averages the input pixels it covers, each weighted by the fraction lying inside its span."""
+    scale = n_in / n_out
+    edges = np.arange(n_out + 1) * scale
+    pixels = np.arange(n_in)
+    overlap = np.minimum(edges[1:, None], pixels + 1) - np.maximum(edges[:-1, None], pixels)
+    dense = np.clip(overlap, 0.0, None) / scale
+    taps = int((dense > 0).sum(axis=1).max())
+    indices = np.zeros((n_out, taps), np.intp)
+    weights = np.zeros((n_out, taps), np.float32)
+    for i, row in enumerate(dense):
+        covered = np.flatnonzero(row)
+        indices[i, : covered.size] = covered
+        weights[i, : covered.size] = row[covered]
+    indices.flags.writeable = weights.flags.writeable = False
+    return indices, weights
+
+
+def area_resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a 2-D uint8 image to ``size`` = (height, width) by area averaging (rounded)."""
+    if frame.ndim != 2:
+        raise ValueError(f"area_resize expects a 2-D grayscale image, got shape {frame.shape}")
+    # Gathers of a few taps rather than dense matrix products: BLAS threads contend badly with
+    # the learner's threads, and each output pixel only touches 2-3 input pixels per axis.
+    row_idx, row_w = _area_taps(frame.shape[0], size[0])
+    col_idx, col_w = _area_taps(frame.shape[1], size[1])
+    rows = (frame.astype(np.float32)[row_idx] * row_w[:, :, None]).sum(axis=1)
+    resized = (rows[:, col_idx] * col_w).sum(axis=2)
+    return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+
+
+class AtariProtocol(gym.Wrapper):
+    """No-op starts, frame skip with max-pool, resize, life-loss terminals and whole-game stats.
+
+    Wraps an ale-py ``AtariEnv`` made with ``obs_type="grayscale"`` and ``frameskip=1``.
+    Observations are single (screen_size, screen_size) uint8 frames; stack them outside.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        *,
+        seed: int | None,
+        terminal_on_life_loss: bool,
+        frame_skip: int = FRAME_SKIP,
+        noop_max: int = 30,
+        screen_size: int = SCREEN_SIZE,
+    ) -> None:
+        super().__init__(env)
+        if getattr(env.unwrapped, "_frameskip", None) != 1:
+            raise ValueError("AtariProtocol skips frames itself: make the ALE env with frameskip=1")
+        if env.observation_space.shape is None or len(env.observation_space.shape) != 2:
+            raise ValueError("AtariProtocol needs grayscale screens: obs_type='grayscale'")
+        if frame_skip < 1:
+            raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+        if noop_max < 0:
+            raise ValueError(f"noop_max must be >= 0, got {noop_max}")
+        if noop_max > 0 and env.unwrapped.get_action_meanings()[_NOOP] != "NOOP":
+            raise ValueError("no-op starts need action 0 to be NOOP")
+        self.frame_skip = frame_skip
+        self.noop_max = noop_max
+        self.screen_size = screen_size
+        self.terminal_on_life_loss = terminal_on_life_loss
+        self.observation_space = spaces.Box(0, 255, (screen_size, screen_size), np.uint8)
+
+        self._pending_seed = seed  # seeds the ALE at the next new game, then cleared
+        self._noop_rng = np.random.default_rng(seed)
+        self._screens: deque[np.ndarray] = deque(maxlen=2)
+        self._observation = np.zeros(self.observation_space.shape, np.uint8)
+        self._lives = 0
+        self._continue_after_life_loss = False
+        self._episode_return = 0.0
+        self._episode_length = 0
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is not None:
+            self._pending_seed = seed
+            self._noop_rng = np.random.default_rng(seed)
+        elif self._continue_after_life_loss:
+            # Same game, new learning episode: no no-ops, the current frame as first observation.
+            self._continue_after_life_loss = False
+            info = {
+                "lives": self._lives,
+                "episode_frame_number": self.env.unwrapped.ale.getEpisodeFrameNumber(),
+                "frame_number": self.env.unwrapped.ale.getFrameNumber(),
+                "new_game": False,
+                "noops": 0,
+            }
+            return self._observation.copy(), info
+        return self._new_game(options)
+
+    def _new_game(self, options: dict[str, Any] | None) -> tuple[np.ndarray, dict[str, Any]]:
+        self._continue_after_life_loss = False
+        seed, self._pending_seed = self._pending_seed, None
+        screen, info = self.env.reset(seed=seed, options=options)
+        noops = int(self._noop_rng.integers(1, self.noop_max + 1)) if self.noop_max > 0 else 0
+        for _ in range(noops):
+            screen, _, terminated, truncated, info = self.env.step(_NOOP)
+            if terminated or truncated:
+                screen, info = self.env.reset(options=options)
+        self._screens.clear()
+        self._screens.append(screen)
+        self._lives = int(info["lives"])
+        self._episode_return = 0.0
+        self._episode_length = 0
+        return self._pool_and_resize(), {**info, "new_game": True, "noops": noops}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        # Only a reset right after a life-loss terminal continues the game.
+        self._continue_after_life_loss = False
+        total_reward = 0.0
+        for _ in range(self.frame_skip):
+            screen, reward, terminated, truncated, info = self.env.step(action)
+            total_reward += float(reward)
+            self._screens.append(screen)
+            if terminated or truncated:
+                break
+        self._episode_return += total_reward
+        self._episode_length += 1
+
+        lives = int(info["lives"])
+        life_lost = lives < self._lives
+        self._lives = lives
+        game_over = bool(terminated or truncated)
+        info = {**info, "game_over": game_over}
+        if game_over:
+            info["episode_return"] = self._episode_return
+            info["episode_length"] = self._episode_length
+        elif life_lost and self.terminal_on_life_loss:
+            terminated = True
+            self._continue_after_life_loss = True
+        return self._pool_and_resize(), total_reward, bool(terminated), bool(truncated), info
+
+    def _pool_and_resize(self) -> np.ndarray:
+        frame = self._screens[0]
+        if len(self._screens) == 2:
+            frame = np.maximum(self._screens[0], self._screens[1])
+        self._observation = area_resize(frame, (self.screen_size, self.screen_size))
+        return self._observation.copy()
+
+
+def _unknown_game_error(game: str) -> ValueError:
+    return ValueError(
+        f"Unknown Atari game {game!r}. The Atari-100k games are: {', '.join(ATARI_100K_GAMES)}. "
+        "Any other game known to ale-py also works, in snake_case (e.g. 'space_invaders')."
+    )
+
+
+def _ale_game_id(game: str) -> str:
+    """The ale-py ROM id (snake_case) for ``game``, given in snake_case or CamelCase."""
+    try:
+        from ale_py import roms
+    except ImportError as error:
+        raise ImportError(f"Atari environments need ale-py: {_INSTALL_HINT}") from error
+    known = roms.get_all_rom_ids()
+    game_id = game if game in known else camel_to_snake(game)
+    if game_id not in known:
+        raise _unknown_game_error(game)
+    try:
+        roms.get_rom_path(game_id)
+    except OSError as error:
+        raise RuntimeError(
+            f"The ROM of {game_id!r} is missing or corrupt in the ale-py install ({error}); "
+            f"reinstall it: pip install --force-reinstall 'ale-py>=0.10,<1'"
+        ) from error
+    return game_id
+
+
+def make_atari_env(
+    game: str,
+    seed: int,
+    *,
+    train: bool,
+    frame_stack: int = 4,
+    noop_max: int = 30,
+    max_episode_frames: int = 108_000,
+    repeat_action_probability: float = 0.0,
+    full_action_space: bool = False,
+) -> gym.Env:
+    """An Atari game under the Atari-100k protocol; observations uint8 (frame_stack, 84, 84).
+
+    ``train=True`` makes a lost life terminal for learning (the game goes on at the next
+    ``reset()``); ``train=False`` plays whole games. ``seed`` seeds the ALE and the no-op
+    starts, so equal seeds and actions give equal trajectories. ``max_episode_frames`` counts
+    emulator frames from the start of the game, no-ops included (ALE's own episode cap), and
+    ends the game with ``truncated=True``.
+    """
+    if frame_stack < 1:
+        raise ValueError(f"frame_stack must be >= 1, got {frame_stack}")
+    if max_episode_frames < 1:
+        raise ValueError(f"max_episode_frames must be >= 1, got {max_episode_frames}")
+    if not 0.0 <= repeat_action_probability <= 1.0:
+        raise ValueError(
+            f"repeat_action_probability must be in [0, 1], got {repeat_action_probability}"
+        )
+    game_id = _ale_game_id(game)
+    from ale_py.env import AtariEnv
+
+    base = AtariEnv(
+        game=game_id,
+        obs_type="grayscale",
+        frameskip=1,
+        repeat_action_probability=repeat_action_probability,
+        full_action_space=full_action_space,
+        max_num_frames_per_episode=max_episode_frames,
+    )
+    env = AtariProtocol(base, seed=seed, terminal_on_life_loss=train, noop_max=noop_max)
+    return FrameStackObservation(env, frame_stack, padding_type="zero")

@@ -1,0 +1,5 @@
+"""Network building blocks."""
+
+from plastic.nn.layers import CReLU, LayerNorm2d, NoisyLinear
+
+__all__ = ["CReLU", "LayerNorm2d", "NoisyLinear"]

@@ -1,0 +1,117 @@
+"""Layers PLASTIC adds to an agent: CReLU, LayerNorm over channels, and factorised noisy linear."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CReLU(nn.Module):
+    """Concatenated ReLU (Shang et al., 2016): ``cat([relu(x), relu(-x)], dim)``; doubles ``dim``.
+
+    Every unit passes gradient for one sign of its input, so no unit is ever dead (paper Sec. 3.3).
+    """
+
+    def __init__(self, dim: int = 1) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(torch.cat((x, -x), dim=self.dim))
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channels of an NCHW tensor, at every spatial position.
+
+    Works for contiguous and ``channels_last`` inputs; the output is ``channels_last``, which is
+    what the fast convolution path wants next.
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-6, affine: bool = True) -> None:
+        super().__init__()
+        if num_channels <= 0:
+            raise ValueError(f"LayerNorm2d: num_channels must be positive, got {num_channels}")
+        self.num_channels = num_channels
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_channels)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(num_channels)) if affine else None
+
+    def reset_parameters(self) -> None:
+        if self.weight is not None:
+            nn.init.ones_(self.weight)
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.num_channels:
+            raise ValueError(
+                f"LayerNorm2d({self.num_channels}) expects NCHW input with {self.num_channels} "
+                f"channels, got shape {tuple(x.shape)}"
+            )
+        nhwc = x.permute(0, 2, 3, 1)
+        out = F.layer_norm(nhwc, (self.num_channels,), self.weight, self.bias, self.eps)
+        return out.permute(0, 3, 1, 2)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_channels}, eps={self.eps}, affine={self.weight is not None}"
+
+
+def _scaled_noise(size: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+    x = torch.randn(size, device=device, generator=generator)
+    return x.sign().mul_(x.abs().sqrt_())
+
+
+class NoisyLinear(nn.Module):
+    """Linear layer with factorised Gaussian parameter noise (Fortunato et al., 2018).
+
+    W = μ_W + σ_W ⊙ (f(ε_out) f(ε_in)ᵀ), b = μ_b + σ_b ⊙ f(ε_out), f(x) = sign(x)·√|x|.
+    In eval mode the noise is off (W = μ_W). ``reset_noise()`` draws new ε.
+    """
+
+    def __init__(self, in_features: int, out_features: int, std_init: float = 0.5) -> None:
+        super().__init__()
+        if in_features <= 0 or out_features <= 0:
+            raise ValueError(
+                f"NoisyLinear: features must be positive, got ({in_features}, {out_features})"
+            )
+        self.in_features = in_features
+        self.out_features = out_features
+        self.std_init = std_init
+        self.weight_mu = nn.Parameter(torch.empty(out_features, in_features))
+        self.weight_sigma = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias_mu = nn.Parameter(torch.empty(out_features))
+        self.bias_sigma = nn.Parameter(torch.empty(out_features))
+        self.register_buffer("eps_in", torch.zeros(in_features))
+        self.register_buffer("eps_out", torch.zeros(out_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.in_features)
+        nn.init.uniform_(self.weight_mu, -bound, bound)
+        nn.init.uniform_(self.bias_mu, -bound, bound)
+        nn.init.constant_(self.weight_sigma, self.std_init / math.sqrt(self.in_features))
+        nn.init.constant_(self.bias_sigma, self.std_init / math.sqrt(self.out_features))
+        self.reset_noise()
+
+    @torch.no_grad()
+    def reset_noise(self, generator: torch.Generator | None = None) -> None:
+        device = self.weight_mu.device
+        self.eps_in.copy_(_scaled_noise(self.in_features, device, generator))
+        self.eps_out.copy_(_scaled_noise(self.out_features, device, generator))
+
+    def noisy_weight(self) -> torch.Tensor:
+        return torch.addcmul(self.weight_mu, self.weight_sigma, torch.outer(self.eps_out, self.eps_in))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return F.linear(x, self.weight_mu, self.bias_mu)
+        bias = torch.addcmul(self.bias_mu, self.bias_sigma, self.eps_out)
+        return F.linear(x, self.noisy_weight(), bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, std_init={self.std_init}"

@@ -1,0 +1,5 @@
+"""Optimizers."""
+
+from plastic.optim.sam import SAM
+
+__all__ = ["SAM"]

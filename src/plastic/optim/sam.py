@@ -1,0 +1,174 @@
+"""Sharpness-Aware Minimization (Foret et al., 2021) and its adaptive form ASAM (Kwon et al., 2021).
+
+One SAM update, for parameters w with loss L:
+
+1. ``first_step``: take the clean gradient g = ∇L(w) and move to the worst point in a ρ-ball,
+   w + e with e = ρ·g/‖g‖ (ASAM: e = ρ·|w|²⊙g/‖|w|⊙g‖).
+2. Re-compute the gradient there, g' = ∇L(w + e).
+3. ``second_step``: restore w exactly and let the base optimizer step with g'.
+
+PLASTIC applies SAM to the encoder only (paper Sec. 4, Appendix B): a param group with
+``"sam": False`` is never perturbed, does not enter ‖g‖, and is updated with its clean gradient g.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+
+_EPS = 1e-12
+EXCLUSION_MODES = ("clean", "authors")
+
+
+class SAM(Optimizer):
+    """Wrap any ``torch.optim.Optimizer`` class with SAM.
+
+    Args:
+        params: parameters or param groups. A group may set ``"sam": False`` (take the clean
+            gradient, never perturbed) and its own ``"rho"``/``"adaptive"``.
+        base_optimizer: the optimizer class that makes the actual update (e.g. ``torch.optim.Adam``).
+        rho: radius of the perturbation ball.
+        adaptive: ASAM's scale-invariant perturbation.
+        exclusion: how ``"sam": False`` groups are treated. ``"clean"`` (default) is the paper's
+            stated intent. ``"authors"`` reproduces the PLASTIC authors' code: those groups are
+            perturbed too (and enter the norm), and their final gradient is the clean gradient plus
+            the gradient at the perturbed point.
+        **base_kwargs: passed to ``base_optimizer`` (lr, eps, weight_decay, ...).
+
+    Usage, explicit::
+
+        loss_fn().backward(); opt.first_step(zero_grad=True)
+        loss_fn().backward(); opt.second_step(zero_grad=True)
+
+    or ``opt.step(closure)`` where ``closure`` zeroes nothing, computes the loss, calls
+    ``backward()`` and returns the loss; ``step`` calls it twice and returns the clean loss.
+    Gradient clipping composes: clip between the second backward and ``second_step``.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        base_optimizer: type[Optimizer] = torch.optim.Adam,
+        rho: float = 0.05,
+        adaptive: bool = False,
+        exclusion: str = "clean",
+        **base_kwargs: Any,
+    ) -> None:
+        if not (isinstance(rho, (int, float)) and rho >= 0.0):
+            raise ValueError(f"SAM: rho must be a non-negative number, got {rho!r}")
+        if exclusion not in EXCLUSION_MODES:
+            raise ValueError(
+                f"SAM: unknown exclusion {exclusion!r}; valid choices: {', '.join(EXCLUSION_MODES)}"
+            )
+        if not (isinstance(base_optimizer, type) and issubclass(base_optimizer, Optimizer)):
+            raise ValueError(
+                "SAM: base_optimizer must be a torch.optim.Optimizer class "
+                f"(e.g. torch.optim.Adam), got {base_optimizer!r}"
+            )
+        params = list(params)
+        if not params:
+            raise ValueError("SAM: got an empty parameter list; pass the parameters to optimise")
+        super().__init__(params, dict(rho=rho, adaptive=adaptive, sam=True))
+        for group in self.param_groups:
+            if group["rho"] < 0:
+                raise ValueError(f"SAM: rho must be non-negative, got {group['rho']!r} in a group")
+        self.exclusion = exclusion
+        # The base optimizer shares our param groups (so lr schedules on either affect both) and
+        # our state (so reset_ and state_dict see the base optimizer's moments).
+        self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
+        self.param_groups = self.base_optimizer.param_groups
+        self.state = self.base_optimizer.state
+        # Transient buffers of one SAM update; not part of state_dict.
+        self._saved_params: list[torch.Tensor] = []
+        self._perturbed: list[torch.Tensor] = []
+        self._clean_grads: list[torch.Tensor] = []
+        self._clean_params: list[torch.Tensor] = []
+
+    def _split_params(self) -> tuple[list[tuple[dict, list[torch.Tensor]]], list[torch.Tensor]]:
+        """(groups to perturb with their params that have grads, params that take clean grads)."""
+        perturb, clean = [], []
+        for group in self.param_groups:
+            with_grad = [p for p in group["params"] if p.grad is not None]
+            if not with_grad:
+                continue
+            if group["sam"] or self.exclusion == "authors":
+                perturb.append((group, with_grad))
+            if not group["sam"]:
+                clean.extend(with_grad)
+        return perturb, clean
+
+    @torch.no_grad()
+    def first_step(self, zero_grad: bool = False) -> None:
+        """Move the SAM parameters to w + e(w), keeping w to restore in ``second_step``."""
+        if self._perturbed:
+            raise RuntimeError("SAM.first_step called twice without second_step")
+        perturb, clean = self._split_params()
+        if perturb:
+            self._perturb(perturb)
+        self._clean_params = clean
+        # Take the clean gradients out of the params so the second backward cannot touch them.
+        self._clean_grads = [p.grad for p in clean]
+        for p in clean:
+            p.grad = None
+        if zero_grad:
+            self.zero_grad(set_to_none=True)
+
+    def _perturb(self, perturb: list[tuple[dict, list[torch.Tensor]]]) -> None:
+        # ‖g‖ (or ‖|w|⊙g‖ for ASAM) over all perturbed params together, kept on the device.
+        scaled_grads: list[list[torch.Tensor]] = []
+        for group, params in perturb:
+            grads = [p.grad for p in params]
+            if group["adaptive"]:
+                grads = torch._foreach_mul(grads, torch._foreach_abs(params))
+            scaled_grads.append(grads)
+        norms = [torch.stack(torch._foreach_norm(g)) for g in scaled_grads]
+        grad_norm = torch.linalg.vector_norm(torch.cat(norms))
+        scale = 1.0 / (grad_norm + _EPS)
+        for (group, params), grads in zip(perturb, scaled_grads):
+            if group["adaptive"]:
+                # e = ρ·|w|⊙(|w|⊙g)/‖|w|⊙g‖
+                grads = torch._foreach_mul(grads, torch._foreach_abs(params))
+            step = torch._foreach_mul(grads, scale * group["rho"])
+            self._saved_params.extend(torch._foreach_mul(params, 1.0))  # an exact copy
+            torch._foreach_add_(params, step)
+            self._perturbed.extend(params)
+
+    @torch.no_grad()
+    def second_step(self, zero_grad: bool = False) -> None:
+        """Restore w exactly and step the base optimizer with the perturbed-point gradient."""
+        if self._perturbed:
+            torch._foreach_copy_(self._perturbed, self._saved_params)
+        if self._clean_params:
+            accumulate = self.exclusion == "authors"
+            for p, g in zip(self._clean_params, self._clean_grads):
+                p.grad = g.add_(p.grad) if accumulate and p.grad is not None else g
+        self._perturbed, self._saved_params = [], []
+        self._clean_params, self._clean_grads = [], []
+        self.base_optimizer.step()
+        if zero_grad:
+            self.zero_grad(set_to_none=True)
+
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:  # type: ignore[override]
+        """Full SAM update. ``closure`` computes the loss and calls ``backward()``; returns the clean loss."""
+        if closure is None:
+            raise ValueError(
+                "SAM.step needs a closure that computes the loss and calls backward(); "
+                "or call first_step() and second_step() yourself"
+            )
+        self.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            loss = closure()
+        self.first_step(zero_grad=True)
+        with torch.enable_grad():
+            closure()
+        self.second_step()
+        return loss
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        # torch rebuilds param_groups and state on load: share them with the base optimizer again.
+        self.base_optimizer.param_groups = self.param_groups
+        self.base_optimizer.state = self.state

@@ -1,0 +1,90 @@
+"""CReLU, LayerNorm2d and NoisyLinear against hand values and torch's own layers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from plastic import CReLU, LayerNorm2d, NoisyLinear
+
+
+def test_crelu_hand_values_and_shape():
+    x = torch.tensor([[1.0, -2.0, 0.0]])
+    assert torch.equal(CReLU(dim=-1)(x), torch.tensor([[1.0, 0.0, 0.0, 0.0, 2.0, 0.0]]))
+    conv_features = torch.randn(2, 3, 4, 5)
+    out = CReLU()(conv_features)
+    assert out.shape == (2, 6, 4, 5)
+    assert torch.equal(out[:, 3:], F.relu(-conv_features))
+
+
+def test_crelu_passes_gradient_for_every_unit():
+    x = torch.randn(64, 10, requires_grad=True)
+    CReLU(dim=1)(x).sum().backward()
+    assert torch.all(x.grad.abs() == 1)  # ReLU would zero the gradient of about half
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_layernorm2d_equals_torch_layernorm_per_position(memory_format):
+    torch.manual_seed(0)
+    ln2d = LayerNorm2d(6)
+    with torch.no_grad():
+        ln2d.weight.normal_()
+        ln2d.bias.normal_()
+    reference = nn.LayerNorm(6, eps=1e-6)
+    reference.load_state_dict(ln2d.state_dict())
+    x = (3 * torch.randn(4, 6, 5, 7) + 1).to(memory_format=memory_format).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    out = ln2d(x)
+    expected = reference(x_ref.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    assert torch.allclose(out, expected, atol=1e-5)
+    (out * torch.arange(out.numel()).reshape(out.shape).sin()).sum().backward()
+    (expected * torch.arange(out.numel()).reshape(out.shape).sin()).sum().backward()
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-5)
+    assert torch.allclose(ln2d.weight.grad, reference.weight.grad, atol=1e-4)
+    # each position normalised over channels (identity affine)
+    plain = LayerNorm2d(6)(x.detach())
+    assert torch.allclose(plain.mean(1), torch.zeros(4, 5, 7), atol=1e-5)
+
+
+def test_layernorm2d_rejects_wrong_channels():
+    with pytest.raises(ValueError, match="expects NCHW input with 3 channels"):
+        LayerNorm2d(3)(torch.randn(2, 4, 5, 5))
+    with pytest.raises(ValueError, match="num_channels must be positive"):
+        LayerNorm2d(0)
+
+
+def test_noisy_linear_train_uses_factorised_noise_and_eval_uses_mean():
+    torch.manual_seed(1)
+    layer = NoisyLinear(5, 3, std_init=0.5)
+    x = torch.randn(4, 5)
+    w = layer.weight_mu + layer.weight_sigma * torch.outer(layer.eps_out, layer.eps_in)
+    b = layer.bias_mu + layer.bias_sigma * layer.eps_out
+    assert torch.allclose(layer(x), x @ w.T + b, atol=1e-6)
+    layer.eval()
+    assert torch.allclose(layer(x), x @ layer.weight_mu.T + layer.bias_mu, atol=1e-6)
+
+
+def test_noisy_linear_init_and_noise_distribution():
+    layer = NoisyLinear(10_000, 4, std_init=0.5)
+    bound = 1 / math.sqrt(10_000)
+    assert layer.weight_mu.abs().max() <= bound
+    assert torch.allclose(layer.weight_sigma, torch.full_like(layer.weight_sigma, 0.5 * bound))
+    assert torch.allclose(layer.bias_sigma, torch.full((4,), 0.5 / 2))
+    # f(ε) = sign(ε)√|ε| with ε ~ N(0,1): E[f(ε)²] = E|ε| = √(2/π)
+    assert abs(layer.eps_in.pow(2).mean().item() - math.sqrt(2 / math.pi)) < 0.03
+    before = layer.eps_in.clone()
+    layer.reset_noise(torch.Generator().manual_seed(3))
+    assert not torch.equal(before, layer.eps_in)
+    first = layer.eps_in.clone()
+    layer.reset_noise(torch.Generator().manual_seed(3))
+    assert torch.equal(first, layer.eps_in)
+
+
+def test_noisy_linear_gradients_reach_sigma():
+    layer = NoisyLinear(3, 2)
+    layer(torch.randn(5, 3)).sum().backward()
+    assert layer.weight_sigma.grad is not None and layer.weight_sigma.grad.abs().sum() > 0
