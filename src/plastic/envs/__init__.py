@@ -20,6 +20,7 @@ from plastic.envs.scores import (
     camel_to_snake,
     human_normalized_score,
 )
+from plastic.envs.snapshot import get_env_state, set_env_state
 
 SUITES: tuple[str, ...] = ("atari", "minatar", "dmc")
 
@@ -45,8 +46,10 @@ __all__ = [
     "RANDOM_SCORES",
     "SUITES",
     "camel_to_snake",
+    "get_env_state",
     "human_normalized_score",
     "make_atari_env",
     "make_env",
     "make_minatar_env",
+    "set_env_state",
 ]

@@ -26,6 +26,7 @@ from gymnasium import spaces
 from gymnasium.wrappers import FrameStackObservation
 
 from plastic.envs.scores import ATARI_100K_GAMES, camel_to_snake
+from plastic.envs.snapshot import check_same_config, generator_from_state, generator_state
 
 FRAME_SKIP = 4
 SCREEN_SIZE = 84
@@ -177,6 +178,68 @@ class AtariProtocol(gym.Wrapper):
             frame = np.maximum(self._screens[0], self._screens[1])
         self._observation = area_resize(frame, (self.screen_size, self.screen_size))
         return self._observation.copy()
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to go on exactly from here, as plain values and bytes: the emulator
+        (with its RNG), the no-op stream, the last screens, lives, the life-loss flag and the
+        running game stats. Use ``plastic.envs.snapshot.get_env_state`` for a whole env."""
+        config = self._snapshot_config()
+        if config["repeat_action_probability"] > 0:
+            # ALE keeps the previous (sticky) action outside the state it clones, so a restored
+            # emulator would repeat a different action than the original one.
+            raise ValueError(
+                "Exact snapshots of Atari envs need repeat_action_probability=0: ale-py does "
+                "not save the sticky previous action in its cloned state"
+            )
+        base = self.env.unwrapped
+        return {
+            "config": config,
+            "ale": base.ale.cloneState(include_rng=True).serialize(),
+            "base_np_random": generator_state(base._np_random),
+            "base_np_random_seed": base._np_random_seed,
+            "pending_seed": self._pending_seed,
+            "noop_rng": generator_state(self._noop_rng),
+            "screens": [screen.copy() for screen in self._screens],
+            "observation": self._observation.copy(),
+            "lives": self._lives,
+            "continue_after_life_loss": self._continue_after_life_loss,
+            "episode_return": self._episode_return,
+            "episode_length": self._episode_length,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (from ``get_state`` of an env made with the same arguments)."""
+        check_same_config("Atari", state["config"], self._snapshot_config())
+        from ale_py import ALEState
+
+        base = self.env.unwrapped
+        base.ale.restoreState(ALEState(state["ale"]))
+        base._np_random = generator_from_state(state["base_np_random"])
+        base._np_random_seed = state["base_np_random_seed"]
+        self._pending_seed = state["pending_seed"]
+        self._noop_rng = generator_from_state(state["noop_rng"])
+        self._screens = deque((screen.copy() for screen in state["screens"]), maxlen=2)
+        self._observation = state["observation"].copy()
+        self._lives = state["lives"]
+        self._continue_after_life_loss = state["continue_after_life_loss"]
+        self._episode_return = state["episode_return"]
+        self._episode_length = state["episode_length"]
+
+    def _snapshot_config(self) -> dict[str, Any]:
+        """Settings a snapshot must agree on; the seed is not one (it lives in the RNG states)."""
+        base = self.env.unwrapped
+        return {
+            "game": base._game,
+            "mode": base._game_mode,
+            "difficulty": base._game_difficulty,
+            "action_set": [action.value for action in base._action_set],
+            "max_num_frames_per_episode": base.ale.getInt("max_num_frames_per_episode"),
+            "repeat_action_probability": base.ale.getFloat("repeat_action_probability"),
+            "frame_skip": self.frame_skip,
+            "noop_max": self.noop_max,
+            "screen_size": self.screen_size,
+            "terminal_on_life_loss": self.terminal_on_life_loss,
+        }
 
 
 def _unknown_game_error(game: str) -> ValueError:

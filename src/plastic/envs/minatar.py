@@ -8,11 +8,14 @@ minimal action set is used. Every step's ``info`` holds ``game_over`` and, when 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+from plastic.envs.snapshot import check_same_config
 
 MINATAR_GAMES: tuple[str, ...] = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
 
@@ -61,6 +64,63 @@ class MinAtarProtocol(gym.Wrapper):
     @staticmethod
     def _channel_first(state: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.moveaxis(state, -1, 0), dtype=np.uint8)
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to go on exactly from here, as plain values and numpy arrays: the
+        game's objects, its random streams, the sticky last action and the running game stats.
+        Use ``plastic.envs.snapshot.get_env_state`` for a whole env."""
+        environment = self.env.unwrapped.game  # minatar.Environment
+        game_vars = dict(vars(environment.env))
+        game_random = game_vars.pop("random")
+        return {
+            "config": self._snapshot_config(),
+            "random": environment.random.get_state(),
+            # After Environment.seed() the game and the wrapper share one RandomState.
+            "game_random": (
+                None if game_random is environment.random else game_random.get_state()
+            ),
+            "game_vars": copy.deepcopy(game_vars),
+            "last_action": environment.last_action,
+            "pending_seed": self._pending_seed,
+            "episode_return": self._episode_return,
+            "episode_length": self._episode_length,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (from ``get_state`` of an env made with the same arguments)."""
+        check_same_config("MinAtar", state["config"], self._snapshot_config())
+        environment = self.env.unwrapped.game
+        environment.random = _random_state(state["random"])
+        game_vars = copy.deepcopy(state["game_vars"])
+        game_vars["random"] = (
+            environment.random
+            if state["game_random"] is None
+            else _random_state(state["game_random"])
+        )
+        vars(environment.env).clear()
+        vars(environment.env).update(game_vars)
+        environment.last_action = state["last_action"]
+        self._pending_seed = state["pending_seed"]
+        self._episode_return = state["episode_return"]
+        self._episode_length = state["episode_length"]
+
+    def _snapshot_config(self) -> dict[str, Any]:
+        """Settings a snapshot must agree on; the seed is not one (it lives in the RNG states)."""
+        base = self.env.unwrapped
+        return {
+            "game": base.game.env_name,
+            "sticky_action_prob": base.game.sticky_action_prob,
+            # Only the games that ramp up their difficulty keep this flag.
+            "difficulty_ramping": getattr(base.game.env, "ramping", None),
+            "action_set": list(base.action_set),
+            "max_episode_steps": self.max_episode_steps,
+        }
+
+
+def _random_state(state: tuple[Any, ...]) -> np.random.RandomState:
+    random = np.random.RandomState()
+    random.set_state(state)
+    return random
 
 
 def make_minatar_env(
