@@ -162,6 +162,23 @@ def test_gradient_clipping_composes():
     assert torch.allclose(w.detach(), expected, atol=1e-6, rtol=0)
 
 
+def test_restore_then_clip_sees_clean_head_gradient():
+    A, w0, enc, head, opt, loss = _two_group_setup("clean")
+    loss().backward()
+    opt.first_step(zero_grad=True)
+    loss().backward()
+    opt.restore()
+    assert torch.equal(enc.detach(), w0[:4]) and torch.equal(head.detach(), w0[4:])
+    g = A @ w0
+    assert torch.allclose(head.grad, g[4:])  # the clean gradient is back before clipping
+    total = nn.utils.clip_grad_norm_([enc, head], max_norm=0.01)
+    opt.second_step()
+    e = torch.cat([0.2 * g[:4] / g[:4].norm(), torch.zeros(2)])
+    final = torch.cat([(A @ (w0 + e))[:4], g[4:]])
+    assert torch.allclose(total, final.norm())
+    assert torch.allclose(torch.cat([enc, head]).detach(), w0 - 0.1 * 0.01 * final / final.norm(), atol=1e-6)
+
+
 def reference_sam_step(model: nn.Module, loss_fn, rho: float, lr: float) -> None:
     """Brute-force SAM with plain autograd, one parameter at a time."""
     params = list(model.parameters())

@@ -31,12 +31,51 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from plastic.configs import build_config, parse_assignments
+    from plastic.train.loop import train
+
+    overrides: dict[str, object] = {}
+    if args.replay_ratio is not None:
+        overrides["train.replay_ratio"] = args.replay_ratio
+    if args.steps is not None:
+        overrides["train.steps"] = args.steps
+    if args.device is not None:
+        overrides["device"] = args.device
+    overrides.update(parse_assignments(args.set or []))
+    config = build_config(args.suite, args.game, args.preset, seed=args.seed, overrides=overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else (
+        Path("runs") / args.suite / args.game / args.preset / f"seed{args.seed}"
+    )
+    summary = train(config, run_dir.resolve(), progress=None if not args.no_progress else False)
+    printable = {k: v for k, v in summary.items() if k != "returns"}
+    print(json.dumps(printable))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plastic", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     info = sub.add_parser("info", help="versions and devices")
     info.set_defaults(func=_info)
+
+    train = sub.add_parser("train", help="train an agent (Atari-100k, MinAtar)")
+    train.add_argument("suite", choices=["atari", "minatar"])
+    train.add_argument("--game", required=True, help="e.g. pong (Atari), breakout (MinAtar)")
+    train.add_argument("--preset", default="plastic",
+                       help="drq, plastic, plastic-dagger, or drq+COMPONENTS (ln, crelu, sam, reset)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--replay-ratio", type=float, help="updates per agent step (default 2)")
+    train.add_argument("--steps", type=int, help="agent steps (default 100k)")
+    train.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    train.add_argument("--run-dir", help="default: runs/SUITE/GAME/PRESET/seedN")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override any config key, e.g. --set sam.rho=0.05 (repeatable)")
+    train.add_argument("--no-progress", action="store_true", help="log lines instead of a bar")
+    train.set_defaults(func=_train)
 
     demo = sub.add_parser("demo", help="a short demonstration of SAM, LN, CReLU, Reset and metrics")
     demo.add_argument("--stages", type=int, default=4)

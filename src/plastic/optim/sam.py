@@ -45,7 +45,8 @@ class SAM(Optimizer):
 
     or ``opt.step(closure)`` where ``closure`` zeroes nothing, computes the loss, calls
     ``backward()`` and returns the loss; ``step`` calls it twice and returns the clean loss.
-    Gradient clipping composes: clip between the second backward and ``second_step``.
+    Gradient clipping composes: call ``restore()`` after the second backward, clip (all groups
+    now hold their final gradients), then ``second_step()``.
     """
 
     def __init__(
@@ -137,16 +138,23 @@ class SAM(Optimizer):
             self._perturbed.extend(params)
 
     @torch.no_grad()
-    def second_step(self, zero_grad: bool = False) -> None:
-        """Restore w exactly and step the base optimizer with the perturbed-point gradient."""
+    def restore(self) -> None:
+        """Put back w exactly and the clean gradients of ``"sam": False`` groups.
+
+        ``second_step`` does this itself; call it first to clip or inspect the final gradients.
+        """
         if self._perturbed:
             torch._foreach_copy_(self._perturbed, self._saved_params)
-        if self._clean_params:
-            accumulate = self.exclusion == "authors"
-            for p, g in zip(self._clean_params, self._clean_grads):
-                p.grad = g.add_(p.grad) if accumulate and p.grad is not None else g
+        accumulate = self.exclusion == "authors"
+        for p, g in zip(self._clean_params, self._clean_grads):
+            p.grad = g.add_(p.grad) if accumulate and p.grad is not None else g
         self._perturbed, self._saved_params = [], []
         self._clean_params, self._clean_grads = [], []
+
+    @torch.no_grad()
+    def second_step(self, zero_grad: bool = False) -> None:
+        """Restore w (if not done yet) and step the base optimizer with the final gradients."""
+        self.restore()
         self.base_optimizer.step()
         if zero_grad:
             self.zero_grad(set_to_none=True)

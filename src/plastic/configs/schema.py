@@ -1,0 +1,195 @@
+"""Typed run configuration. Defaults are the paper's Atari-100k settings (REFERENCE.md).
+
+Every field is reachable as a dotted key (``sam.rho``, ``train.replay_ratio``) for presets and
+``--set key=value``; an unknown key is an error that lists the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class NetworkConfig:
+    encoder: str = "nature"  # "nature" (32-64-64 convs, Atari) or "minatar" (one 16-channel conv)
+    layer_norm: bool = False  # LayerNorm after every encoder conv, before ReLU
+    crelu: bool = False  # CReLU in the head: hidden/2 units, concatenated back to hidden
+    hidden: int = 512
+    noisy: bool = True
+    noisy_std: float = 0.5
+    dueling: bool = True
+    num_atoms: int = 51
+    v_min: float = -10.0
+    v_max: float = 10.0
+    input_scale: float = 255.0  # observations are divided by this (MinAtar boards are 0/1: 1.0)
+
+
+@dataclass
+class SAMConfig:
+    enabled: bool = False
+    rho: float = 0.1
+    scope: str = "encoder"  # "encoder" (paper), "head" or "all": which parameters SAM perturbs
+    adaptive: bool = False
+    resample_noise: bool = False  # fresh noisy-layer noise in the perturbed pass
+    exclusion: str = "clean"  # "authors": the authors' head quirk (see SAM's docstring)
+
+
+@dataclass
+class ResetConfig:
+    enabled: bool = False
+    interval: int = 40_000  # in updates
+    scope: str = "head"  # "head" (paper) or "all"
+    reset_target: bool = True
+    # Shrink-and-perturb of the encoder at each reset, θ ← s·θ + (1 − s)·θ_new, at replay ratios
+    # >= encoder_shrink_min_replay_ratio (the authors do it at 4 and 8).
+    encoder_shrink: float = 0.6
+    encoder_shrink_min_replay_ratio: float = 4.0
+
+
+@dataclass
+class AgentConfig:
+    gamma: float = 0.99
+    n_step: int = 10
+    batch_size: int = 32
+    lr: float = 1.414e-4  # √2·1e-4
+    adam_eps: float = 1.5e-4
+    max_grad_norm: float = 10.0
+    target_ema: float = 0.99  # target ← ema·target + (1 − ema)·online, every update
+    double_q: bool = True
+    augment: bool = True  # random shift (pad 4) + intensity (scale 0.05), on s and s′
+    shift_pad: int = 4
+    intensity_scale: float = 0.05
+    act_with_target: bool = True
+    eval_epsilon: float = 0.001
+    train_epsilon: float = 0.0  # noisy nets explore once learning starts
+    prioritized: bool = True
+    priority_exponent: float = 0.5
+    importance_exponent_start: float = 0.4  # annealed linearly to 1 over training
+    replay_capacity: int = 100_000
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 100_000  # agent steps (Atari: 400k frames)
+    learning_starts: int = 2_000
+    replay_ratio: float = 2.0  # updates per agent step
+    eval_episodes: int = 100
+    eval_envs: int = 10  # evaluation episodes run in lockstep batches of this many
+    eval_interval: int = 0  # agent steps between intermediate evaluations; 0: only at the end
+    log_interval: int = 1_000
+    metrics_interval: int = 10_000  # plasticity metrics (active units, ...) every N agent steps
+    checkpoint_interval: int = 10_000
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+
+
+@dataclass
+class EnvConfig:
+    max_episode_steps: int = 27_000  # agent steps (Atari: 108k frames)
+
+
+@dataclass
+class Config:
+    suite: str = "atari"
+    game: str = "pong"
+    preset: str = "drq"
+    seed: int = 0
+    device: str = "auto"  # "auto": cuda when available, else cpu
+    env: EnvConfig = field(default_factory=EnvConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    sam: SAMConfig = field(default_factory=SAMConfig)
+    reset: ResetConfig = field(default_factory=ResetConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        config = cls()
+        apply_overrides(config, flatten(data))
+        return config
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "suite": ("atari", "minatar"),
+    "network.encoder": ("nature", "minatar"),
+    "sam.scope": ("encoder", "head", "all"),
+    "sam.exclusion": ("clean", "authors"),
+    "reset.scope": ("head", "all"),
+}
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def valid_keys(config: Config | None = None) -> list[str]:
+    return sorted(flatten((config or Config()).to_dict()))
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    if isinstance(value, str) and kind is not str:
+        text = value.strip()
+        if kind is bool:
+            if text.lower() in ("true", "1", "yes", "on"):
+                return True
+            if text.lower() in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(f"{key}: expected true or false, got {value!r}")
+        try:
+            return kind(float(text)) if kind is int and "e" in text.lower() else kind(text)
+        except ValueError:
+            raise ValueError(f"{key}: expected {kind.__name__}, got {value!r}") from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ValueError(f"{key}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+    """Set dotted keys in place; unknown keys and bad values raise ``ValueError``."""
+    for key, value in overrides.items():
+        *path, leaf = key.split(".")
+        node: Any = config
+        for part in path:
+            node = getattr(node, part, None)
+            if node is None or not dataclasses.is_dataclass(node):
+                node = None
+                break
+        fields = {f.name: f for f in dataclasses.fields(node)} if node is not None else {}
+        if leaf not in fields or dataclasses.is_dataclass(getattr(node, leaf)):
+            raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(valid_keys())}")
+        kind = typing.get_type_hints(type(node))[leaf]
+        coerced = _coerce(key, value, kind)
+        if key in CHOICES and coerced not in CHOICES[key]:
+            raise ValueError(f"{key}: unknown value {coerced!r}; valid: {', '.join(CHOICES[key])}")
+        setattr(node, leaf, coerced)
+    return config
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, str]:
+    """``["sam.rho=0.05", ...]`` -> ``{"sam.rho": "0.05"}``."""
+    result = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        result[key.strip()] = value
+    return result

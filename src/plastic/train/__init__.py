@@ -1,0 +1,1 @@
+"""The off-policy training loop, evaluation, checkpoint/resume and logging."""

@@ -1,0 +1,45 @@
+"""Evaluation: whole games with the acting policy, noise off, a small ε (Atari-100k protocol)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+
+
+def evaluate(
+    act: Callable[[np.ndarray], np.ndarray],
+    make_env: Callable[[int], gym.Env],
+    episodes: int,
+    num_envs: int,
+    seed: int,
+) -> list[float]:
+    """Play ``episodes`` whole games with ``num_envs`` environments in lockstep.
+
+    Each environment plays an equal share of the episodes (so short games are not
+    over-represented), and ``act`` sees one batch of observations per step.
+    """
+    if episodes < 1:
+        raise ValueError(f"evaluation needs at least one episode, got {episodes}")
+    num_envs = max(1, min(num_envs, episodes))
+    quotas = [episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)]
+    envs = [make_env(seed + 10_000 * (i + 1)) for i in range(num_envs)]
+    obs = [env.reset()[0] for env in envs]
+    returns: list[float] = []
+    done = [0] * num_envs
+    try:
+        while any(d < q for d, q in zip(done, quotas)):
+            active = [i for i in range(num_envs) if done[i] < quotas[i]]
+            actions = act(np.stack([obs[i] for i in active]))
+            for i, action in zip(active, actions):
+                obs[i], _, terminated, truncated, info = envs[i].step(int(action))
+                if info.get("game_over"):
+                    returns.append(float(info["episode_return"]))
+                    done[i] += 1
+                if terminated or truncated:
+                    obs[i] = envs[i].reset()[0]
+    finally:
+        for env in envs:
+            env.close()
+    return returns

@@ -1,0 +1,101 @@
+"""Metrics to CSV files (one per stream) and TensorBoard, truncated consistently on resume."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+from plastic.train.checkpoint import _atomic_write
+
+
+class RunLogger:
+    """``log(stream, step, values)`` appends a row to ``<stream>.csv`` and scalars to TensorBoard.
+
+    A stream's columns are fixed by its first row; later rows may omit columns (left empty) but
+    may not add new ones. ``truncate(step)`` drops rows after ``step`` — what a resumed run
+    will log again — from every CSV and (via purge_step) from TensorBoard.
+    """
+
+    def __init__(self, run_dir: Path, *, tensorboard: bool = True, resume_step: int | None = None):
+        self.run_dir = run_dir
+        self._columns: dict[str, list[str]] = {}
+        if resume_step is not None:
+            self._truncate(resume_step)
+        self._writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step)
+        self._wandb = None
+
+    def attach_wandb(self, run: Any) -> None:
+        self._wandb = run
+
+    def _truncate(self, step: int) -> None:
+        for path in self.run_dir.glob("*.csv"):
+            with path.open(newline="") as handle:
+                rows = list(csv.reader(handle))
+            if not rows:
+                continue
+            header, body = rows[0], rows[1:]
+            kept = [r for r in body if r and float(r[0]) <= step]
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(header)
+            writer.writerows(kept)
+            text = buffer.getvalue()
+            _atomic_write(path, lambda f, text=text: f.write(text.encode()))
+
+    def log(self, stream: str, step: int, values: dict[str, Any]) -> None:
+        values = {k: _scalar(v) for k, v in values.items()}
+        path = self.run_dir / f"{stream}.csv"
+        columns = self._columns.get(stream)
+        if columns is None:
+            if path.exists() and path.stat().st_size > 0:
+                with path.open(newline="") as handle:
+                    columns = next(csv.reader(handle))[1:]
+            else:
+                columns = list(values)
+                with path.open("w", newline="") as handle:
+                    csv.writer(handle).writerow(["step", *columns])
+            self._columns[stream] = columns
+        unknown = set(values) - set(columns)
+        if unknown:
+            raise ValueError(f"stream {stream!r} has columns {columns}; got new ones {sorted(unknown)}")
+        with path.open("a", newline="") as handle:
+            csv.writer(handle).writerow([step, *(_fmt(values.get(c)) for c in columns)])
+        if self._writer is not None:
+            for key, value in values.items():
+                if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                    self._writer.add_scalar(f"{stream}/{key}", value, step)
+        if self._wandb is not None:
+            self._wandb.log({f"{stream}/{k}": v for k, v in values.items()}, step=step)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _scalar(value: Any) -> float | int | None:
+    if value is None:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    return value
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def read_csv(path: Path) -> list[dict[str, float]]:
+    with path.open(newline="") as handle:
+        return [{k: float(v) if v != "" else math.nan for k, v in row.items()}
+                for row in csv.DictReader(handle)]

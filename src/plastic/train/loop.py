@@ -1,0 +1,296 @@
+"""The off-policy training loop: act, store, update at the replay ratio, log, checkpoint, evaluate.
+
+A run directory holds ``config.json``, CSV streams (``episodes``, ``train``, ``plasticity``,
+``eval``), TensorBoard events under ``tb/``, ``checkpoint.pt`` (atomic) and, once finished,
+``summary.json``. Running again on the same directory resumes from the checkpoint — bit for bit
+on CPU — and on a finished run only reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from plastic import metrics
+from plastic.agents.rainbow import RainbowAgent, resolve_device
+from plastic.configs.schema import Config, flatten
+from plastic.envs import get_env_state, make_env, set_env_state
+from plastic.envs.scores import RANDOM_SCORES, human_normalized_score
+from plastic.replay.buffer import ReplayBuffer
+from plastic.train.checkpoint import load_checkpoint, read_json, save_checkpoint, write_json
+from plastic.train.evaluate import evaluate
+from plastic.train.logger import RunLogger
+
+FRAME_STACK = {"atari": 4, "minatar": 1}
+CHECKPOINT = "checkpoint.pt"
+
+
+class ConfigMismatchError(ValueError):
+    pass
+
+
+@dataclasses.dataclass
+class LoopState:
+    step: int = 0
+    episodes: int = 0
+    update_budget: float = 0.0
+    last_return: float = math.nan
+    resets: int = 0
+    wall_seconds: float = 0.0
+
+
+def check_run_dir(run_dir: Path, config: Config) -> str:
+    """'new', 'resume' or 'finished'; refuses a directory that holds a different config."""
+    path = run_dir / "config.json"
+    if not path.exists():
+        return "new"
+    saved = flatten(read_json(path))
+    wanted = flatten(config.to_dict())
+    differing = sorted(k for k in set(saved) | set(wanted)
+                       if saved.get(k) != wanted.get(k) and k != "device")
+    if differing:
+        details = "; ".join(f"{k}: run has {saved.get(k)!r}, asked {wanted.get(k)!r}"
+                            for k in differing[:8])
+        raise ConfigMismatchError(
+            f"run directory {run_dir} holds a run with a different config ({details}); "
+            "use another --run-dir, or the same settings to resume it"
+        )
+    return "finished" if (run_dir / "summary.json").exists() else "resume"
+
+
+def _frame(obs: np.ndarray, stack: int) -> np.ndarray:
+    per_frame = obs.shape[0] // stack
+    return obs[-1] if stack > 1 and per_frame == 1 else obs[obs.shape[0] - per_frame:]
+
+
+class Trainer:
+    def __init__(self, config: Config, run_dir: Path, *, progress: bool | None = None) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir).expanduser().resolve()
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.device = resolve_device(config.device)
+
+    # ------------------------------------------------------------------------------ setup
+    def _make_env(self, seed: int, train: bool):
+        cfg = self.config
+        cap = cfg.env.max_episode_steps
+        limit = {"max_episode_frames": 4 * cap} if cfg.suite == "atari" else {"max_episode_steps": cap}
+        return make_env(cfg.suite, cfg.game, seed, train=train, **limit)
+
+    def _setup(self) -> None:
+        cfg = self.config
+        if cfg.train.threads > 0:
+            torch.set_num_threads(cfg.train.threads)
+        torch.manual_seed(cfg.seed)
+        self.env = self._make_env(cfg.seed, train=True)
+        obs_shape = self.env.observation_space.shape
+        self.stack = FRAME_STACK[cfg.suite]
+        self.agent = RainbowAgent(cfg, obs_shape, int(self.env.action_space.n), self.device)
+        frame_shape = _frame(np.zeros(obs_shape, np.uint8), self.stack).shape
+        self.replay = ReplayBuffer(
+            cfg.agent.replay_capacity, frame_shape, frame_stack=self.stack, n_step=cfg.agent.n_step,
+            gamma=cfg.agent.gamma, prioritized=cfg.agent.prioritized,
+            priority_exponent=cfg.agent.priority_exponent, seed=cfg.seed + 2,
+        )
+        self.rng = np.random.default_rng(cfg.seed + 3)
+        self.state = LoopState()
+        self.obs: np.ndarray | None = None
+
+    def _save(self) -> None:
+        save_checkpoint(self.run_dir / CHECKPOINT, {
+            "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
+            "env": get_env_state(self.env), "obs": self.obs, "loop": dataclasses.asdict(self.state),
+            "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        })
+
+    def _load(self) -> bool:
+        ckpt = load_checkpoint(self.run_dir / CHECKPOINT)
+        if ckpt is None:
+            return False
+        self.agent.load_state_dict(ckpt["agent"])
+        self.replay.load_state_dict(ckpt["replay"])
+        self.state = LoopState(**ckpt["loop"])
+        self.rng.bit_generator.state = ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        if ckpt["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        set_env_state(self.env, ckpt["env"])
+        self.obs = ckpt["obs"]
+        return True
+
+    # ------------------------------------------------------------------------------- run
+    def run(self) -> dict[str, Any]:
+        cfg = self.config
+        status = check_run_dir(self.run_dir, cfg)
+        if status == "finished":
+            summary = read_json(self.run_dir / "summary.json")
+            print(f"run already finished: {self.run_dir}\n{summary}", file=sys.stderr)
+            return summary
+        self._setup()  # before touching the run directory: bad game names etc. fail here
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.run_dir / "config.json", cfg.to_dict())
+        resumed = self._load()
+        self.logger = RunLogger(self.run_dir, resume_step=self.state.step if resumed else None)
+        if resumed:
+            print(f"resuming {self.run_dir} at step {self.state.step}", file=sys.stderr)
+        if self.obs is None:
+            self.obs, _ = self.env.reset()
+        try:
+            self._loop()
+            summary = self._finish()
+        finally:
+            self.logger.close()
+            self.env.close()
+        return summary
+
+    def _loop(self) -> None:
+        cfg, state = self.config, self.state
+        total = cfg.train.steps
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=state.step, unit="step", dynamic_ncols=True)
+        window_start, window_step, window_updates = time.perf_counter(), state.step, self.agent.updates
+        pending: list[dict[str, Any]] = []
+        started = time.perf_counter() - state.wall_seconds
+        while state.step < total:
+            self._env_step()
+            if state.step > cfg.train.learning_starts and self.replay.num_valid >= cfg.agent.batch_size:
+                state.update_budget += cfg.train.replay_ratio
+                while state.update_budget >= 1.0:
+                    state.update_budget -= 1.0
+                    pending.append(self._update())
+            if state.step % cfg.train.log_interval == 0 or state.step == total:
+                now = time.perf_counter()
+                rates = {
+                    "steps_per_s": (state.step - window_step) / max(now - window_start, 1e-9),
+                    "updates_per_s": (self.agent.updates - window_updates) / max(now - window_start, 1e-9),
+                }
+                self._log_train(pending, rates)
+                pending = []
+                window_start, window_step, window_updates = now, state.step, self.agent.updates
+                message = (f"ret={state.last_return:.1f} steps/s={rates['steps_per_s']:.0f} "
+                           f"updates/s={rates['updates_per_s']:.0f}")
+                if bar is not None:
+                    bar.set_postfix_str(message, refresh=False)
+                else:
+                    print(f"step {state.step}/{total} {message}", file=sys.stderr, flush=True)
+            if cfg.train.metrics_interval and state.step % cfg.train.metrics_interval == 0 \
+                    and self.replay.num_valid >= cfg.agent.batch_size:
+                self._log_plasticity()
+            if cfg.train.eval_interval and state.step % cfg.train.eval_interval == 0 \
+                    and state.step < total:
+                self._evaluate()
+            if bar is not None:
+                bar.update(1)
+            if cfg.train.checkpoint_interval and state.step % cfg.train.checkpoint_interval == 0:
+                state.wall_seconds = time.perf_counter() - started
+                self._save()
+        state.wall_seconds = time.perf_counter() - started
+        if bar is not None:
+            bar.close()
+
+    def _env_step(self) -> None:
+        cfg, state = self.config, self.state
+        if state.step < cfg.train.learning_starts:
+            action = int(self.rng.integers(self.env.action_space.n))
+        else:
+            action = int(self.agent.act(self.obs[None])[0])
+        next_obs, reward, terminated, truncated, info = self.env.step(action)
+        episode_end = terminated or truncated
+        self.replay.add(_frame(self.obs, self.stack), action, float(np.sign(reward)),
+                        terminal=terminated, episode_end=episode_end)
+        state.step += 1
+        if "episode_return" in info:
+            state.episodes += 1
+            state.last_return = float(info["episode_return"])
+            self.logger.log("episodes", state.step, {
+                "episode": state.episodes, "return": state.last_return,
+                "length": info["episode_length"],
+            })
+        self.obs = self.env.reset()[0] if episode_end else next_obs
+
+    def _update(self) -> dict[str, Any]:
+        cfg = self.config
+        progress = min(1.0, self.state.step / cfg.train.steps)
+        start = cfg.agent.importance_exponent_start
+        batch = self.replay.sample(cfg.agent.batch_size, beta=start + (1.0 - start) * progress)
+        stats = self.agent.update(batch)
+        if cfg.agent.prioritized:
+            self.replay.update_priorities(batch.index, stats["priority"].cpu().numpy())
+        if stats["reset"]:
+            self.state.resets += 1
+            self.logger.log("resets", self.state.step, {"updates": self.agent.updates})
+        return stats
+
+    def _log_train(self, pending: list[dict[str, Any]], rates: dict[str, float]) -> None:
+        values: dict[str, Any] = {"updates": self.agent.updates, "episodes": self.state.episodes,
+                                  "resets": self.state.resets, **rates}
+        for key in ("loss", "loss_perturbed", "q_mean", "grad_norm", "grad_norm_clean"):
+            found = [s[key] for s in pending if key in s]
+            values[key] = torch.stack(found).float().mean().item() if found else None
+        if self.config.sam.enabled is False:
+            values.pop("loss_perturbed"), values.pop("grad_norm_clean")
+        self.logger.log("train", self.state.step, values)
+
+    def _log_plasticity(self) -> None:
+        batch = self.replay.sample(min(256, self.replay.num_valid), beta=1.0)
+        x = self.agent._to_input(torch.from_numpy(batch.obs).to(self.device))
+        online = self.agent.online
+        values: dict[str, Any] = {}
+        for part in ("encoder", "head"):
+            module = getattr(online, part)
+            inputs = x if part == "encoder" else online.encoder(x).detach()
+            active = metrics.active_units(module, inputs)
+            dormant = metrics.dormant_units(module, inputs, tau=0.1)
+            values[f"{part}_active"] = float(np.mean(list(active.values())))
+            values[f"{part}_dormant"] = float(np.mean(list(dormant.values())))
+            values[f"{part}_weight_norm"] = metrics.weight_norm(module)
+        with torch.no_grad():
+            values["feature_srank"] = metrics.srank(online.encoder(x))
+        self.logger.log("plasticity", self.state.step, values)
+
+    def _evaluate(self) -> dict[str, Any]:
+        cfg = self.config
+        returns = evaluate(
+            lambda obs: self.agent.act(obs, evaluate=True),
+            lambda seed: self._make_env(seed, train=False),
+            cfg.train.eval_episodes, cfg.train.eval_envs, seed=cfg.seed,
+        )
+        result: dict[str, Any] = {"score": float(np.mean(returns)), "score_std": float(np.std(returns)),
+                                  "episodes": len(returns)}
+        if cfg.suite == "atari" and cfg.game in RANDOM_SCORES:
+            result["human_normalized_score"] = human_normalized_score(cfg.game, result["score"])
+        self.logger.log("eval", self.state.step, result)
+        return {**result, "returns": returns}
+
+    def _finish(self) -> dict[str, Any]:
+        cfg = self.config
+        result = self._evaluate()
+        summary = {
+            "suite": cfg.suite, "game": cfg.game, "preset": cfg.preset, "seed": cfg.seed,
+            "steps": self.state.step, "updates": self.agent.updates, "resets": self.state.resets,
+            "train_episodes": self.state.episodes, "wall_seconds": self.state.wall_seconds,
+            "device": str(self.device), **result,
+        }
+        save_checkpoint(self.run_dir / "final_model.pt", {
+            "online": self.agent.online.state_dict(), "target": self.agent.target.state_dict(),
+        })
+        write_json(self.run_dir / "summary.json", summary)
+        (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
+        line = {k: v for k, v in summary.items() if k != "returns"}
+        print(f"finished {self.run_dir}: {line}", file=sys.stderr)
+        return summary
+
+
+def train(config: Config, run_dir: Path | str, *, progress: bool | None = None) -> dict[str, Any]:
+    return Trainer(config, Path(run_dir), progress=progress).run()

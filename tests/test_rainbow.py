@@ -1,0 +1,122 @@
+"""The Rainbow learner: Reset at the exact update counts in both networks, SAM on the encoder only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from plastic.agents import rainbow
+from plastic.agents.rainbow import RainbowAgent
+from plastic.configs import build_config
+from plastic.replay.buffer import ReplayBuffer
+
+OBS_SHAPE = (4, 10, 10)
+
+
+def filled_replay(seed: int = 0) -> ReplayBuffer:
+    rng = np.random.default_rng(seed)
+    replay = ReplayBuffer(500, OBS_SHAPE, n_step=3, prioritized=True, seed=seed)
+    for i in range(300):
+        replay.add(rng.integers(0, 2, OBS_SHAPE, dtype=np.uint8), int(rng.integers(3)),
+                   float(rng.random() < 0.2), terminal=False, episode_end=i % 60 == 59)
+    return replay
+
+
+def make_agent(preset: str, **overrides) -> RainbowAgent:
+    torch.manual_seed(0)
+    config = build_config("minatar", "breakout", preset, overrides={"agent.batch_size": 8, **overrides})
+    return RainbowAgent(config, OBS_SHAPE, 3, torch.device("cpu"))
+
+
+def head_state(net) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in net.head.state_dict().items()}
+
+
+def test_head_reset_at_exact_update_counts_in_both_networks():
+    agent = make_agent("drq+reset", **{"reset.interval": 3})
+    replay = filled_replay()
+    resets_at = []
+    for _ in range(7):
+        stats = agent.update(replay.sample(8))
+        if stats["reset"]:
+            resets_at.append(agent.updates)
+            online, target = head_state(agent.online), head_state(agent.target)
+            assert all(torch.equal(online[k], target[k]) for k in online)  # same fresh values
+            for p in agent.online.head.parameters():
+                assert p not in agent.optimizer.state
+            for p in agent.online.encoder.parameters():
+                assert agent.optimizer.state[p]["step"] == agent.updates
+        else:
+            online, target = head_state(agent.online), head_state(agent.target)
+            assert not all(torch.equal(online[k], target[k]) for k in online)
+    assert resets_at == [3, 6]
+
+
+def test_shrink_and_perturb_of_the_encoder_only_at_high_replay_ratio(monkeypatch):
+    calls = []
+    real = rainbow.reset_
+
+    def spy(module, names, **kwargs):
+        calls.append((list(names), kwargs.get("shrink", 0.0), kwargs.get("target") is not None))
+        return real(module, names, **kwargs)
+
+    monkeypatch.setattr(rainbow, "reset_", spy)
+    replay = filled_replay()
+    for ratio, expected in [(2.0, [(["head"], 0.0, True)]),
+                            (4.0, [(["head"], 0.0, True), (["encoder"], 0.6, True)])]:
+        calls.clear()
+        agent = make_agent("plastic-dagger", **{"reset.interval": 2, "train.replay_ratio": ratio})
+        for _ in range(2):
+            agent.update(replay.sample(8))
+        assert calls == expected
+
+
+def test_sam_perturbs_only_encoder_parameters():
+    agent = make_agent("plastic")
+    replay = filled_replay()
+    before = {n: p.detach().clone() for n, p in agent.online.named_parameters()}
+    seen = []
+
+    def record(module, inputs):
+        if torch.is_grad_enabled():
+            seen.append({n: p.detach().clone() for n, p in module.named_parameters()})
+
+    handle = agent.online.register_forward_pre_hook(record)
+    agent.update(replay.sample(8))
+    handle.remove()
+    assert len(seen) == 2  # the clean pass and the perturbed pass
+    clean, perturbed = seen
+    assert all(torch.equal(clean[n], before[n]) for n in before)
+    for name in before:
+        if name.startswith("encoder."):
+            assert not torch.equal(perturbed[name], before[name]), name
+        else:
+            assert torch.equal(perturbed[name], before[name]), name
+    moved = (perturbed[n] - before[n] for n in before if n.startswith("encoder."))
+    norm = torch.sqrt(sum((d * d).sum() for d in moved))
+    assert norm.item() == pytest.approx(agent.config.sam.rho, rel=1e-4)
+
+
+def test_updates_learn_a_fixed_target():
+    """One-step terminal transitions: the target is a point mass at r, so the loss can reach 0."""
+    agent = make_agent("drq", **{"agent.prioritized": False, "network.noisy": False, "agent.lr": 3e-3})
+    rng = np.random.default_rng(1)
+    replay = ReplayBuffer(100, OBS_SHAPE, n_step=1, seed=0)
+    for _ in range(50):
+        replay.add(rng.integers(0, 2, OBS_SHAPE, dtype=np.uint8), int(rng.integers(3)),
+                   float(rng.integers(2)), terminal=True, episode_end=True)
+    batch = replay.sample(8)
+    assert np.all(batch.discount == 0)
+    first = agent.update(batch)["loss"].item()
+    for _ in range(100):
+        last = agent.update(batch)["loss"].item()
+    assert last < 0.25 * first
+
+
+def test_acting_is_greedy_in_evaluation_and_uses_target():
+    agent = make_agent("drq", **{"agent.eval_epsilon": 0.0})
+    obs = np.random.default_rng(0).integers(0, 2, (5, *OBS_SHAPE), dtype=np.uint8)
+    q = agent.q_values(obs, network=agent.target, noise=False)
+    assert np.array_equal(agent.act(obs, evaluate=True), q.argmax(1).numpy())
+    assert agent.target.training  # act() restores the mode
