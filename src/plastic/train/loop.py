@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -29,6 +30,14 @@ from plastic.train.evaluate import evaluate
 from plastic.train.logger import RunLogger
 
 FRAME_STACK = {"atari": 4, "minatar": 1}
+CLIPPED_REWARD_SUITES = ("atari", "minatar")  # learning sees sign(r); logs see raw scores
+
+
+def plasticity_modules(agent) -> tuple[torch.nn.Module, dict[str, torch.nn.Module]]:
+    """(encoder, {name: head module fed with encoder features}) for the plasticity metrics."""
+    if hasattr(agent, "plasticity_modules"):
+        return agent.plasticity_modules()
+    return agent.online.encoder, {"head": agent.online.head}
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -92,11 +101,15 @@ class Trainer:
         self.env = self._make_env(cfg.seed, train=True)
         obs_shape = self.env.observation_space.shape
         self.stack = FRAME_STACK[cfg.suite]
+        self.discrete = isinstance(self.env.action_space, gym.spaces.Discrete)
         self.agent = RainbowAgent(cfg, obs_shape, int(self.env.action_space.n), self.device)
-        frame_shape = _frame(np.zeros(obs_shape, np.uint8), self.stack).shape
+        obs_dtype = self.env.observation_space.dtype
+        frame_shape = _frame(np.zeros(obs_shape, obs_dtype), self.stack).shape
+        action_shape = () if self.discrete else self.env.action_space.shape
         self.replay = ReplayBuffer(
-            cfg.agent.replay_capacity, frame_shape, frame_stack=self.stack, n_step=cfg.agent.n_step,
-            gamma=cfg.agent.gamma, prioritized=cfg.agent.prioritized,
+            cfg.agent.replay_capacity, frame_shape, frame_stack=self.stack, frame_dtype=obs_dtype,
+            action_shape=action_shape, action_dtype=np.int64 if self.discrete else np.float32,
+            n_step=cfg.agent.n_step, gamma=cfg.agent.gamma, prioritized=cfg.agent.prioritized,
             priority_exponent=cfg.agent.priority_exponent, seed=cfg.seed + 2,
         )
         self.rng = np.random.default_rng(cfg.seed + 3)
@@ -201,13 +214,18 @@ class Trainer:
 
     def _env_step(self) -> None:
         cfg, state = self.config, self.state
-        if state.step < cfg.train.learning_starts:
-            action = int(self.rng.integers(self.env.action_space.n))
+        space = self.env.action_space
+        if state.step >= cfg.train.learning_starts:
+            action = self.agent.act(self.obs[None])[0]
+        elif self.discrete:
+            action = self.rng.integers(space.n)
         else:
-            action = int(self.agent.act(self.obs[None])[0])
+            action = self.rng.uniform(space.low, space.high).astype(np.float32)
+        action = int(action) if self.discrete else action
         next_obs, reward, terminated, truncated, info = self.env.step(action)
         episode_end = terminated or truncated
-        self.replay.add(_frame(self.obs, self.stack), action, float(np.sign(reward)),
+        learn_reward = float(np.sign(reward)) if cfg.suite in CLIPPED_REWARD_SUITES else float(reward)
+        self.replay.add(_frame(self.obs, self.stack), action, learn_reward,
                         terminal=terminated, episode_end=episode_end)
         state.step += 1
         if "episode_return" in info:
@@ -244,19 +262,19 @@ class Trainer:
 
     def _log_plasticity(self) -> None:
         batch = self.replay.sample(min(256, self.replay.num_valid), beta=1.0)
-        x = self.agent._to_input(torch.from_numpy(batch.obs).to(self.device))
-        online = self.agent.online
+        x = torch.from_numpy(batch.obs).to(self.device).float() / self.config.network.input_scale
+        encoder, heads = plasticity_modules(self.agent)
+        with torch.no_grad():
+            features = encoder(x)
         values: dict[str, Any] = {}
-        for part in ("encoder", "head"):
-            module = getattr(online, part)
-            inputs = x if part == "encoder" else online.encoder(x).detach()
+        for part, module, inputs in [("encoder", encoder, x),
+                                     *((name, m, features) for name, m in heads.items())]:
             active = metrics.active_units(module, inputs)
             dormant = metrics.dormant_units(module, inputs, tau=0.1)
             values[f"{part}_active"] = float(np.mean(list(active.values())))
             values[f"{part}_dormant"] = float(np.mean(list(dormant.values())))
             values[f"{part}_weight_norm"] = metrics.weight_norm(module)
-        with torch.no_grad():
-            values["feature_srank"] = metrics.srank(online.encoder(x))
+        values["feature_srank"] = metrics.srank(features)
         self.logger.log("plasticity", self.state.step, values)
 
     def _evaluate(self) -> dict[str, Any]:
