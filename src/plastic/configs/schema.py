@@ -84,6 +84,7 @@ class TrainConfig:
     metrics_interval: int = 10_000  # plasticity metrics (active units, ...) every N agent steps
     checkpoint_interval: int = 10_000
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    wandb_project: str = ""  # log to Weights & Biases too (needs `pip install wandb`); "" = off
 
 
 @dataclass

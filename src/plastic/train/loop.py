@@ -9,6 +9,7 @@ on CPU — and on a finished run only reports.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import sys
 import time
@@ -152,6 +153,8 @@ class Trainer:
         write_json(self.run_dir / "config.json", cfg.to_dict())
         resumed = self._load()
         self.logger = RunLogger(self.run_dir, resume_step=self.state.step if resumed else None)
+        if cfg.train.wandb_project:
+            self.logger.attach_wandb(_wandb_run(cfg, self.run_dir))
         if resumed:
             print(f"resuming {self.run_dir} at step {self.state.step}", file=sys.stderr)
         if self.obs is None:
@@ -308,6 +311,19 @@ class Trainer:
         line = {k: v for k, v in summary.items() if k != "returns"}
         print(f"finished {self.run_dir}: {line}", file=sys.stderr)
         return summary
+
+
+def _wandb_run(cfg: Config, run_dir: Path) -> Any:
+    try:
+        import wandb
+    except ImportError:
+        raise ValueError("train.wandb_project is set but wandb is not installed: pip install wandb") \
+            from None
+    # A stable id per run directory, so a resumed run continues the same W&B run.
+    digest = hashlib.sha1(str(run_dir).encode()).hexdigest()[:8]
+    run_id = f"{cfg.suite}-{cfg.game}-{cfg.preset}-s{cfg.seed}-{digest}"
+    return wandb.init(project=cfg.train.wandb_project, config=cfg.to_dict(), dir=str(run_dir),
+                      id=run_id.replace("+", "_"), resume="allow")
 
 
 def train(config: Config, run_dir: Path | str, *, progress: bool | None = None) -> dict[str, Any]:
