@@ -1,0 +1,355 @@
+"""DrQ (Kostrikov et al., 2021): SAC from pixels with random-shift augmentation, as PLASTIC ran it on
+DeepMind Control, with every PLASTIC switch.
+
+One update, in the order of the PLASTIC authors' code (jaxrl's DrQ):
+
+1. Random-shift s and s′ independently (pixels only).
+2. Critic target y = r + discount·(min(Q1′, Q2′)(s′, a′) − α·log π(a′|s′)), a′ ~ π(·|s′), with the
+   target critic (its own EMA encoder) and the replay's discount (γⁿ, or 0 after a terminal).
+3. Critic step on (Q1 − y)² + (Q2 − y)²; with SAM, the encoder takes the gradient at the perturbed
+   point and the head its clean gradient.
+4. Target EMA of the whole critic, encoder included: target ← (1 − τ)·target + τ·critic.
+5. Actor step on α·log π(a|s) − min(Q1, Q2)(s, a) through the updated critic; the actor reads the
+   critic encoder's features detached, so only its own projection and MLP learn from it.
+6. Temperature step on α·(H − H_target), H the actor step's entropy estimate.
+
+PLASTIC's switches: LayerNorm after each encoder conv, CReLU in the actor and critic MLPs, SAM on
+the encoder only, and a Reset of everything but the encoder (actor, critic heads in the online
+and target critics, log α; their optimizer state cleared) every ``reset.interval`` updates.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from plastic.agents.augment import random_shift
+from plastic.nn.sac_networks import (
+    Actor,
+    Critic,
+    CriticHead,
+    CriticQ1Probe,
+    make_sac_encoder,
+    output_size,
+    parse_channels,
+    squashed_gaussian_sample,
+)
+from plastic.optim.sam import SAM
+from plastic.replay.buffer import Batch
+from plastic.reset import reset_
+
+SAM_SCOPES = ("encoder", "head", "all")
+RESET_SCOPES = ("head", "all")
+
+
+@dataclass
+class SACConfig:
+    """DrQ's settings in PLASTIC's DMC experiments (the authors' configs/drq.py and train_pixels.py)."""
+
+    actor_lr: float = 1e-4
+    critic_lr: float = 1e-4
+    alpha_lr: float = 1e-4
+    adam_eps: float = 1e-8
+    batch_size: int = 512
+    gamma: float = 0.99  # for the replay's n-step discount; the update reads Batch.discount
+    n_step: int = 1
+    replay_capacity: int = 100_000
+    critic_tau: float = 0.005  # target ← (1 − τ)·target + τ·critic, encoder included
+    # The authors (jaxrl) update the target, the actor and α after every critic update; the
+    # original DrQ code does the actor and the target every 2nd update.
+    target_update_every: int = 1
+    actor_update_every: int = 1
+    init_temperature: float = 0.1  # α at the start and after every Reset
+    target_entropy_per_dim: float = -1.0  # target entropy = this × |A|, i.e. −|A|
+    encoder_channels: str = "32-64-128-256"  # 3×3 stride-2 convs, SAME-sized padding
+    latent_dim: int = 50  # projection (Linear, LayerNorm, tanh) in each of actor and critic
+    hidden: int = 256  # MLP units per layer (CReLU doubles the features the next layer reads)
+    hidden_layers: int = 2
+    log_std_min: float = -10.0
+    log_std_max: float = 2.0
+    augment: bool = True  # random shift of s and s′ (pixel observations only)
+    shift_pad: int = 4
+    max_grad_norm: float = 0.0  # clip critic and actor gradients to this norm; 0: no clipping
+    # State observations (not in the paper): an MLP encoder so that SAM and LN have a target.
+    state_encoder_hidden: int = 256
+    state_encoder_layers: int = 1  # 0: identity encoder
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def validate_sac_config(sac: SACConfig) -> None:
+    """Raise ``ValueError`` naming the first bad setting."""
+    for name in ("actor_lr", "critic_lr", "alpha_lr", "adam_eps", "init_temperature"):
+        _check(getattr(sac, name) > 0, f"sac.{name} must be positive, got {getattr(sac, name)!r}")
+    _check(0.0 < sac.critic_tau <= 1.0, f"sac.critic_tau must lie in (0, 1], got {sac.critic_tau!r}")
+    for name in ("target_update_every", "actor_update_every", "latent_dim", "hidden", "hidden_layers",
+                 "batch_size", "n_step", "replay_capacity"):
+        _check(getattr(sac, name) >= 1, f"sac.{name} must be >= 1, got {getattr(sac, name)!r}")
+    _check(sac.shift_pad >= 0, f"sac.shift_pad must be >= 0, got {sac.shift_pad!r}")
+    _check(sac.max_grad_norm >= 0, f"sac.max_grad_norm must be >= 0 (0: off), got {sac.max_grad_norm!r}")
+    _check(sac.state_encoder_layers >= 0,
+           f"sac.state_encoder_layers must be >= 0, got {sac.state_encoder_layers!r}")
+    parse_channels(sac.encoder_channels)
+
+
+class DrQSACAgent:
+    """Networks, optimizers and the update; knows nothing of environments or the training loop.
+
+    Randomness (initialisation, augmentation, action sampling) comes from torch's global
+    generator, which the training loop seeds and checkpoints.
+    """
+
+    def __init__(self, config: Any, obs_shape: tuple[int, ...], action_dim: int,
+                 device: torch.device) -> None:
+        sac = config.sac
+        validate_sac_config(sac)
+        _check(config.sam.scope in SAM_SCOPES,
+               f"unknown sam.scope {config.sam.scope!r}; valid: {', '.join(SAM_SCOPES)}")
+        reset_scope = getattr(config.reset, "scope", "head")
+        _check(reset_scope in RESET_SCOPES,
+               f"unknown reset.scope {reset_scope!r}; valid: {', '.join(RESET_SCOPES)}")
+        _check(not config.reset.enabled or config.reset.interval >= 1,
+               f"reset.interval must be >= 1 update, got {config.reset.interval!r}")
+        _check(action_dim >= 1, f"action_dim must be >= 1, got {action_dim!r}")
+        self.config, self.device = config, device
+        self.obs_shape, self.action_dim = tuple(obs_shape), action_dim
+        self.pixels = len(self.obs_shape) == 3
+        net = config.network
+
+        encoder = make_sac_encoder(
+            self.obs_shape, channels=parse_channels(sac.encoder_channels), layer_norm=net.layer_norm,
+            state_hidden=sac.state_encoder_hidden, state_layers=sac.state_encoder_layers,
+        )
+        feature_dim = output_size(encoder, self.obs_shape)
+        mlp = dict(latent_dim=sac.latent_dim, hidden=sac.hidden, layers=sac.hidden_layers, crelu=net.crelu)
+        self.critic = Critic(encoder, CriticHead(feature_dim, action_dim, **mlp)).to(device)
+        if self.pixels:
+            self.critic.to(memory_format=torch.channels_last)
+        self.target_critic = copy.deepcopy(self.critic)
+        for p in self.target_critic.parameters():
+            p.requires_grad_(False)
+        self.actor = Actor(feature_dim, action_dim, log_std_min=sac.log_std_min,
+                           log_std_max=sac.log_std_max, **mlp).to(device)
+        self.log_alpha = torch.tensor(math.log(sac.init_temperature), device=device, requires_grad=True)
+        self.target_entropy = sac.target_entropy_per_dim * action_dim
+
+        adam = dict(eps=sac.adam_eps)
+        self.critic_optimizer = self._make_critic_optimizer()
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=sac.actor_lr, **adam)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=sac.alpha_lr, **adam)
+        self._critic_probe = CriticQ1Probe(self.critic.head, self.actor)
+        self.updates = 0
+
+    def _make_critic_optimizer(self) -> torch.optim.Optimizer:
+        sac, sam = self.config.sac, self.config.sam
+        kwargs = dict(lr=sac.critic_lr, eps=sac.adam_eps)
+        if not sam.enabled:
+            return torch.optim.Adam(self.critic.parameters(), **kwargs)
+        encoder_params = list(self.critic.encoder.parameters())
+        if sam.scope == "encoder" and not encoder_params:
+            raise ValueError(
+                "SAM on the encoder, but the encoder has no parameters (state observations with "
+                "sac.state_encoder_layers=0); give it layers, or set sam.scope to 'head' or 'all'"
+            )
+        groups = [
+            {"params": encoder_params, "sam": sam.scope in ("encoder", "all")},
+            {"params": list(self.critic.head.parameters()), "sam": sam.scope in ("head", "all")},
+        ]
+        groups = [g for g in groups if g["params"]]
+        return SAM(groups, torch.optim.Adam, rho=sam.rho, adaptive=sam.adaptive,
+                   exclusion=getattr(sam, "exclusion", "clean"), **kwargs)
+
+    # -------------------------------------------------------------------------------- acting
+    def to_input(self, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Observations as float network input on the agent's device (not augmented)."""
+        x = torch.as_tensor(obs, device=self.device)
+        return x.float().div(self.config.network.input_scale)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, *, evaluate: bool = False) -> np.ndarray:
+        """Actions in [-1, 1] for a batch (B, *obs_shape): tanh(mean) when evaluating, else a sample."""
+        if tuple(obs.shape[1:]) != self.obs_shape:
+            raise ValueError(
+                f"act expects observations of shape (B, {', '.join(map(str, self.obs_shape))}), "
+                f"got {tuple(obs.shape)}"
+            )
+        mean, log_std = self.actor(self.critic.encoder(self.to_input(obs)))
+        action = torch.tanh(mean) if evaluate else squashed_gaussian_sample(mean, log_std)[0]
+        return action.float().cpu().numpy()
+
+    # -------------------------------------------------------------------------------- update
+    def batch_tensors(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The batch on the device; s and s′ scaled and (pixels, ``sac.augment``) random-shifted."""
+        def put(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(array).to(self.device, non_blocking=True)
+
+        sac = self.config.sac
+        obs, next_obs = self.to_input(put(batch.obs)), self.to_input(put(batch.next_obs))
+        if self.pixels and sac.augment:
+            obs, next_obs = random_shift(obs, sac.shift_pad), random_shift(next_obs, sac.shift_pad)
+        return {
+            "obs": obs, "next_obs": next_obs, "action": put(batch.action).float(),
+            "reward": put(batch.reward).float(), "discount": put(batch.discount).float(),
+            "weight": put(batch.weight).float(),
+        }
+
+    @torch.no_grad()
+    def critic_target(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """y = r + discount·(min(Q1′, Q2′)(s′, a′) − α·log π(a′|s′)), a′ ~ π(·|s′), target critic."""
+        mean, log_std = self.actor(self.critic.encoder(t["next_obs"]))
+        next_action, next_log_prob = squashed_gaussian_sample(mean, log_std)
+        q1, q2 = self.target_critic(t["next_obs"], next_action)
+        soft_value = torch.min(q1, q2) - self.log_alpha.exp() * next_log_prob
+        return t["reward"] + t["discount"] * soft_value
+
+    def _critic_loss(self, t: dict[str, torch.Tensor], target: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        q1, q2 = self.critic(t["obs"], t["action"])
+        loss = (t["weight"] * ((q1 - target).pow(2) + (q2 - target).pow(2))).mean()
+        return loss, q1, q2
+
+    def _update_critic(self, t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        target = self.critic_target(t)
+        optimizer = self.critic_optimizer
+        optimizer.zero_grad(set_to_none=True)
+        loss, q1, q2 = self._critic_loss(t, target)
+        loss.backward()
+        stats: dict[str, torch.Tensor] = {}
+        if isinstance(optimizer, SAM):
+            stats["grad_norm_clean"] = _grad_norm(self.critic.parameters())
+            optimizer.first_step(zero_grad=True)
+            perturbed_loss, _, _ = self._critic_loss(t, target)
+            perturbed_loss.backward()
+            stats["loss_perturbed"] = perturbed_loss.detach()
+            optimizer.restore()
+        stats["grad_norm"] = self._clip(self.critic.parameters())
+        optimizer.second_step() if isinstance(optimizer, SAM) else optimizer.step()
+        with torch.no_grad():
+            q_mean = 0.5 * (q1.mean() + q2.mean())
+        stats.update(critic_loss=loss.detach(), q_mean=q_mean, target_q_mean=target.mean())
+        return stats
+
+    def _update_actor_and_alpha(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            features = self.critic.encoder(obs)
+        mean, log_std = self.actor(features)
+        action, log_prob = squashed_gaussian_sample(mean, log_std)
+        q1, q2 = self.critic.head(features, action)
+        alpha = self.log_alpha.detach().exp()
+        actor_loss = (alpha * log_prob - torch.min(q1, q2)).mean()
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward(inputs=list(self.actor.parameters()))  # the critic gets no gradient
+        actor_grad_norm = self._clip(self.actor.parameters())
+        self.actor_optimizer.step()
+
+        entropy = -log_prob.detach().mean()
+        alpha_loss = self.log_alpha.exp() * (entropy - self.target_entropy)
+        self.alpha_optimizer.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_optimizer.step()
+        return {"actor_loss": actor_loss.detach(), "alpha_loss": alpha_loss.detach(), "entropy": entropy,
+                "actor_grad_norm": actor_grad_norm, "log_std_mean": log_std.detach().mean()}
+
+    def _clip(self, params) -> torch.Tensor:
+        params = [p for p in params if p.grad is not None]
+        max_norm = self.config.sac.max_grad_norm
+        if max_norm > 0:
+            return nn.utils.clip_grad_norm_(params, max_norm)
+        return _grad_norm(params)
+
+    @torch.no_grad()
+    def _update_target(self) -> None:
+        torch._foreach_lerp_(list(self.target_critic.parameters()), list(self.critic.parameters()),
+                             self.config.sac.critic_tau)
+
+    def update(self, batch: Batch) -> dict[str, Any]:
+        """One SAC update. Returns detached tensors (no host sync) and ``"reset"``: bool."""
+        sac = self.config.sac
+        number = self.updates + 1
+        t = self.batch_tensors(batch)
+        stats: dict[str, Any] = self._update_critic(t)
+        if number % sac.target_update_every == 0:
+            self._update_target()
+        if number % sac.actor_update_every == 0:
+            stats.update(self._update_actor_and_alpha(t["obs"]))
+        stats["alpha"] = self.log_alpha.detach().exp()
+        self.updates = number
+        stats["reset"] = self._maybe_reset()
+        return stats
+
+    # --------------------------------------------------------------------------------- reset
+    def reset_due(self) -> bool:
+        cfg = self.config.reset
+        return bool(cfg.enabled) and self.updates > 0 and self.updates % cfg.interval == 0
+
+    def _maybe_reset(self) -> bool:
+        if not self.reset_due():
+            return False
+        self.reset_heads()
+        return True
+
+    def reset_heads(self) -> list[str]:
+        """Reset everything but the encoder (``reset.scope`` "all": the encoder too).
+
+        The critic heads of the online and target critics get the same fresh values, the actor
+        is re-initialised, log α goes back to log(init_temperature), and the optimizer state of
+        exactly those parameters is cleared. Returns the names of the touched parameters.
+        """
+        cfg = self.config.reset
+        target = self.target_critic if cfg.reset_target else None
+        names = [""] if getattr(cfg, "scope", "head") == "all" else ["head"]
+        touched = [f"critic.{n}" for n in
+                   reset_(self.critic, names, target=target, optimizer=self.critic_optimizer)]
+        touched += [f"actor.{n}" for n in reset_(self.actor, [""], optimizer=self.actor_optimizer)]
+        with torch.no_grad():
+            self.log_alpha.fill_(math.log(self.config.sac.init_temperature))
+        self.alpha_optimizer.state.pop(self.log_alpha, None)
+        return [*touched, "log_alpha"]
+
+    # ---------------------------------------------------------------------------- interfaces
+    def networks(self) -> dict[str, nn.Module]:
+        """The modules to save; ``critic.encoder`` is the encoder the actor shares."""
+        return {"actor": self.actor, "critic": self.critic, "critic_target": self.target_critic}
+
+    def plasticity_modules(self) -> tuple[nn.Module, dict[str, nn.Module]]:
+        """(encoder, heads that take the encoder's features) for active/dormant-unit metrics.
+
+        "critic" is Q1's path (projection and MLP) at the policy's mean action.
+        """
+        return self.critic.encoder, {"actor": self.actor, "critic": self._critic_probe}
+
+    # ---------------------------------------------------------------------------- checkpoint
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "critic": self.critic.state_dict(), "target_critic": self.target_critic.state_dict(),
+            "actor": self.actor.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "alpha_optimizer": self.alpha_optimizer.state_dict(), "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.critic.load_state_dict(state["critic"])
+        self.target_critic.load_state_dict(state["target_critic"])
+        self.actor.load_state_dict(state["actor"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        self.updates = state["updates"]
+
+
+def _grad_norm(params) -> torch.Tensor:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
