@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="log lines instead of a bar")
     train.set_defaults(func=_train)
 
+    synthetic = sub.add_parser(
+        "synthetic", help="the paper's input/label adaptation experiments (CIFAR-10 or digits)")
+    from plastic.synthetic.cli import add_synthetic_subcommands, run_synthetic_from_args
+
+    add_synthetic_subcommands(synthetic.add_subparsers(dest="synthetic_command", required=True))
+    synthetic.set_defaults(func=run_synthetic_from_args)
+
     demo = sub.add_parser("demo", help="a short demonstration of SAM, LN, CReLU, Reset and metrics")
     demo.add_argument("--stages", type=int, default=4)
     demo.add_argument("--iters", type=int, default=40)

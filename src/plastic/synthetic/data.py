@@ -1,0 +1,296 @@
+"""Image classification data for the synthetic plasticity experiments.
+
+Two sources, both returned as an :class:`ImageDataset` of 3×32×32 images with 10 classes:
+
+- CIFAR-10 in its standard python-pickle distribution (``data_batch_1..5`` and ``test_batch``),
+  either extracted (``cifar-10-batches-py/``) or as the original ``cifar-10-python.tar.gz``
+  (md5-checked), downloaded only when asked and when the network allows.
+- scikit-learn's handwritten digits (1,797 8×8 grayscale images that ship inside scikit-learn),
+  upsampled to 32×32 and replicated over 3 channels, for machines without CIFAR-10.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tarfile
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DATASETS = ("auto", "cifar10", "digits")
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST_BATCH = "test_batch"
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_SPLIT_SEED = 0
+IMAGE_SIZE = 32
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """Train and test images (N×3×H×W, stored compactly) with integer labels.
+
+    ``x_*`` hold raw pixels: uint8 in [0, 255] for CIFAR-10, float32 in [0, 1] for digits.
+    :meth:`prepare` turns a batch of them into standardised float32 inputs (per-channel mean and
+    standard deviation of the training set), so a 50,000-image CIFAR-10 costs 150 MB, not 600.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    mean: torch.Tensor  # (3,) per-channel mean of the training set, in [0, 1] pixel units
+    std: torch.Tensor  # (3,)
+    num_classes: int = 10
+
+    @property
+    def pixel_scale(self) -> float:
+        return 255.0 if self.x_train.dtype == torch.uint8 else 1.0
+
+    def prepare(self, x: torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
+        """Standardised float32 inputs for a batch of raw images, on ``device``."""
+        x = x.to(device=device, dtype=torch.float32) / self.pixel_scale
+        mean = self.mean.to(x.device).view(1, -1, 1, 1)
+        std = self.std.to(x.device).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+
+def _channel_stats(x: torch.Tensor, pixel_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = torch.zeros(x.shape[1], dtype=torch.float64)
+    sq = torch.zeros(x.shape[1], dtype=torch.float64)
+    for start in range(0, len(x), 4096):  # in pieces: a float copy of CIFAR-10 is 600 MB
+        part = x[start : start + 4096].to(torch.float64) / pixel_scale
+        mean += part.sum(dim=(0, 2, 3))
+        sq += (part**2).sum(dim=(0, 2, 3))
+    count = x.shape[0] * x.shape[2] * x.shape[3]
+    mean /= count
+    std = (sq / count - mean**2).clamp_min(1e-12).sqrt()
+    return mean.float(), std.float()
+
+
+def _make_dataset(
+    name: str,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+) -> ImageDataset:
+    scale = 255.0 if x_train.dtype == torch.uint8 else 1.0
+    mean, std = _channel_stats(x_train, scale)
+    return ImageDataset(name, x_train, y_train, x_test, y_test, mean, std)
+
+
+# ----------------------------------------------------------------------------------------------
+# CIFAR-10
+
+
+def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unpickle_batch(raw: bytes | Any) -> tuple[np.ndarray, np.ndarray]:
+    entry = pickle.loads(raw) if isinstance(raw, bytes) else pickle.load(raw, encoding="bytes")
+    data = entry.get(b"data", entry.get("data"))
+    labels = entry.get(b"labels", entry.get("labels"))
+    if data is None or labels is None:
+        raise ValueError("not a CIFAR-10 batch: it has no 'data' and 'labels' entries")
+    images = np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32)
+    return images, np.asarray(labels, dtype=np.int64)
+
+
+def _stack(batches: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
+    x = np.concatenate([b[0] for b in batches])
+    y = np.concatenate([b[1] for b in batches])
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def _read_cifar_folder(folder: Path) -> ImageDataset:
+    def read(name: str) -> tuple[np.ndarray, np.ndarray]:
+        with open(folder / name, "rb") as f:
+            return _unpickle_batch(f)
+
+    x_train, y_train = _stack([read(n) for n in CIFAR10_TRAIN_BATCHES])
+    x_test, y_test = _stack([read(CIFAR10_TEST_BATCH)])
+    return _make_dataset("cifar10", x_train, y_train, x_test, y_test)
+
+
+def _read_cifar_archive(archive: Path) -> ImageDataset:
+    """Read the batches straight out of the (already checksum-verified) tarball."""
+    found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    wanted = set(CIFAR10_TRAIN_BATCHES) | {CIFAR10_TEST_BATCH}
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            base = os.path.basename(member.name)
+            if member.isfile() and base in wanted:
+                fobj = tar.extractfile(member)
+                assert fobj is not None
+                found[base] = _unpickle_batch(fobj.read())
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise ValueError(f"{archive} is not a CIFAR-10 python archive: missing {', '.join(missing)}")
+    x_train, y_train = _stack([found[n] for n in CIFAR10_TRAIN_BATCHES])
+    x_test, y_test = _stack([found[CIFAR10_TEST_BATCH]])
+    return _make_dataset("cifar10", x_train, y_train, x_test, y_test)
+
+
+def _cifar_folder_in(data_dir: Path) -> Path | None:
+    for folder in (data_dir / CIFAR10_FOLDER, data_dir):
+        if all((folder / n).is_file() for n in (*CIFAR10_TRAIN_BATCHES, CIFAR10_TEST_BATCH)):
+            return folder
+    return None
+
+
+def find_cifar10(data_dir: str | os.PathLike | None) -> Path | None:
+    """The extracted batch folder or the archive under ``data_dir``, or None if neither is there."""
+    if data_dir is None:
+        return None
+    data_dir = Path(data_dir)
+    folder = _cifar_folder_in(data_dir)
+    if folder is not None:
+        return folder
+    archive = data_dir / CIFAR10_ARCHIVE
+    return archive if archive.is_file() else None
+
+
+def verify_cifar10_archive(archive: str | os.PathLike, expected_md5: str | None = None) -> None:
+    expected_md5 = expected_md5 or CIFAR10_MD5
+    actual = md5sum(archive)
+    if actual != expected_md5:
+        raise ValueError(
+            f"{archive}: md5 checksum {actual} does not match CIFAR-10's {expected_md5}; "
+            "the file is corrupt or not the official cifar-10-python.tar.gz — delete it and "
+            "download it again"
+        )
+
+
+def download_cifar10(data_dir: str | os.PathLike, timeout: float = 10.0) -> Path:
+    """Download the official archive into ``data_dir`` (atomically) and verify its checksum.
+
+    Fails fast (``timeout`` seconds to connect and between reads) when there is no network.
+    """
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    target = data_dir / CIFAR10_ARCHIVE
+    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".cifar10-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(CIFAR10_URL, timeout=timeout) as r:
+            for block in iter(lambda: r.read(1 << 20), b""):
+                out.write(block)
+        verify_cifar10_archive(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _missing_cifar_message(data_dir: Path | None, reason: str) -> str:
+    where = str(data_dir) if data_dir is not None else "DIR (pass --data-dir DIR)"
+    return (
+        f"CIFAR-10 not found and {reason}. Put the official python version there: either "
+        f"{where}/{CIFAR10_ARCHIVE} (md5 {CIFAR10_MD5}, from {CIFAR10_URL}) or its extracted "
+        f"folder {where}/{CIFAR10_FOLDER}/ with data_batch_1..5 and test_batch. "
+        "Or use --dataset digits (offline, ships with scikit-learn)."
+    )
+
+
+def load_cifar10(
+    data_dir: str | os.PathLike | None, download: bool = True, timeout: float = 10.0
+) -> ImageDataset:
+    """CIFAR-10 from ``data_dir`` (extracted batches or the md5-checked archive).
+
+    When neither is present and ``download`` is true, try to fetch the archive (failing fast
+    without network); otherwise raise ``FileNotFoundError`` saying where to put the files.
+    """
+    root = Path(data_dir) if data_dir is not None else None
+    found = find_cifar10(root)
+    if found is None:
+        if root is None or not download:
+            reason = "no --data-dir was given" if root is None else "downloading is off"
+            raise FileNotFoundError(_missing_cifar_message(root, reason))
+        try:
+            found = download_cifar10(root, timeout=timeout)
+        except (OSError, ValueError) as err:  # URLError and timeouts are OSErrors
+            raise FileNotFoundError(_missing_cifar_message(root, f"the download failed ({err})")) from err
+    if found.is_dir():
+        return _read_cifar_folder(found)
+    verify_cifar10_archive(found)
+    return _read_cifar_archive(found)
+
+
+# ----------------------------------------------------------------------------------------------
+# scikit-learn digits
+
+
+def load_digits_dataset(
+    image_size: int = IMAGE_SIZE,
+    test_fraction: float = DIGITS_TEST_FRACTION,
+    split_seed: int = DIGITS_SPLIT_SEED,
+) -> ImageDataset:
+    """scikit-learn's 8×8 digits, bilinearly upsampled to ``image_size`` and made 3-channel.
+
+    The train/test split is fixed (stratified, ``split_seed``): 1,437 train and 360 test images.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)  # N,1,8,8
+    images = F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    images = images.clamp_(0.0, 1.0).expand(-1, 3, -1, -1).contiguous()
+    labels = torch.from_numpy(digits.target.astype(np.int64))
+    train_idx, test_idx = train_test_split(
+        np.arange(len(labels)),
+        test_size=test_fraction,
+        random_state=split_seed,
+        stratify=digits.target,
+    )
+    train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
+    return _make_dataset("digits", images[train_idx], labels[train_idx], images[test_idx], labels[test_idx])
+
+
+def load_dataset(
+    name: str = "auto",
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    verbose: bool = True,
+) -> ImageDataset:
+    """Load ``name`` in ``DATASETS``. ``auto`` = CIFAR-10 if it is on disk under ``data_dir``,
+    else digits (never downloads). Prints which dataset was chosen when ``verbose``."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASETS)}")
+    if name == "auto":
+        name = "cifar10" if find_cifar10(data_dir) is not None else "digits"
+        if verbose:
+            why = "found under --data-dir" if name == "cifar10" else "CIFAR-10 not found locally"
+            print(f"[synthetic] dataset: {name} ({why})", flush=True)
+    dataset = load_cifar10(data_dir, download=download) if name == "cifar10" else load_digits_dataset()
+    if verbose:
+        print(
+            f"[synthetic] {dataset.name}: {len(dataset.y_train)} train / "
+            f"{len(dataset.y_test)} test images of shape {tuple(dataset.x_train.shape[1:])}",
+            flush=True,
+        )
+    return dataset
+
+
+def iter_batches(n: int, batch_size: int) -> Iterator[slice]:
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))

@@ -1,0 +1,347 @@
+"""One run of the input- or label-adaptation experiment: train chunk by chunk, measure, save.
+
+Protocol (PLASTIC Sec. 3; REFERENCE.md): ``chunks`` stages of ``iters_per_chunk`` SGD updates
+(momentum 0.9, batch 128) each. Input task: lr 1e-3, no weight decay, stage k trains on chunks
+0..k. Label task: lr 1e-2, weight decay 1e-3, all data with labels (y + k) mod 10. SAM ρ 0.1
+(SGD as base, perturbing the whole network as in the authors' synthetic code; ``sam_scope
+="backbone"`` keeps it off the head). Reset re-initialises the head, and clears its optimizer
+state, at the start of stages 10, 20, ... (``reset_every``), never at stage 0.
+
+After each stage: test accuracy on the stage's labels, its running mean (area under the
+accuracy curve), mean training loss of the stage, active-unit ratios of backbone and head, and
+optionally the top Hessian eigenvalue of the training loss.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from plastic.metrics import active_units, hessian_top_eigenvalue
+from plastic.optim.sam import SAM
+from plastic.reset import reset_
+from plastic.synthetic.artifacts import read_json, write_csv, write_json
+from plastic.synthetic.data import ImageDataset, load_dataset
+from plastic.synthetic.models import METHODS, build_model, get_method
+from plastic.synthetic.tasks import (
+    EpochSampler,
+    check_task,
+    make_chunks,
+    stage_labels,
+    training_indices,
+)
+
+TASK_DEFAULTS: dict[str, dict[str, float]] = {
+    "input": {"lr": 1e-3, "weight_decay": 0.0},
+    "label": {"lr": 1e-2, "weight_decay": 1e-3},
+}
+SAM_SCOPES = ("all", "backbone")
+METRIC_FIELDS = (
+    "chunk",
+    "train_size",
+    "iterations",
+    "reset",
+    "train_loss",
+    "test_loss",
+    "test_acc",
+    "test_acc_mean",
+    "active_backbone",
+    "active_head",
+    "hessian_top",
+    "elapsed_s",
+)
+Observer = Callable[..., None]
+
+
+@dataclass
+class SyntheticConfig:
+    """Everything that defines a run (saved as config.json)."""
+
+    task: str
+    method: str
+    dataset: str = "auto"
+    data_dir: str | None = None
+    chunks: int = 100
+    iters_per_chunk: int = 500
+    batch_size: int = 128
+    lr: float | None = None  # None: the task's default (TASK_DEFAULTS)
+    weight_decay: float | None = None
+    momentum: float = 0.9
+    rho: float = 0.1
+    sam_scope: str = "all"
+    reset_every: int = 10
+    seed: int = 0
+    hessian: bool = False
+    hessian_iters: int = 20
+    probe_size: int = 256  # test inputs for the active units; training inputs for the Hessian
+    device: str = "cpu"
+
+    def resolved(self) -> SyntheticConfig:
+        """A validated copy with the task's default lr and weight decay filled in."""
+        check_task(self.task)
+        get_method(self.method)
+        if self.sam_scope not in SAM_SCOPES:
+            raise ValueError(f"unknown sam_scope {self.sam_scope!r}; valid choices: {', '.join(SAM_SCOPES)}")
+        for name in ("chunks", "iters_per_chunk", "batch_size", "reset_every", "probe_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        values = asdict(self)
+        for key, default in TASK_DEFAULTS[self.task].items():
+            if values[key] is None:
+                values[key] = default
+        return SyntheticConfig(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SyntheticConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; valid keys: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+def _make_optimizer(model: nn.Module, config: SyntheticConfig, use_sam: bool) -> torch.optim.Optimizer:
+    kwargs = dict(lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if not use_sam:
+        return torch.optim.SGD(model.parameters(), **kwargs)
+    if config.sam_scope == "all":
+        groups: list[dict[str, Any]] = [{"params": list(model.parameters())}]
+    else:
+        groups = [
+            {"params": list(model.backbone.parameters())},
+            {"params": list(model.head.parameters()), "sam": False},
+        ]
+    return SAM(groups, base_optimizer=torch.optim.SGD, rho=config.rho, **kwargs)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    dataset: ImageDataset,
+    labels: torch.Tensor,
+    device: torch.device,
+    batch_size: int = 1000,
+) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of ``model`` on the test images against ``labels``."""
+    model.eval()
+    correct, loss_sum = 0, 0.0
+    for start in range(0, len(labels), batch_size):
+        x = dataset.prepare(dataset.x_test[start : start + batch_size], device)
+        y = labels[start : start + batch_size].to(device)
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(dim=1) == y).sum().item()
+    model.train()
+    return correct / len(labels), loss_sum / len(labels)
+
+
+def _mean_ratio(ratios: dict[str, float], prefix: str) -> float:
+    values = [v for k, v in ratios.items() if k == prefix or k.startswith(prefix + ".")]
+    return float(np.mean(values)) if values else math.nan
+
+
+def _train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> float:
+    loss = F.cross_entropy(model(x), y)
+    if isinstance(optimizer, SAM):
+        loss.backward()
+        optimizer.first_step(zero_grad=True)
+        F.cross_entropy(model(x), y).backward()
+        optimizer.second_step(zero_grad=True)
+    else:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return loss.item()
+
+
+def _finished_summary(out_dir: Path, config: SyntheticConfig) -> dict[str, Any] | None:
+    summary_path, config_path = out_dir / "summary.json", out_dir / "config.json"
+    if not summary_path.is_file():
+        return None
+    saved = read_json(config_path) if config_path.is_file() else None
+    ignore = {"device", "data_dir"}  # where it ran and where the data lay do not change a result
+    if config.dataset == "auto":
+        ignore.add("dataset")  # the saved config holds what "auto" resolved to
+    if saved is not None and {k: v for k, v in saved.items() if k not in ignore} != {
+        k: v for k, v in config.to_dict().items() if k not in ignore
+    }:
+        raise ValueError(
+            f"{out_dir} already holds a finished run with a different config; "
+            "choose another --out or delete that directory"
+        )
+    return read_json(summary_path)
+
+
+def run_synthetic(
+    config: SyntheticConfig,
+    out_dir: str | Path | None = None,
+    *,
+    dataset: ImageDataset | None = None,
+    observer: Observer | None = None,
+    verbose: bool = False,
+) -> dict[str, Any]:
+    """Run one experiment and return its summary (also written to ``out_dir/summary.json``).
+
+    A finished ``out_dir`` (with summary.json and the same config) is not redone: its summary is
+    returned with ``"skipped": True``. An unfinished one is started again from scratch.
+    ``observer(event, **info)``, if given, sees the run from inside (used by the tests):
+    ``"batch"`` (stage, indices, labels), ``"pre_reset"``/``"reset"`` (stage, model, optimizer,
+    names),
+    ``"eval"`` (stage, labels).
+    """
+    config = config.resolved()
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        finished = _finished_summary(out, config)
+        if finished is not None:
+            if verbose:
+                print(f"[synthetic] {out} is finished; skipping", flush=True)
+            return {**finished, "skipped": True}
+
+    notify = observer or (lambda event, **info: None)
+    method = get_method(config.method)
+    if dataset is None:
+        dataset = load_dataset(config.dataset, config.data_dir, verbose=verbose)
+    if config.dataset == "auto":
+        config = replace(config, dataset=dataset.name)
+    elif config.dataset != dataset.name:
+        raise ValueError(f"config asks for dataset {config.dataset!r} but got {dataset.name!r}")
+    device = torch.device(config.device)
+    if out is not None:
+        write_json(out / "config.json", config.to_dict())
+
+    torch.manual_seed(config.seed)
+    model = build_model(method, dataset.num_classes, dataset.x_train.shape[-1]).to(device)
+    optimizer = _make_optimizer(model, config, method.sam)
+    chunks = make_chunks(len(dataset.y_train), config.chunks, config.seed)
+    batch_rng = torch.Generator().manual_seed(config.seed + 1)
+    probe_rng = np.random.default_rng(config.seed + 2)
+    probe_test = torch.as_tensor(np.sort(probe_rng.permutation(len(dataset.y_test))[: config.probe_size]))
+    probe_x = dataset.prepare(dataset.x_test[probe_test], device)
+
+    rows: list[dict[str, Any]] = []
+    accuracies: list[float] = []
+    resets = 0
+    start_time = time.perf_counter()
+    for stage in range(config.chunks):
+        did_reset = method.reset and stage > 0 and stage % config.reset_every == 0
+        if did_reset:
+            notify("pre_reset", stage=stage, model=model, optimizer=optimizer, names=["head"])
+            reset_(model, ["head"], optimizer=optimizer)
+            resets += 1
+            notify("reset", stage=stage, model=model, optimizer=optimizer, names=["head"])
+
+        indices = training_indices(config.task, stage, chunks)
+        train_labels = stage_labels(config.task, dataset.y_train, stage, dataset.num_classes)
+        sampler = EpochSampler(indices, config.batch_size, batch_rng)
+        model.train()
+        losses = []
+        for _ in range(config.iters_per_chunk):
+            idx = sampler.next()
+            y = train_labels[idx]
+            notify("batch", stage=stage, indices=idx, labels=y)
+            x = dataset.prepare(dataset.x_train[idx], device)
+            losses.append(_train_step(model, optimizer, x, y.to(device)))
+
+        test_labels = stage_labels(config.task, dataset.y_test, stage, dataset.num_classes)
+        notify("eval", stage=stage, labels=test_labels)
+        acc, test_loss = evaluate(model, dataset, test_labels, device)
+        accuracies.append(acc)
+        ratios = active_units(model, probe_x)
+        hessian = math.nan
+        if config.hessian:
+            hessian = _hessian(model, dataset, indices, train_labels, config, probe_rng, device)
+        row = {
+            "chunk": stage,
+            "train_size": len(indices),
+            "iterations": (stage + 1) * config.iters_per_chunk,
+            "reset": int(did_reset),
+            "train_loss": float(np.mean(losses)),
+            "test_loss": test_loss,
+            "test_acc": acc,
+            "test_acc_mean": float(np.mean(accuracies)),
+            "active_backbone": _mean_ratio(ratios, "backbone"),
+            "active_head": _mean_ratio(ratios, "head"),
+            "hessian_top": hessian,
+            "elapsed_s": round(time.perf_counter() - start_time, 3),
+        }
+        rows.append(row)
+        if out is not None:
+            write_csv(out / "metrics.csv", rows, METRIC_FIELDS)
+        if verbose and (stage % max(1, config.chunks // 10) == 0 or stage == config.chunks - 1):
+            print(
+                f"[synthetic] {config.task}/{config.method} seed {config.seed} chunk {stage}: "
+                f"test acc {acc:.4f} (mean {row['test_acc_mean']:.4f}), "
+                f"train loss {row['train_loss']:.4f}",
+                flush=True,
+            )
+
+    summary = {
+        "task": config.task,
+        "method": config.method,
+        "dataset": dataset.name,
+        "seed": config.seed,
+        "chunks": config.chunks,
+        "iters_per_chunk": config.iters_per_chunk,
+        "final_test_acc": accuracies[-1],
+        "mean_test_acc": float(np.mean(accuracies)),
+        "final_train_loss": rows[-1]["train_loss"],
+        "final_active_backbone": rows[-1]["active_backbone"],
+        "final_active_head": rows[-1]["active_head"],
+        "resets": resets,
+        "wall_time_s": round(time.perf_counter() - start_time, 3),
+    }
+    if out is not None:
+        write_json(out / "summary.json", summary)
+    return {**summary, "skipped": False}
+
+
+def _hessian(
+    model: nn.Module,
+    dataset: ImageDataset,
+    indices: np.ndarray,
+    labels: torch.Tensor,
+    config: SyntheticConfig,
+    rng: np.random.Generator,
+    device: torch.device,
+) -> float:
+    """Top eigenvalue of the training-loss Hessian on a random probe of the current data."""
+    pick = torch.as_tensor(np.sort(rng.choice(indices, min(config.probe_size, len(indices)), False)))
+    x = dataset.prepare(dataset.x_train[pick], device)
+    y = labels[pick].to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    # Its own generator, so switching the Hessian on does not change the training run.
+    generator = torch.Generator(device=device).manual_seed(int(rng.integers(2**31)))
+    return float(
+        hessian_top_eigenvalue(
+            lambda: F.cross_entropy(model(x), y),
+            params,
+            iters=config.hessian_iters,
+            generator=generator,
+        )
+    )
+
+
+__all__ = [
+    "METHODS",
+    "METRIC_FIELDS",
+    "SAM_SCOPES",
+    "TASK_DEFAULTS",
+    "SyntheticConfig",
+    "evaluate",
+    "run_synthetic",
+]

@@ -1,0 +1,359 @@
+"""The synthetic input/label-adaptation experiments: data, tasks, Reset schedule, runs, CLI."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import tarfile
+import urllib.error
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from plastic.synthetic import data as data_mod
+from plastic.synthetic.artifacts import read_csv
+from plastic.synthetic.cli import main as cli_main
+from plastic.synthetic.data import _make_dataset, load_cifar10, load_digits_dataset
+from plastic.synthetic.experiment import METRIC_FIELDS, SyntheticConfig, run_synthetic
+from plastic.synthetic.grid import run_grid
+from plastic.synthetic.models import METHODS, SyntheticConvNet, flatten_dim, get_method
+from plastic.synthetic.tasks import make_chunks
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: these tiny models only lose time to thread hand-offs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset():
+    """40 train / 20 test random 3×32×32 images with labels 0..9 (fast to train on)."""
+    g = torch.Generator().manual_seed(123)
+    x_train = torch.randint(0, 256, (40, 3, 32, 32), generator=g, dtype=torch.uint8)
+    x_test = torch.randint(0, 256, (20, 3, 32, 32), generator=g, dtype=torch.uint8)
+    y_train = torch.arange(40) % 10
+    y_test = torch.arange(20) % 10
+    return _make_dataset("tiny", x_train, y_train, x_test, y_test)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits_dataset()
+
+
+def tiny_config(**kw) -> SyntheticConfig:
+    values = dict(task="input", method="vanilla", dataset="tiny", chunks=4, iters_per_chunk=5, batch_size=8)
+    values.update(kw)
+    return SyntheticConfig(**values)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.batches: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = defaultdict(list)
+        self.evals: dict[int, torch.Tensor] = {}
+        self.events: list[tuple[str, dict]] = []
+
+    def __call__(self, event: str, **info) -> None:
+        if event == "batch":
+            self.batches[info["stage"]].append((info["indices"].clone(), info["labels"].clone()))
+        elif event == "eval":
+            self.evals[info["stage"]] = info["labels"].clone()
+        else:
+            self.events.append((event, info))
+
+    def indices(self, stage: int) -> set[int]:
+        return {int(i) for idx, _ in self.batches[stage] for i in idx}
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks
+
+
+def test_chunks_partition_the_training_set():
+    chunks = make_chunks(103, 10, seed=5)
+    sizes = [len(c) for c in chunks]
+    assert sorted(np.concatenate(chunks).tolist()) == list(range(103))  # disjoint and complete
+    assert max(sizes) - min(sizes) <= 1
+    assert make_chunks(103, 10, seed=5)[3].tolist() == chunks[3].tolist()
+    assert make_chunks(103, 10, seed=6)[3].tolist() != chunks[3].tolist()
+    with pytest.raises(ValueError, match="chunks must be between 1 and"):
+        make_chunks(5, 6, seed=0)
+
+
+def test_input_task_grows_the_training_set_chunk_by_chunk(tiny_dataset):
+    rec = Recorder()
+    config = tiny_config(task="input", chunks=4, iters_per_chunk=5, batch_size=8, seed=3)
+    run_synthetic(config, dataset=tiny_dataset, observer=rec)
+    chunks = make_chunks(40, 4, seed=3)
+    previous: set[int] = set()
+    for stage in range(4):
+        used = rec.indices(stage)
+        # 5 batches of 8 cover every image of the stage's set (at most 40 images)
+        assert used == set(np.concatenate(chunks[: stage + 1]).tolist())
+        assert len(used) == 10 * (stage + 1)
+        assert previous < used and len(used - previous) == 10  # exactly one new chunk
+        previous = used
+        for idx, labels in rec.batches[stage]:  # true labels on the input task
+            assert torch.equal(labels, tiny_dataset.y_train[idx])
+        assert torch.equal(rec.evals[stage], tiny_dataset.y_test)
+
+
+def test_label_task_shifts_train_and_test_labels_by_the_chunk_index(tiny_dataset):
+    rec = Recorder()
+    config = tiny_config(task="label", chunks=3, iters_per_chunk=5, batch_size=8)
+    run_synthetic(config, dataset=tiny_dataset, observer=rec)
+    for stage in range(3):
+        assert rec.indices(stage) == set(range(40))  # all data from the start
+        for idx, labels in rec.batches[stage]:
+            expected = [(int(tiny_dataset.y_train[i]) + stage) % 10 for i in idx]
+            assert labels.tolist() == expected
+        expected_test = [(int(y) + stage) % 10 for y in tiny_dataset.y_test]
+        assert rec.evals[stage].tolist() == expected_test
+    assert not torch.equal(rec.evals[1], rec.evals[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Reset
+
+
+@pytest.mark.parametrize("method", ["reset", "plastic"])
+def test_reset_every_10_chunks_on_the_head_only(tiny_dataset, tmp_path, method):
+    snapshots = {}
+    checks = []
+
+    def observer(event, **info):
+        if event == "pre_reset":
+            snapshots.update({k: v.clone() for k, v in info["model"].state_dict().items()})
+        elif event == "reset":
+            model, opt = info["model"], info["optimizer"]
+            after = model.state_dict()
+            backbone_same = all(
+                torch.equal(after[k], snapshots[k]) for k in after if k.startswith("backbone.")
+            )
+            head_weights = [k for k in after if k.startswith("head.") and k.endswith("weight")]
+            head_changed = all(not torch.equal(after[k], snapshots[k]) for k in head_weights)
+            head_state = [opt.state.get(p) for p in model.head.parameters()]
+            backbone_state = [opt.state.get(p) for p in model.backbone.parameters()]
+            checks.append((info["stage"], backbone_same, head_changed, head_state, backbone_state))
+
+    config = tiny_config(task="label", method=method, chunks=21, iters_per_chunk=1, batch_size=4, lr=0.05)
+    summary = run_synthetic(config, tmp_path / "run", dataset=tiny_dataset, observer=observer)
+    assert [c[0] for c in checks] == [10, 20]
+    assert summary["resets"] == 2
+    for _, backbone_same, head_changed, head_state, backbone_state in checks:
+        assert backbone_same
+        assert head_changed
+        assert all(not s for s in head_state)  # momentum of the head cleared
+        assert all(s for s in backbone_state)  # ... and only of the head
+    rows = read_csv(tmp_path / "run" / "metrics.csv")
+    assert [int(r["chunk"]) for r in rows if r["reset"] == "1"] == [10, 20]
+
+
+def test_no_reset_without_the_reset_component(tiny_dataset):
+    rec = Recorder()
+    config = tiny_config(task="label", method="crelu", chunks=11, iters_per_chunk=1, batch_size=4)
+    summary = run_synthetic(config, dataset=tiny_dataset, observer=rec)
+    assert summary["resets"] == 0
+    assert not [e for e, _ in rec.events if e == "reset"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def _write_fake_cifar(folder: Path, per_batch: int = 4) -> dict[str, tuple[np.ndarray, list]]:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    content = {}
+    for name in [*data_mod.CIFAR10_TRAIN_BATCHES, data_mod.CIFAR10_TEST_BATCH]:
+        raw = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=per_batch).tolist()
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"batch_label": name.encode(), b"data": raw, b"labels": labels}, f)
+        content[name] = (raw, labels)
+    return content
+
+
+def test_cifar10_pickle_loader_reads_a_fake_set(tmp_path):
+    content = _write_fake_cifar(tmp_path / "cifar-10-batches-py")
+    ds = load_cifar10(tmp_path, download=False)
+    assert ds.name == "cifar10"
+    assert ds.x_train.shape == (20, 3, 32, 32) and ds.x_test.shape == (4, 3, 32, 32)
+    assert ds.x_train.dtype == torch.uint8
+    raw3, labels3 = content["data_batch_3"]
+    # image 1 of batch 3 is train image 9; a row is the R plane, then G, then B, each row-major
+    for c, h, w in [(0, 0, 0), (1, 5, 17), (2, 31, 30)]:
+        assert ds.x_train[9, c, h, w].item() == raw3[1, c * 1024 + h * 32 + w]
+    assert ds.y_train[8:12].tolist() == labels3
+    assert ds.y_test.tolist() == content["test_batch"][1]
+    # standardisation uses the training set's per-channel statistics
+    x = ds.prepare(ds.x_train)
+    assert torch.allclose(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(x.std(dim=(0, 2, 3), unbiased=False), torch.ones(3), atol=1e-3)
+
+
+def test_cifar10_archive_is_checksum_verified(tmp_path, monkeypatch):
+    _write_fake_cifar(tmp_path / "src" / "cifar-10-batches-py")
+    archive = tmp_path / "data" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    with pytest.raises(ValueError, match="md5 checksum"):
+        load_cifar10(archive.parent, download=False)
+    monkeypatch.setattr(data_mod, "CIFAR10_MD5", data_mod.md5sum(archive))
+    from_archive = load_cifar10(archive.parent, download=False)
+    from_folder = load_cifar10(tmp_path / "src", download=False)
+    assert torch.equal(from_archive.x_train, from_folder.x_train)
+    assert torch.equal(from_archive.y_test, from_folder.y_test)
+
+
+def test_missing_cifar10_says_where_to_put_it(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="cifar-10-python.tar.gz") as err:
+        load_cifar10(tmp_path, download=False)
+    assert str(tmp_path) in str(err.value) and "--dataset digits" in str(err.value)
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(data_mod.urllib.request, "urlopen", no_network)
+    with pytest.raises(FileNotFoundError, match="download failed"):
+        load_cifar10(tmp_path, download=True)
+    assert not list(tmp_path.iterdir())  # no partial file left behind
+
+
+def test_auto_dataset_falls_back_to_digits(tmp_path, capsys):
+    ds = data_mod.load_dataset("auto", tmp_path)
+    assert ds.name == "digits"
+    assert "digits" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="valid choices: auto, cifar10, digits"):
+        data_mod.load_dataset("mnist")
+
+
+def test_digits_loader_shapes_and_content(digits):
+    from sklearn.datasets import load_digits
+
+    assert digits.x_train.shape == (1437, 3, 32, 32) and digits.x_test.shape == (360, 3, 32, 32)
+    assert digits.y_train.shape == (1437,) and digits.y_test.shape == (360,)
+    assert digits.x_train.dtype == torch.float32 and digits.x_train.min() >= 0.0
+    assert digits.x_train.max() <= 1.0
+    assert torch.equal(digits.x_train[:, 0], digits.x_train[:, 2])  # grayscale replicated
+    assert np.bincount(digits.y_test.numpy(), minlength=10).min() >= 35  # stratified split
+    again = load_digits_dataset()
+    assert torch.equal(again.x_test, digits.x_test)  # the split is fixed
+    # Each upsampled test image, pooled back to 8×8, is closest to an original digit of its label.
+    original = torch.from_numpy(load_digits().images / 16.0).float().flatten(1)
+    pooled = F.avg_pool2d(digits.x_test[:, :1], 4).flatten(1)
+    dist = torch.cdist(pooled, original)
+    best = dist.argmin(dim=1)
+    assert dist.min(dim=1).values.max() < 1.2  # bilinear blur, not another digit
+    assert torch.equal(torch.from_numpy(load_digits().target)[best], digits.y_test)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model and methods
+
+
+def test_model_shapes_and_methods():
+    assert flatten_dim(32) == 2304
+    x = torch.randn(2, 3, 32, 32)
+    plain, crelu_ln = SyntheticConvNet(), SyntheticConvNet(layer_norm=True, crelu=True)
+    assert plain(x).shape == crelu_ln(x).shape == (2, 10)
+    assert [m.out_features for m in plain.head if isinstance(m, torch.nn.Linear)] == [512, 128, 10]
+    assert [m.in_features for m in crelu_ln.head if isinstance(m, torch.nn.Linear)] == [
+        2304,
+        768,
+        384,
+    ]
+    norms = [m for m in crelu_ln.backbone if isinstance(m, torch.nn.GroupNorm)]
+    assert len(norms) == 3 and all(n.num_groups == 1 for n in norms)
+    assert get_method("plastic") == get_method("plastic").__class__(True, True, True, True)
+    with pytest.raises(ValueError, match="valid choices: vanilla, ln, sam, crelu, reset, plastic"):
+        get_method("adam")
+    with pytest.raises(ValueError, match="unknown method 'adam'"):
+        run_synthetic(tiny_config(method="adam"))
+    with pytest.raises(ValueError, match="valid choices: input, label"):
+        run_synthetic(tiny_config(task="output"))
+    assert list(METHODS) == ["vanilla", "ln", "sam", "crelu", "reset", "plastic"]
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end
+
+
+def test_tiny_run_writes_artifacts_and_is_deterministic(digits, tmp_path):
+    config = SyntheticConfig(
+        task="label", method="plastic", dataset="digits", chunks=3, iters_per_chunk=2,
+        batch_size=16, seed=7, hessian=True, hessian_iters=3, probe_size=32,
+    )  # fmt: skip
+    first = run_synthetic(config, tmp_path / "a", dataset=digits)
+    assert not first["skipped"]
+    for name in ("config.json", "metrics.csv", "summary.json"):
+        assert (tmp_path / "a" / name).is_file()
+    assert not list((tmp_path / "a").glob(".*tmp"))  # no leftovers of atomic writes
+    rows = read_csv(tmp_path / "a" / "metrics.csv")
+    assert list(rows[0]) == list(METRIC_FIELDS) and len(rows) == 3
+    accs = [float(r["test_acc"]) for r in rows]
+    assert [float(r["test_acc_mean"]) for r in rows] == pytest.approx(
+        [np.mean(accs[: i + 1]) for i in range(3)]
+    )
+    assert all(np.isfinite(float(r["hessian_top"])) for r in rows)
+    assert all(0.0 <= float(r["active_backbone"]) <= 1.0 for r in rows)
+    saved = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert saved["final_test_acc"] == accs[-1] and saved["mean_test_acc"] == pytest.approx(np.mean(accs))
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["lr"] == 1e-2
+
+    again = run_synthetic(config, tmp_path / "a", dataset=digits)
+    assert again["skipped"] and again["final_test_acc"] == first["final_test_acc"]
+
+    second = run_synthetic(config, tmp_path / "b", dataset=digits)
+    rows_b = read_csv(tmp_path / "b" / "metrics.csv")
+    drop = lambda rs: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rs]  # noqa: E731
+    assert drop(rows_b) == drop(rows)
+    assert second["final_train_loss"] == first["final_train_loss"]
+
+    other_seed = run_synthetic(
+        SyntheticConfig(**{**config.to_dict(), "seed": 8, "hessian": False}), dataset=digits
+    )
+    assert other_seed["final_train_loss"] != first["final_train_loss"]
+
+    with pytest.raises(ValueError, match="different config"):
+        run_synthetic(SyntheticConfig(**{**config.to_dict(), "seed": 8}), tmp_path / "a")
+
+
+def test_cli_run_and_grid_report(tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = cli_main(
+        ["input", "--method", "ln", "--dataset", "digits", "--chunks", "2",
+         "--iters-per-chunk", "1", "--batch-size", "8", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == "ln" and summary["chunks"] == 2 and summary["dataset"] == "digits"
+    with pytest.raises(SystemExit):
+        cli_main(["input", "--method", "adam"])
+    assert "invalid choice: 'adam'" in capsys.readouterr().err
+
+    base = SyntheticConfig(
+        task="input", method="vanilla", dataset="digits", chunks=2, iters_per_chunk=1, batch_size=8
+    )
+    grid_dir = tmp_path / "grid"
+    run_grid(grid_dir, base, methods=["vanilla", "crelu"], seeds=[0, 1], workers=1)
+    for name in ("results.md", "results.json", "final_accuracy.png", "accuracy_curves.png"):
+        assert (grid_dir / name).is_file()
+    assert len(list(grid_dir.glob("*/*/seed_*/summary.json"))) == 2 * 2 * 2
+    table = json.loads((grid_dir / "results.json").read_text())
+    assert set(table) == {"input", "label"} and list(table["label"]) == ["vanilla", "crelu"]
+    finals = [
+        json.loads(p.read_text())["final_test_acc"]
+        for p in sorted((grid_dir / "label" / "crelu").glob("seed_*/summary.json"))
+    ]
+    assert table["label"]["crelu"]["final_acc_mean"] == pytest.approx(np.mean(finals))
+    assert "| crelu |" in (grid_dir / "results.md").read_text()
