@@ -3,6 +3,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-PLASTIC_EXTRAS="${PLASTIC_EXTRAS:-dev,dmc}" bash scripts/setup.sh
+PLASTIC_EXTRAS="${PLASTIC_EXTRAS:-dev,dmc,report,ray}" bash scripts/setup.sh
 .venv/bin/ruff check src tests benchmarks
 exec .venv/bin/python -m pytest "$@"

@@ -1,4 +1,4 @@
-"""The ``plastic`` command line: ``plastic train | synthetic | bench | demo | info``."""
+"""The ``plastic`` command line: ``plastic train | synthetic | sweep | report | demo | info``."""
 
 from __future__ import annotations
 
@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_synthetic_subcommands(synthetic.add_subparsers(dest="synthetic_command", required=True))
     synthetic.set_defaults(func=run_synthetic_from_args)
+
+    from plastic.experiments.cli import add_experiment_subcommands
+
+    add_experiment_subcommands(sub)  # plastic sweep | report
 
     demo = sub.add_parser("demo", help="a short demonstration of SAM, LN, CReLU, Reset and metrics")
     demo.add_argument("--stages", type=int, default=4)

@@ -1,0 +1,127 @@
+"""``plastic sweep`` and ``plastic report``. The main ``plastic`` command adds these subcommands
+with ``add_experiment_subcommands``; ``python -m plastic.experiments.cli`` runs them on their own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+SWEEP_EXAMPLES = """examples:
+  plastic sweep minatar --presets drq,plastic --seeds 3 --steps 20000
+  plastic sweep atari100k --presets drq,plastic --seeds 5 --replay-ratio 2 --out sweeps/atari
+  plastic sweep atari100k --backend ray --address auto --resources cpu=2,gpu=0.25
+  plastic sweep synthetic --presets vanilla,plastic --seeds 3 --set chunks=20
+
+Run the same command again to resume: finished runs are skipped, interrupted ones resume from
+their checkpoints and failed ones are retried."""
+
+REPORT_EXAMPLES = """examples:
+  plastic report sweeps/minatar
+  plastic report sweeps/atari --baseline data/atari100k_published_DrQeps_runs.json --out report
+  plastic report sweeps/rr1 sweeps/rr2 --baseline SPR=spr_runs.json"""
+
+
+def add_experiment_subcommands(subparsers: Any) -> None:
+    """Adds ``sweep`` and ``report`` to an ``argparse`` subparsers object; each sets ``func``."""
+    from plastic.experiments.backends import BACKENDS
+    from plastic.experiments.benchmarks import BENCHMARKS, UNAVAILABLE
+    from plastic.experiments.collect import NORMALIZATIONS
+
+    sweep = subparsers.add_parser(
+        "sweep", help="run every game × preset × seed of a benchmark (locally or on Ray)",
+        description="Run a benchmark's games × presets × seeds, each in its own run directory "
+                    "OUT/GAME/PRESET/seedN.",
+        epilog=SWEEP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep.add_argument("benchmark", metavar="BENCHMARK",
+                       help=f"one of: {', '.join(BENCHMARKS)} ({', '.join(UNAVAILABLE)}: not available yet)")
+    sweep.add_argument("--presets", action="append",
+                       help="comma-separated presets (default drq,plastic; synthetic: its methods)")
+    sweep.add_argument("--seeds", default="5", help="a count (5: seeds 0-4), a range (5-9) or a list (0,3)")
+    sweep.add_argument("--games", "--tasks", action="append", dest="games",
+                       help="comma-separated games (default: all of the benchmark's)")
+    sweep.add_argument("--replay-ratio", type=float, help="updates per agent step (config default 2)")
+    sweep.add_argument("--steps", type=int, help="agent steps per run (config default 100k)")
+    sweep.add_argument("--device", help="auto (default: cuda when present), cpu, cuda, cuda:N")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key for every run, e.g. --set sam.rho=0.05 (repeatable)")
+    sweep.add_argument("--out", help="sweep directory (default sweeps/BENCHMARK)")
+    sweep.add_argument("--backend", default="local", choices=BACKENDS,
+                       help="local: worker processes on this machine (default); ray: Ray tasks")
+    sweep.add_argument("--address", help="Ray cluster address ('auto': the cluster `ray start` made here); "
+                                         "none: a private local Ray instance")
+    sweep.add_argument("--workers", type=int, default=0,
+                       help="runs at once on this machine (default: one per core; not for a Ray cluster)")
+    sweep.add_argument("--resources", help="per run, e.g. cpu=1,gpu=0.5 (default cpu=1); Ray schedules by "
+                                           "these, and cpu sets the torch threads of a run")
+    sweep.add_argument("--threads", type=int, help="torch threads per run (default: the run's cpu, 1)")
+    sweep.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    sweep.set_defaults(func=run_sweep_from_args)
+
+    report = subparsers.add_parser(
+        "report", help="aggregate runs into a report with confidence intervals (Markdown + HTML)",
+        description="Final scores, IQM/median/mean/optimality gap with stratified-bootstrap CIs "
+                    "(rliable), probability of improvement, performance profiles, learning curves "
+                    "and per-game tables of every finished run under the directories.",
+        epilog=REPORT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    report.add_argument("dirs", nargs="+", metavar="DIR", help="sweep or run directories")
+    report.add_argument("--baseline", action="append", default=[], metavar="[NAME=]FILE",
+                        help="published per-run scores, JSON {game: [score, ...]} (repeatable)")
+    report.add_argument("--out", help="report directory (default DIR/report, or ./report for several DIRs)")
+    report.add_argument("--normalization", default="auto", choices=NORMALIZATIONS,
+                        help="auto: human-normalised on Atari, min-max over the report's runs on MinAtar")
+    report.add_argument("--reps", type=int, default=2000, help="bootstrap samples (default 2000)")
+    report.add_argument("--confidence", type=float, default=0.95, help="CI coverage (default 0.95)")
+    report.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    report.add_argument("--title", help="report title")
+    report.set_defaults(func=run_report_from_args)
+
+
+def run_sweep_from_args(args: argparse.Namespace) -> int:
+    """Runs the sweep; 0 when every run finished, 1 when some failed, 130 when interrupted."""
+    from plastic.configs import parse_assignments
+    from plastic.experiments.backends import make_backend, parse_resources
+    from plastic.experiments.sweep import make_spec, run_sweep
+
+    spec = make_spec(args.benchmark, presets=args.presets, seeds=args.seeds, games=args.games,
+                     replay_ratio=args.replay_ratio, steps=args.steps, device=args.device,
+                     overrides=parse_assignments(args.set or []), out=args.out)
+    backend = make_backend(args.backend, workers=args.workers, threads=args.threads, address=args.address,
+                           resources=parse_resources(args.resources))
+    try:
+        status = run_sweep(spec, backend, command=sys.argv[:], dry_run=args.dry_run)
+    except KeyboardInterrupt:
+        return 130
+    return 1 if status.get("failed") else 0
+
+
+def run_report_from_args(args: argparse.Namespace) -> int:
+    from plastic.experiments.report import build_report
+
+    result = build_report(args.dirs, args.out, baselines=args.baseline, normalization=args.normalization,
+                          reps=args.reps, seed=args.seed, confidence=args.confidence, title=args.title)
+    print(f"report: {result['markdown']}\n        {result['html']}")
+    for label in result["labels"]:
+        iqm = result["aggregates"][label]["iqm"]
+        print(f"  {label}: IQM {iqm['value']:.3f} [{iqm['low']:.3f}, {iqm['high']:.3f}]")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m plastic.experiments.cli", description=__doc__)
+    add_experiment_subcommands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"plastic: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

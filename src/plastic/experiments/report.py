@@ -1,0 +1,346 @@
+"""``plastic report DIR...``: final scores, aggregate metrics with confidence intervals, probability of
+improvement, performance profiles, learning curves and per-game tables, as Markdown + PNG and as
+one self-contained HTML page.
+
+Normalised scores: Atari uses human-normalised scores, (score − random) / (human − random).
+MinAtar has no human reference, so by default each game's scores are min-max normalised over all
+runs in the report (baselines included): 0 is the lowest evaluation score any run recorded on that
+game (at the end or during training), 1 the highest. That makes games comparable for aggregation,
+but the scale moves when runs are added, and the optimality gap then measures the distance to the
+best evaluation seen. ``--normalization none`` aggregates raw scores.
+Synthetic runs report test accuracy, already on one scale.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plastic.experiments import plots, stats
+from plastic.experiments.collect import (
+    Run,
+    find_runs,
+    game_bounds,
+    load_baseline,
+    normalize,
+    resolve_normalization,
+    score_matrices,
+)
+from plastic.experiments.document import Document
+from plastic.experiments.stats import (
+    METRIC_TITLES,
+    METRICS,
+    aggregate_metrics,
+    bootstrap_mean_ci,
+    performance_profiles,
+    probability_of_improvement,
+)
+from plastic.experiments.sweep import STATUS_FILE
+
+EPISODE_BINS = 20
+SCORE_NAMES = {"human": "human-normalised score", "minmax": "min-max normalised score",
+               "none": "score"}
+NORMALIZATION_TEXT = {
+    "human": "Scores are human-normalised per game, (score − random) / (human − random), with the "
+             "standard Atari random and human reference scores.",
+    "minmax": "There are no human reference scores for this benchmark, so each game's scores are "
+              "min-max normalised over all runs in this report (baselines included): 0 = the lowest "
+              "evaluation score any run recorded on that game (final or during training), 1 = the "
+              "highest. The scale moves when runs are added; the optimality gap here is the shortfall "
+              "from the best evaluation seen.",
+    "none": "Scores are aggregated as they are (no normalisation).",
+}
+
+
+# ------------------------------------------------------------------------------------- curves
+def _step_values(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The latest value at or before each grid point (NaN before the first)."""
+    index = np.searchsorted(x, grid, side="right") - 1
+    return np.where(index >= 0, y[np.clip(index, 0, None)], np.nan)
+
+
+def _binned_values(x: np.ndarray, y: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Mean of the values falling in each bin (left-open), the last one carried over empty bins."""
+    values = np.full(len(edges) - 1, np.nan)
+    last = np.nan
+    for i in range(len(edges) - 1):
+        inside = (x > edges[i]) & (x <= edges[i + 1])
+        last = float(np.mean(y[inside])) if inside.any() else last
+        values[i] = last
+    return values
+
+
+def learning_curves(runs: Sequence[Run], labels: Sequence[str], *, bins: int = EPISODE_BINS,
+                    seed: int = 0) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, str]]:
+    """``{game: {label: {"x", "mean", "low", "high", "seeds"}}}``: mean over seeds and its 95%
+    bootstrap CI on a common grid (evaluation steps, or bins of training episodes)."""
+    curves: dict[str, dict[str, dict[str, Any]]] = {}
+    ylabels: dict[str, str] = {}
+    for game in sorted({r.game for r in runs if r.curve is not None}):
+        game_runs = [r for r in runs if r.game == game and r.curve is not None]
+        sources = {r.curve.source for r in game_runs}
+        ylabels[game] = {"eval": "evaluation score", "episodes": "training episode return",
+                         "chunks": "test accuracy"}[sorted(sources)[0]] if len(sources) == 1 else "score"
+        curves[game] = {}
+        for label in labels:
+            group = [r for r in game_runs if r.label == label]
+            if not group:
+                continue
+            if all(r.curve.source == "episodes" for r in group):
+                end = max(float(r.curve.x.max()) for r in group)
+                edges = np.linspace(0.0, end, bins + 1)
+                grid = edges[1:]
+                values = np.array([_binned_values(r.curve.x, r.curve.y, edges) for r in group])
+            else:
+                grid = np.unique(np.concatenate([r.curve.x for r in group]))
+                values = np.array([_step_values(r.curve.x, r.curve.y, grid) for r in group])
+            mean, low, high = bootstrap_mean_ci(values, seed=seed)
+            curves[game][label] = {"x": grid, "mean": mean, "low": low, "high": high, "seeds": len(group)}
+    return curves, ylabels
+
+
+def normalized_curve_matrices(
+    runs: Sequence[Run], labels: Sequence[str], games: Sequence[str], bounds: dict[str, tuple[float, float]]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(steps, {label: (runs, games, steps)})`` of normalised evaluation scores at the steps every
+    run evaluated at; empty when runs did not evaluate during training at shared steps."""
+    chosen = [r for r in runs if not r.baseline and r.label in labels and r.game in games]
+    if not chosen or any(r.curve is None or r.curve.source not in ("eval", "chunks") for r in chosen):
+        return np.array([]), {}
+    shared = set(chosen[0].curve.x.tolist())
+    for run in chosen[1:]:
+        shared &= set(run.curve.x.tolist())
+    grid = np.array(sorted(shared))
+    if len(grid) < 2:
+        return np.array([]), {}
+    matrices = {}
+    for label in labels:
+        columns = [sorted((r for r in chosen if r.label == label and r.game == g), key=lambda r: r.seed)
+                   for g in games]
+        count = min(len(c) for c in columns)
+        if count == 0:
+            return np.array([]), {}
+        matrices[label] = np.array([[
+            (_step_values(c[i].curve.x, c[i].curve.y, grid) - bounds[g][0]) / (bounds[g][1] - bounds[g][0])
+            for c, g in zip(columns, games)] for i in range(count)])
+    return grid, matrices
+
+
+# ------------------------------------------------------------------------------------- tables
+def _ci(est: dict[str, float], digits: int = 3) -> str:
+    return f"{est['value']:.{digits}f} [{est['low']:.{digits}f}, {est['high']:.{digits}f}]"
+
+
+def _number(value: float) -> str:
+    size = abs(value)
+    return f"{value:.0f}" if size >= 100 else f"{value:.1f}" if size >= 10 else f"{value:.2f}"
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return _number(values[0])
+    return f"{_number(float(np.mean(values)))} ± {_number(float(np.std(values, ddof=1)))}"
+
+
+def _pairs(labels: Sequence[str], sweep_labels: Sequence[str]) -> list[tuple[str, str]]:
+    """Each run label against the ones listed before it, then against every baseline."""
+    pairs = [(x, y) for i, x in enumerate(sweep_labels) for y in sweep_labels[:i]]
+    pairs += [(x, y) for x in sweep_labels for y in labels if y not in sweep_labels]
+    if not sweep_labels:  # baselines only
+        pairs = [(x, y) for i, x in enumerate(labels) for y in labels[:i]]
+    return pairs
+
+
+def _sweep_failures(directories: Sequence[Path]) -> list[list[str]]:
+    rows = []
+    for directory in directories:
+        for path in sorted(Path(directory).rglob(STATUS_FILE)):
+            status = json.loads(path.read_text())
+            for run_id, entry in status.get("runs", {}).items():
+                if entry.get("status") == "failed":
+                    rows.append([str(path.parent / run_id), entry.get("error", "")])
+    return rows
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _label_order(runs: Sequence[Run]) -> list[str]:
+    """Sweep labels first (the base agent, then the others as they sort), then baselines."""
+    bases = ("drq", "vanilla")
+    ours = sorted({r.label for r in runs if not r.baseline}, key=lambda s: (s.split(" [")[0] not in bases, s))
+    return ours + sorted({r.label for r in runs if r.baseline})
+
+
+def _scores_csv(runs: Sequence[Run]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["label", "preset", "game", "seed", "score", "normalized", "steps", "updates",
+                     "wall_seconds", "path"])
+    for r in runs:
+        writer.writerow([r.label, r.preset, r.game, r.seed, f"{r.score:.6g}", f"{r.normalized:.6g}",
+                         r.summary.get("steps", ""), r.summary.get("updates", ""),
+                         r.summary.get("wall_seconds", r.summary.get("wall_time_s", "")),
+                         "" if r.path is None else str(r.path)])
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------------------------------- report
+def _write_text(path: Path, text: str) -> None:
+    """Atomically: a reader never sees half a report."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def build_report(directories: Sequence[str | Path], out: str | Path | None = None, *,
+                 baselines: Sequence[str] = (), normalization: str = "auto", reps: int = 2000,
+                 seed: int = 0, confidence: float = 0.95, title: str | None = None) -> dict[str, Any]:
+    """Writes ``report.md``, ``report.html``, ``figures/*.png``, ``scores.csv`` and
+    ``aggregates.json`` to ``out`` (default: ``DIR/report`` for one directory, else ``./report``);
+    returns the numbers (aggregates, probability of improvement, paths)."""
+    if reps < 100:
+        raise ValueError(f"--reps must be >= 100 bootstrap samples, got {reps}")
+    if not 0.5 < confidence < 1.0:
+        raise ValueError(f"--confidence must be in (0.5, 1), got {confidence}")
+    directories = [Path(d).expanduser() for d in directories]
+    if not directories:
+        raise ValueError("give at least one directory with runs")
+    out = Path(out) if out is not None else (directories[0] / "report" if len(directories) == 1
+                                             else Path("report"))
+    runs, unfinished = find_runs(directories)
+    suite = runs[0].suite
+    for spec in baselines:
+        runs.extend(load_baseline(spec, suite))
+    norm = resolve_normalization(normalization, suite)
+    bounds = game_bounds(runs, norm)
+    normalize(runs, bounds)
+    labels = _label_order(runs)
+    sweep_labels = [lb for lb in labels if any(r.label == lb and not r.baseline for r in runs)]
+    matrices, games, notes = score_matrices(runs, labels)
+    score_name = SCORE_NAMES[norm] if suite != "synthetic" or norm != "none" else "test accuracy"
+
+    aggregates = aggregate_metrics(matrices, reps=reps, seed=seed, confidence=confidence)
+    pairs = _pairs(labels, sweep_labels)
+    poi = probability_of_improvement(matrices, pairs, reps=reps, seed=seed, confidence=confidence)
+    # τ up to the 99th percentile of all scores: a few outlier runs would otherwise squeeze the plot.
+    pooled = np.concatenate([m.ravel() for m in matrices.values()])
+    low_tau = min(0.0, float(pooled.min()))
+    taus = np.linspace(low_tau, max(float(np.quantile(pooled, 0.99)), low_tau + 1e-6), 101)
+    profiles = performance_profiles(matrices, taus, reps=reps, seed=seed)
+    curves, ylabels = learning_curves([r for r in runs if not r.baseline], sweep_labels, seed=seed)
+    curve_steps, curve_matrices = normalized_curve_matrices(runs, sweep_labels, games, bounds)
+    iqm_over_time = stats.iqm_curves(curve_matrices, reps=reps, seed=seed, confidence=confidence)
+
+    figures = out / "figures"
+    colors = plots.label_colors(labels)
+    level = f"{100 * confidence:g}%"
+    doc = Document(title or f"{suite} report")
+    game_word = "task" if suite == "synthetic" else "game"
+    run_games = len({r.game for r in runs if not r.baseline})
+    doc.paragraph(
+        f"{_count(sum(not r.baseline for r in runs), 'finished run')} from "
+        f"{', '.join(f'`{d}`' for d in directories)} ({len(unfinished)} unfinished), "
+        f"{_count(run_games, game_word)}; generated {time.strftime('%Y-%m-%d %H:%M')}. "
+        f"{NORMALIZATION_TEXT[norm] if suite != 'synthetic' else ''}"
+        f" Aggregates over {_count(len(games), game_word)}: interquartile mean (IQM), median, mean and "
+        f"optimality gap (γ = 1) of the {score_name}, with {level} stratified-bootstrap confidence intervals "
+        f"({reps} bootstrap samples, rliable).")
+    doc.bullets(notes)
+
+    doc.heading("Aggregate scores")
+    doc.table(["", "runs × games", *(METRIC_TITLES[m] for m in METRICS)],
+              [[lb, f"{matrices[lb].shape[0]} × {matrices[lb].shape[1]}",
+                *(_ci(aggregates[lb][m]) for m in METRICS)] for lb in labels])
+    doc.paragraph(f"Value [{level} CI]. Higher is better except for the optimality gap.")
+    doc.figure(plots.plot_aggregates(aggregates, labels, colors, figures / "aggregates.png", score_name),
+               f"IQM, median, mean and optimality gap with {level} stratified-bootstrap CIs")
+
+    if pairs:
+        doc.heading("Probability of improvement")
+        doc.table(["X", "Y", f"P(X > Y) [{level} CI]"], [[x, y, _ci(poi[(x, y)])] for x, y in pairs],
+                  text_columns=2)
+        doc.paragraph("P(X > Y): the probability that a run of X beats a run of Y on a randomly "
+                      "chosen game (Mann-Whitney U statistic, averaged over games).")
+        poi_png = figures / "probability_of_improvement.png"
+        doc.figure(plots.plot_probability_of_improvement(poi, colors, poi_png),
+                   "Probability of improvement with stratified-bootstrap CIs")
+
+    doc.heading("Performance profiles")
+    doc.figure(plots.plot_performance_profiles(profiles, colors, figures / "performance_profiles.png",
+                                               score_name),
+               f"Fraction of runs with {score_name} above τ ({level} CI)")
+
+    if curves:
+        doc.heading("Learning curves")
+        sources = {r.curve.source for r in runs if r.curve is not None}
+        xlabel = "chunk" if sources == {"chunks"} else "agent steps"
+        how = ("evaluation scores" if sources == {"eval"} else
+               f"mean return of training episodes in {EPISODE_BINS} bins of agent steps"
+               if sources == {"episodes"} else "test accuracy after each chunk" if sources == {"chunks"}
+               else "evaluation scores where runs evaluated during training, else training episode returns")
+        if iqm_over_time:
+            doc.figure(plots.plot_iqm_curves(curve_steps, iqm_over_time, colors, figures / "iqm_curves.png",
+                                             xlabel=xlabel, score_name=score_name),
+                       f"IQM of the {score_name} over {_count(len(games), game_word)} during training, "
+                       f"shaded {level} stratified-bootstrap CI")
+        doc.figure(plots.plot_learning_curves(curves, sweep_labels, colors, figures / "learning_curves.png",
+                                              xlabel=xlabel, ylabels=ylabels),
+                   f"Raw {how}: mean over seeds, shaded {level} bootstrap CI over seeds")
+
+    doc.heading("Per-game scores")
+    atari = norm == "human"
+    headers = ["game", *(["random", "human"] if atari else []), *labels]
+    rows = []
+    for game in sorted({r.game for r in runs}):
+        row = [game]
+        if atari:
+            from plastic.envs.scores import HUMAN_SCORES, RANDOM_SCORES
+
+            row += [f"{RANDOM_SCORES[game]:g}", f"{HUMAN_SCORES[game]:g}"]
+        row += [_mean_std([r.score for r in runs if r.game == game and r.label == lb]) for lb in labels]
+        rows.append(row)
+    doc.table(headers, rows)
+    doc.paragraph("Raw final score: mean ± sample standard deviation over runs (a single value for one run).")
+
+    doc.heading("Per-run scores")
+    doc.table(["label", "game", "seed", "score", score_name if norm != "none" else "normalised", "steps",
+               "updates", "wall time (s)"],
+              [[r.label, r.game, str(r.seed), f"{r.score:.4g}", f"{r.normalized:.3f}",
+                str(r.summary.get("steps", "")), str(r.summary.get("updates", "")),
+                f"{float(r.summary.get('wall_seconds', r.summary.get('wall_time_s', 0)) or 0):.0f}"]
+               for r in sorted((r for r in runs if not r.baseline), key=lambda r: (r.label, r.game, r.seed))],
+              text_columns=2)
+    failures = _sweep_failures(directories)
+    if failures or unfinished:
+        doc.heading("Failed and unfinished runs")
+        if failures:
+            doc.table(["run", "error"], failures, text_columns=2)
+        if unfinished:
+            doc.bullets([f"unfinished: `{p}`" for p in unfinished])
+
+    out.mkdir(parents=True, exist_ok=True)
+    _write_text(out / "report.md", doc.to_markdown(out))
+    _write_text(out / "report.html", doc.to_html())
+    _write_text(out / "scores.csv", _scores_csv(runs))
+    numbers = {
+        "suite": suite, "normalization": norm, "games": games, "labels": labels, "reps": reps,
+        "confidence": confidence, "aggregates": aggregates,
+        "probability_of_improvement": [{"x": x, "y": y, **poi[(x, y)]} for x, y in pairs],
+        "notes": notes,
+        "iqm_curves": {label: {"steps": curve_steps.tolist(), **{k: v.tolist() for k, v in c.items()}}
+                       for label, c in iqm_over_time.items()},
+    }
+    _write_text(out / "aggregates.json", json.dumps(numbers, indent=2))
+    return {**numbers, "out": str(out), "markdown": str(out / "report.md"), "html": str(out / "report.html")}

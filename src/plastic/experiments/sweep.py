@@ -1,0 +1,301 @@
+"""Sweeps: every game × preset × seed of a benchmark, each run in its own directory.
+
+Layout of a sweep directory::
+
+    OUT/sweep.json                 what the sweep is (benchmark, games, presets, seeds, settings)
+    OUT/sweep_status.json          per run: finished / failed (error, traceback tail) / interrupted
+    OUT/GAME/PRESET/seedN/         one run directory each (see plastic.train.loop), + sweep.log
+
+Running the same sweep again skips finished runs, resumes interrupted ones from their
+checkpoints and retries failed ones. A run that fails is recorded and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from plastic.experiments.backends import LocalBackend, RayBackend
+from plastic.experiments.benchmarks import (
+    build_job_config,
+    canonical_game,
+    check_presets,
+    finished_summary,
+    get_benchmark,
+    run_progress,
+    summary_score,
+)
+
+SWEEP_FILE = "sweep.json"
+STATUS_FILE = "sweep_status.json"
+
+
+def parse_seeds(text: str | int | Sequence[int]) -> list[int]:
+    """``5`` -> seeds 0..4; ``"3-5"`` -> 3, 4, 5; ``"0,7"`` -> 0, 7."""
+    if isinstance(text, int):
+        text = str(text)
+    if not isinstance(text, str):
+        seeds = [int(s) for s in text]
+    else:
+        try:
+            if "," in text:
+                seeds = [int(s) for s in text.split(",") if s.strip()]
+            elif "-" in text.strip()[1:]:
+                first, last = text.split("-", 1)
+                seeds = list(range(int(first), int(last) + 1))
+            else:
+                seeds = list(range(int(text)))
+        except ValueError:
+            raise ValueError(f"--seeds expects a count (5: seeds 0-4), a range (3-5) or a list (0,7); "
+                             f"got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds must give one or more distinct seeds >= 0, got {text!r}")
+    return seeds
+
+
+def split_names(values: str | Sequence[str] | None) -> list[str]:
+    """``"a,b"`` or ``["a,b", "c"]`` -> ``["a", "b", "c"]``."""
+    if values is None:
+        return []
+    items = [values] if isinstance(values, str) else list(values)
+    return [name.strip() for item in items for name in item.split(",") if name.strip()]
+
+
+@dataclass
+class SweepSpec:
+    benchmark: str
+    presets: list[str]
+    seeds: list[int]
+    games: list[str]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    out: Path = Path("sweeps")
+
+    def run_id(self, game: str, preset: str, seed: int) -> str:
+        return f"{game}/{preset}/seed{seed}"
+
+
+def make_spec(benchmark: str, *, presets: str | Sequence[str] | None = None, seeds: str | int = 5,
+              games: str | Sequence[str] | None = None, replay_ratio: float | None = None,
+              steps: int | None = None, device: str | None = None, overrides: dict[str, Any] | None = None,
+              out: str | Path | None = None) -> SweepSpec:
+    """Checks and completes a sweep's settings (defaults: the benchmark's games and presets)."""
+    bench = get_benchmark(benchmark)
+    preset_list = split_names(presets) or list(bench.default_presets)
+    check_presets(bench, preset_list)
+    game_list = [canonical_game(bench, g) for g in split_names(games)] or list(bench.games)
+    for name, items in (("presets", preset_list), ("games", game_list)):
+        if len(set(items)) != len(items):
+            raise ValueError(f"--{name} lists a name twice: {', '.join(items)}")
+    settings: dict[str, Any] = {}
+    if bench.kind == "synthetic":
+        for flag, value in (("--replay-ratio", replay_ratio), ("--steps", steps)):
+            if value is not None:
+                raise ValueError(f"{flag} does not apply to the synthetic benchmark; use --set "
+                                 "(e.g. --set chunks=20 --set iters_per_chunk=100)")
+        if device is not None:
+            settings["device"] = device
+    else:
+        for key, value in (("train.replay_ratio", replay_ratio), ("train.steps", steps), ("device", device)):
+            if value is not None:
+                settings[key] = value
+    settings.update(overrides or {})
+    return SweepSpec(benchmark=bench.name, presets=preset_list, seeds=parse_seeds(seeds), games=game_list,
+                     overrides=settings, out=Path(out) if out is not None else Path("sweeps") / bench.name)
+
+
+def plan_jobs(spec: SweepSpec) -> list[dict[str, Any]]:
+    """One job per run, seeds outermost so that with few workers every preset and game gets its
+    first seed early. Every config is built here: a bad name or value fails before anything runs."""
+    bench = get_benchmark(spec.benchmark)
+    out = spec.out.expanduser().resolve()
+    jobs = []
+    for seed in spec.seeds:
+        for game in spec.games:
+            for preset in spec.presets:
+                run_id = spec.run_id(game, preset, seed)
+                jobs.append({
+                    "id": run_id, "benchmark": bench.name, "run_dir": str(out / run_id),
+                    "config": build_job_config(bench, game, preset, seed, spec.overrides),
+                })
+    return jobs
+
+
+def _atomic_json(path: Path, data: Any) -> None:
+    from plastic.train.checkpoint import write_json
+
+    write_json(path, data)
+
+
+def _describe(spec: SweepSpec, backend: str, command: list[str] | None) -> dict[str, Any]:
+    bench = get_benchmark(spec.benchmark)
+    return {
+        "benchmark": bench.name, "suite": bench.suite, "games": spec.games, "presets": spec.presets,
+        "seeds": spec.seeds, "overrides": {k: spec.overrides[k] for k in sorted(spec.overrides)},
+        "backend": backend, "runs": len(spec.games) * len(spec.presets) * len(spec.seeds),
+        "layout": "GAME/PRESET/seedN", "command": command,
+    }
+
+
+def write_sweep_file(spec: SweepSpec, backend: str, command: list[str] | None = None) -> dict[str, Any]:
+    """Writes OUT/sweep.json. A directory keeps one benchmark; adding games, presets or seeds to
+    an existing sweep is fine and the description grows to cover both."""
+    path = spec.out / SWEEP_FILE
+    description = _describe(spec, backend, command)
+    history: list[dict[str, Any]] = []
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("benchmark") != spec.benchmark:
+            raise ValueError(f"{spec.out} holds a {old.get('benchmark')} sweep; use another --out "
+                             f"for {spec.benchmark}")
+        history = old.get("history", [])
+        for key in ("games", "presets", "seeds"):
+            description[key] = list(dict.fromkeys([*old.get(key, []), *description[key]]))
+    description["history"] = [*history, {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": command,
+                                         "overrides": description["overrides"], "backend": backend}]
+    _atomic_json(path, description)
+    return description
+
+
+class Progress:
+    """Keeps OUT/sweep_status.json current and tells the terminal how the sweep is going: a line
+    per finished or failed run, and every ``heartbeat`` seconds how far the running ones are."""
+
+    def __init__(self, out: Path, total: int, stream: TextIO | None = None, heartbeat: float = 300.0) -> None:
+        self.path = out / STATUS_FILE
+        self.runs: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            self.runs = json.loads(self.path.read_text()).get("runs", {})
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.counts = {"finished": 0, "failed": 0, "running": 0}
+        self.started = self.last_said = time.perf_counter()
+        self.finished_now = 0
+        self.heartbeat = heartbeat
+        self.running: dict[str, dict[str, Any]] = {}
+
+    def _save(self) -> None:
+        _atomic_json(self.path, {"updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **self.counts,
+                                 "total": self.total, "runs": self.runs})
+
+    def say(self, text: str) -> None:
+        print(f"[sweep] {text}", file=self.stream, flush=True)
+        self.last_said = time.perf_counter()
+
+    def tick(self) -> None:
+        if time.perf_counter() - self.last_said < self.heartbeat:
+            return
+        parts = []
+        for job in list(self.running.values())[:6]:
+            fraction = run_progress(job)
+            parts.append(job["id"] + (f" {100 * fraction:.0f}%" if fraction is not None else ""))
+        more = f", +{len(self.running) - 6} more" if len(self.running) > 6 else ""
+        self.say(f"{self.line()}: {', '.join(parts)}{more}")
+
+    def line(self) -> str:
+        done, failed, running = self.counts["finished"], self.counts["failed"], self.counts["running"]
+        remaining = self.total - done - failed
+        text = f"{done}/{self.total} finished, {failed} failed, {remaining} remaining ({running} running)"
+        if self.finished_now and remaining:
+            per_run = (time.perf_counter() - self.started) / self.finished_now  # wall time per completion
+            text += f", ~{_duration(per_run * remaining)} left"
+        return text
+
+    def skipped(self, job: dict[str, Any], summary: dict[str, Any]) -> None:
+        self.runs[job["id"]] = {"status": "finished", "score": summary_score(summary),
+                                "seconds": summary.get("wall_seconds", summary.get("wall_time_s"))}
+        self.counts["finished"] += 1
+
+    def refused(self, job: dict[str, Any], error: Exception) -> None:
+        self.runs[job["id"]] = {"status": "failed", "error": f"{type(error).__name__}: {error}",
+                                "traceback": "", "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self.counts["failed"] += 1
+        self.say(f"FAILED {job['id']}: {error}")
+
+    def start(self, job: dict[str, Any]) -> None:
+        self.running[job["id"]] = job
+        self.counts["running"] += 1
+        self.runs[job["id"]] = {"status": "running", "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self._save()
+
+    def result(self, result: dict[str, Any]) -> None:
+        self.running.pop(result["id"], None)
+        self.counts["running"] -= 1
+        entry: dict[str, Any] = {"status": result["status"], "seconds": result.get("seconds"),
+                                 "host": result.get("host"), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if result["status"] == "finished":
+            self.counts["finished"] += 1
+            self.finished_now += 1
+            entry["score"] = summary_score(result["summary"])
+            what = f"done {result['id']}: score {entry['score']:.4g}"
+        else:
+            self.counts["failed"] += 1
+            entry.update(error=result["error"], traceback=result.get("traceback", ""))
+            what = f"FAILED {result['id']}: {result['error']}"
+        if result.get("seconds") is not None:
+            what += f" ({_duration(result['seconds'])})"
+        self.runs[result["id"]] = entry
+        self._save()
+        self.say(f"{what} | {self.line()}")
+
+    def interrupted(self) -> None:
+        for entry in self.runs.values():
+            if entry.get("status") == "running":
+                entry["status"] = "interrupted"
+        self.counts["running"] = 0
+        self._save()
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def run_sweep(spec: SweepSpec, backend: LocalBackend | RayBackend, *, command: list[str] | None = None,
+              dry_run: bool = False, stream: TextIO | None = None,
+              heartbeat: float = 300.0) -> dict[str, Any]:
+    """Runs every run of ``spec`` not yet finished; returns the final status (``sweep_status.json``)."""
+    spec.out = spec.out.expanduser().resolve()
+    jobs = plan_jobs(spec)
+    backend_name = "ray" if isinstance(backend, RayBackend) else "local"
+    progress = Progress(spec.out, len(jobs), stream, heartbeat)
+    if dry_run:
+        for job in jobs:
+            progress.say(f"would run {job['id']} -> {job['run_dir']}")
+        return {"total": len(jobs), "runs": {}}
+    spec.out.mkdir(parents=True, exist_ok=True)
+    write_sweep_file(spec, backend_name, command)
+    todo = []
+    for job in jobs:
+        try:
+            summary = finished_summary(job)
+        except ValueError as error:  # the directory holds a different run: never overwrite it
+            progress.refused(job, error)
+            continue
+        if summary is None:
+            todo.append(job)
+        else:
+            progress.skipped(job, summary)
+    progress._save()
+    bench = get_benchmark(spec.benchmark)
+    word = "task" if bench.kind == "synthetic" else "game"
+    progress.say(f"{bench.name}: {len(jobs)} runs ({len(spec.games)} {word}(s) × {len(spec.presets)} "
+                 f"preset(s) × {len(spec.seeds)} seed(s)) in {spec.out}; "
+                 f"{progress.counts['finished']} already finished, {len(todo)} to run on "
+                 f"{backend.describe()}")
+    try:
+        if todo:
+            backend.run(todo, progress.start, progress.result, progress.tick)
+    except KeyboardInterrupt:
+        progress.interrupted()
+        progress.say(f"interrupted: {progress.line()}; run the same command again to resume")
+        raise
+    progress.say(f"all done: {progress.line()}. Report: plastic report {spec.out}")
+    return json.loads(progress.path.read_text())

@@ -1,0 +1,254 @@
+"""Reports: the aggregate statistics equal rliable's own (and hand computations), human-normalised
+scores equal hand computation, labels and learning curves are built right, files are written."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.stats
+
+pytest.importorskip("rliable")
+
+from rliable import library as rly  # noqa: E402
+from rliable import metrics as rlm  # noqa: E402
+
+from plastic.experiments import stats  # noqa: E402
+from plastic.experiments.cli import main  # noqa: E402
+from plastic.experiments.collect import find_runs  # noqa: E402
+from plastic.experiments.report import _binned_values, _step_values, build_report  # noqa: E402
+
+REPS = 300
+
+
+def rliable_aggregates(scores: np.ndarray, seed: int, reps: int) -> tuple[np.ndarray, np.ndarray]:
+    def func(x: np.ndarray) -> np.ndarray:
+        return np.array([rlm.aggregate_iqm(x), rlm.aggregate_median(x), rlm.aggregate_mean(x),
+                         rlm.aggregate_optimality_gap(x)])
+
+    np.random.seed(seed)  # rliable's bootstrap draws from NumPy's global random state
+    points, intervals = rly.get_interval_estimates({"k": scores}, func, reps=reps)
+    return points["k"], intervals["k"]
+
+
+def test_aggregates_equal_rliable_on_a_fixed_score_matrix():
+    rng = np.random.default_rng(0)
+    matrices = {"a": rng.gamma(2.0, 0.4, size=(5, 7)), "b": rng.normal(0.6, 0.5, size=(4, 7))}
+    ours = stats.aggregate_metrics(matrices, reps=REPS, seed=3)
+    for key, scores in matrices.items():
+        points, intervals = rliable_aggregates(scores, seed=3, reps=REPS)
+        for i, metric in enumerate(stats.METRICS):
+            assert ours[key][metric]["value"] == pytest.approx(points[i], rel=1e-12, abs=1e-12)
+            assert ours[key][metric]["low"] == pytest.approx(intervals[0, i], rel=1e-12, abs=1e-12)
+            assert ours[key][metric]["high"] == pytest.approx(intervals[1, i], rel=1e-12, abs=1e-12)
+            assert intervals[0, i] <= points[i] + 1e-12 and points[i] <= intervals[1, i] + 1e-12
+    # a key's interval does not depend on the other keys in the report
+    alone = stats.aggregate_metrics({"b": matrices["b"]}, reps=REPS, seed=3)
+    assert alone["b"] == ours["b"]
+    other_seed = stats.aggregate_metrics({"b": matrices["b"]}, reps=REPS, seed=4)
+    assert other_seed["b"]["iqm"]["low"] != ours["b"]["iqm"]["low"]
+
+
+def test_point_estimates_equal_hand_computation():
+    scores = np.array([[0.1, 2.0, 0.5, -0.3], [0.7, 1.5, 0.2, 0.4]])  # 2 runs × 4 games
+    result = stats.aggregate_metrics({"x": scores}, reps=100)["x"]
+    middle = np.sort(scores.ravel())[2:6]  # 8 scores: drop the 2 lowest and the 2 highest
+    assert result["iqm"]["value"] == pytest.approx(middle.mean())
+    assert result["iqm"]["value"] == pytest.approx(scipy.stats.trim_mean(scores, 0.25, axis=None))
+    per_game = scores.mean(axis=0)  # [0.4, 1.75, 0.35, 0.05]
+    assert result["median"]["value"] == pytest.approx((0.35 + 0.4) / 2)
+    assert result["mean"]["value"] == pytest.approx(per_game.mean())
+    assert result["optimality_gap"]["value"] == pytest.approx(1 - np.minimum(scores, 1).mean())
+
+
+def test_iqm_curves_equal_rliable():
+    rng = np.random.default_rng(3)
+    curves = rng.normal(size=(3, 4, 5))  # runs × games × points
+    ours = stats.iqm_curves({"k": curves}, reps=150, seed=2)["k"]
+    np.random.seed(2)
+    def iqm_per_point(s: np.ndarray) -> np.ndarray:
+        return np.array([rlm.aggregate_iqm(s[..., t]) for t in range(s.shape[-1])])
+
+    points, intervals = rly.get_interval_estimates({"k": curves}, iqm_per_point, reps=150)
+    np.testing.assert_allclose(ours["value"], points["k"])
+    np.testing.assert_allclose(ours["low"], intervals["k"][0])
+    np.testing.assert_allclose(ours["high"], intervals["k"][1])
+    np.testing.assert_allclose(ours["value"], [scipy.stats.trim_mean(curves[..., t], 0.25, axis=None)
+                                               for t in range(5)])
+
+
+def test_probability_of_improvement_equals_rliable():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 4, size=(4, 3)).astype(float)  # small integers: plenty of ties
+    y = rng.integers(0, 4, size=(5, 3)).astype(float)
+    same = np.array([[1.0, 2.0], [3.0, 4.0]])
+    assert stats.improvement_probability(x, y) == pytest.approx(rlm.probability_of_improvement(x, y))
+    assert stats.improvement_probability(same, same) == pytest.approx(0.5)
+    # hand count on one game: x = [2, 1], y = [1, 0] -> pairs won 3, tied 1 of 4 -> 3.5 / 4
+    assert stats.improvement_probability(np.array([[2.0], [1.0]]), np.array([[1.0], [0.0]])) == 0.875
+
+    ours = stats.probability_of_improvement({"x": x, "y": y}, [("x", "y")], reps=100, seed=5)[("x", "y")]
+    np.random.seed(5)
+    points, intervals = rly.get_interval_estimates(
+        {"xy": [x, y]}, lambda a, b: np.array([rlm.probability_of_improvement(a, b)]), reps=100)
+    assert ours["value"] == pytest.approx(points["xy"][0])
+    assert (ours["low"], ours["high"]) == pytest.approx((intervals["xy"][0, 0], intervals["xy"][1, 0]))
+
+
+def test_performance_profile_equals_rliable():
+    rng = np.random.default_rng(2)
+    scores = rng.gamma(2.0, 0.5, size=(5, 6))
+    taus = np.linspace(0, 3, 31)
+    ours = stats.performance_profiles({"k": scores}, taus, reps=200, seed=7)["k"]
+    np.random.seed(7)
+    points, intervals = rly.create_performance_profile({"k": scores}, taus, reps=200)
+    np.testing.assert_allclose(ours["value"], points["k"])
+    np.testing.assert_allclose(ours["low"], intervals["k"][0])
+    np.testing.assert_allclose(ours["high"], intervals["k"][1])
+    assert ours["value"][0] == 1.0 and np.all(np.diff(ours["value"]) <= 0)
+
+
+def test_curve_helpers_by_hand():
+    x, y = np.array([10.0, 30.0]), np.array([1.0, 5.0])
+    np.testing.assert_array_equal(_step_values(x, y, np.array([5.0, 10.0, 20.0, 30.0, 40.0])),
+                                  [np.nan, 1.0, 1.0, 5.0, 5.0])
+    edges = np.array([0.0, 10.0, 20.0, 30.0, 40.0])
+    steps, returns = np.array([3.0, 8.0, 25.0, 30.0]), np.array([1.0, 3.0, 6.0, 10.0])
+    np.testing.assert_array_equal(_binned_values(steps, returns, edges), [2.0, 2.0, 8.0, 8.0])
+    mean, low, high = stats.bootstrap_mean_ci(np.array([[1.0, np.nan], [3.0, 4.0]]), reps=200)
+    np.testing.assert_array_equal(mean, [2.0, 4.0])
+    assert 1.0 <= low[0] <= 2.0 <= high[0] <= 3.0
+
+
+# ------------------------------------------------------------------------------ run directories
+def write_run(root: Path, suite: str, game: str, preset: str, seed: int, score: float,
+              extra_config: dict | None = None, evals: list[tuple[int, float]] | None = None) -> Path:
+    run_dir = root / game / preset / f"seed{seed}"
+    run_dir.mkdir(parents=True)
+    config = {"suite": suite, "game": game, "preset": preset, "seed": seed,
+              "train": {"replay_ratio": 2.0, "steps": 1000}, **(extra_config or {})}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    (run_dir / "summary.json").write_text(json.dumps({
+        "suite": suite, "game": game, "preset": preset, "seed": seed, "score": score,
+        "steps": 1000, "updates": 2000, "wall_seconds": 12.0}))
+    with (run_dir / "episodes.csv").open("w") as f:
+        f.write("step,episode,return,length\n")
+        for i, step in enumerate(range(100, 1001, 100)):
+            f.write(f"{step},{i + 1},{score * step / 1000},{100}\n")
+    if evals:
+        with (run_dir / "eval.csv").open("w") as f:
+            f.write("step,score,score_std,episodes\n")
+            f.writelines(f"{s},{v},0,1\n" for s, v in evals)
+    return run_dir
+
+
+def read_scores(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_atari_report_human_normalised_by_hand_with_baseline(tmp_path):
+    raw = {("pong", 0): 0.0, ("pong", 1): 3.0, ("breakout", 0): 10.0, ("breakout", 1): 16.1,
+           ("alien", 0): 1000.0, ("alien", 1): 227.8}
+    for (game, seed), score in raw.items():
+        write_run(tmp_path / "sweep", "atari", game, "drq", seed, score,
+                  evals=[(300, score / 3), (600, score / 2), (1000, score)])
+        better = score * 2 + 1
+        write_run(tmp_path / "sweep", "atari", game, "plastic", seed, better,
+                  evals=[(300, better / 3), (600, better / 2), (1000, better)])
+    (tmp_path / "sweep" / "alien" / "plastic" / "seed9").mkdir()  # an unfinished run
+    (tmp_path / "sweep" / "alien" / "plastic" / "seed9" / "config.json").write_text("{}")
+    baseline = tmp_path / "atari100k_published_Old_runs.json"
+    baseline.write_text(json.dumps({"Pong": [-20.7, -10.0, 0.0], "Breakout": [5.0, 6.0, 7.0],
+                                    "Alien": [500.0, 600.0, 700.0], "BankHeist": [20.0]}))
+    result = build_report([tmp_path / "sweep"], tmp_path / "rep", baselines=[str(baseline)], reps=REPS)
+
+    # (score - random) / (human - random), reference numbers typed in by hand from REFERENCE.md
+    hand = {"pong": lambda s: (s + 20.7) / 35.3, "breakout": lambda s: (s - 1.7) / 28.8,
+            "alien": lambda s: (s - 227.8) / 6899.9}
+    rows = read_scores(tmp_path / "rep" / "scores.csv")
+    drq_rows = [r for r in rows if r["label"] == "drq"]
+    assert len(drq_rows) == 6
+    for row in drq_rows:
+        score = raw[(row["game"], int(row["seed"]))]
+        assert float(row["normalized"]) == pytest.approx(hand[row["game"]](score), rel=1e-5)
+    assert float(next(r for r in drq_rows if r["game"] == "pong" and r["seed"] == "0")["normalized"]) \
+        == pytest.approx(0.586402, rel=1e-5)
+
+    # aggregates over the games every entry has (bank_heist only in the baseline: left out)
+    assert result["games"] == ["alien", "breakout", "pong"]
+    assert result["labels"] == ["drq", "plastic", "Old (published)"]
+    games = ["alien", "breakout", "pong"]
+    drq_matrix = np.array([[hand[g](raw[(g, s)]) for g in games] for s in (0, 1)])
+    expected = stats.aggregate_metrics({"drq": drq_matrix}, reps=REPS)["drq"]
+    for metric in stats.METRICS:
+        for key in ("value", "low", "high"):
+            assert result["aggregates"]["drq"][metric][key] == pytest.approx(expected[metric][key], rel=1e-4)
+    baseline_matrix = np.array([[hand["alien"](a), hand["breakout"](b), hand["pong"](p)]
+                                for a, b, p in zip([500, 600, 700], [5, 6, 7], [-20.7, -10, 0])])
+    assert result["aggregates"]["Old (published)"]["iqm"]["value"] == pytest.approx(
+        scipy.stats.trim_mean(baseline_matrix, 0.25, axis=None), rel=1e-5)
+    pairs = {(p["x"], p["y"]): p for p in result["probability_of_improvement"]}
+    assert set(pairs) == {("plastic", "drq"), ("drq", "Old (published)"), ("plastic", "Old (published)")}
+    # by hand, run pairs plastic wins per game: pong {1, 7} vs {0, 3}: 3/4; breakout 4/4; alien
+    # {2001, 456.6} vs {1000, 227.8}: 3/4
+    assert pairs[("plastic", "drq")]["value"] == pytest.approx((0.75 + 1 + 0.75) / 3)
+
+    # IQM over training at the steps every run evaluated at; the last one is the final score
+    curve = result["iqm_curves"]["drq"]
+    assert curve["steps"] == [300, 600, 1000]
+    assert curve["value"][2] == pytest.approx(result["aggregates"]["drq"]["iqm"]["value"])
+    first = np.array([[hand[g](raw[(g, s)] / 3) for g in games] for s in (0, 1)])
+    assert curve["value"][0] == pytest.approx(scipy.stats.trim_mean(first, 0.25, axis=None))
+    assert curve["low"][0] <= curve["value"][0] <= curve["high"][0]
+
+    markdown = (tmp_path / "rep" / "report.md").read_text()
+    for text in ("IQM", "Optimality gap", "Probability of improvement", "| pong | -20.7 | 14.6 |",
+                 "unfinished", "bank_heist", "Old (published)"):
+        assert text in markdown, text
+    figures = sorted(p.name for p in (tmp_path / "rep" / "figures").glob("*.png"))
+    assert figures == ["aggregates.png", "iqm_curves.png", "learning_curves.png", "performance_profiles.png",
+                       "probability_of_improvement.png"]
+    page = (tmp_path / "rep" / "report.html").read_text()
+    images = page.split('src="data:image/png;base64,')[1:]
+    assert len(images) == 5 and "figures/" not in page
+    assert base64.b64decode(images[0].split('"')[0])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_minatar_minmax_normalisation_and_labels_by_differing_config(tmp_path):
+    for seed, (low, high) in enumerate([(1.0, 4.0), (3.0, 9.0)]):
+        write_run(tmp_path / "rr1", "minatar", "breakout", "drq", seed, low,
+                  extra_config={"train": {"replay_ratio": 1.0, "steps": 1000}})
+        write_run(tmp_path / "rr2", "minatar", "breakout", "drq", seed, high,
+                  evals=[(300, 2.0), (600, 11.0), (1000, high)] if seed == 1 else None)
+    runs, unfinished = find_runs([tmp_path / "rr1", tmp_path / "rr2"])
+    assert not unfinished
+    assert sorted({r.label for r in runs}) == ["drq [train.replay_ratio=1]", "drq [train.replay_ratio=2]"]
+    assert main(["report", str(tmp_path / "rr1"), str(tmp_path / "rr2"), "--out", str(tmp_path / "rep"),
+                 "--reps", "200"]) == 0
+    scores = read_scores(tmp_path / "rep" / "scores.csv")
+    rows = {(r["label"], r["seed"]): float(r["normalized"]) for r in scores}
+    # min 1 (a final score), max 11 (an evaluation during training) over all runs of the game
+    assert rows[("drq [train.replay_ratio=1]", "0")] == 0.0
+    assert rows[("drq [train.replay_ratio=1]", "1")] == pytest.approx(2 / 10)
+    assert rows[("drq [train.replay_ratio=2]", "1")] == pytest.approx(8 / 10)
+    assert "min-max normalised" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_report_rejects_bad_input(tmp_path, capsys):
+    write_run(tmp_path / "m", "minatar", "breakout", "drq", 0, 1.0)
+    assert main(["report", str(tmp_path / "m"), "--normalization", "human"]) == 2
+    assert "Atari only" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "no finished runs" in capsys.readouterr().err
+    write_run(tmp_path / "m", "atari", "pong", "drq", 0, 1.0)
+    with pytest.raises(ValueError, match="mix benchmarks"):
+        find_runs([tmp_path / "m"])
+    with pytest.raises(ValueError, match="NaN"):
+        stats.aggregate_metrics({"x": np.array([[np.nan, 1.0]])})

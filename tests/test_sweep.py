@@ -1,0 +1,205 @@
+"""Sweeps: planning and input checks, real tiny sweeps on the local backend and on a local Ray
+instance, re-runs that redo nothing, and a failing run that is recorded while the others finish."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from plastic.configs import build_config
+from plastic.experiments.backends import LocalBackend, RayBackend, make_backend, parse_resources
+from plastic.experiments.cli import main
+from plastic.experiments.sweep import STATUS_FILE, SWEEP_FILE, make_spec, parse_seeds, plan_jobs, run_sweep
+from plastic.experiments.worker import execute
+
+TINY = {"train.steps": "150", "train.learning_starts": "100", "agent.batch_size": "4",
+        "train.eval_episodes": "1", "env.max_episode_steps": "50", "agent.replay_capacity": "500",
+        "train.replay_ratio": "0.5"}
+
+
+def summary_mtimes(out: Path) -> dict[str, int]:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("summary.json")}
+
+
+def test_seeds_resources_and_spec_checks(tmp_path):
+    assert parse_seeds("5") == [0, 1, 2, 3, 4]
+    assert parse_seeds(3) == [0, 1, 2] and parse_seeds("3-5") == [3, 4, 5] and parse_seeds("0,7") == [0, 7]
+    for bad in ("x", "0", "1,1", "-2"):
+        with pytest.raises(ValueError, match="seeds"):
+            parse_seeds(bad)
+    assert parse_resources("cpu=2,gpu=0.5") == {"cpu": 2.0, "gpu": 0.5}
+    assert parse_resources(None) == {"cpu": 1.0, "gpu": 0.0}
+    with pytest.raises(ValueError, match="NAME=AMOUNT"):
+        parse_resources("gpu")
+    assert make_backend("ray", resources={"cpu": 2.0, "gpu": 0.0}).threads == 2
+    spread = LocalBackend(workers=4, gpus=["0", "1", "2"])  # runs go to the least busy GPU
+    assert spread._pick_gpu(["0", "0", "1"]) == "2" and spread._pick_gpu(["0", "1", "2"]) == "0"
+    assert LocalBackend(workers=2, gpus=["0"])._pick_gpu([]) is None  # one GPU: nothing to spread
+    with pytest.raises(ValueError, match="valid backends: local, ray"):
+        make_backend("slurm")
+    with pytest.raises(ValueError, match="not available yet"):
+        make_spec("dmc-medium")
+    with pytest.raises(ValueError, match="valid benchmarks: atari100k, minatar, synthetic"):
+        make_spec("procgen")
+    with pytest.raises(ValueError, match="valid: asterix, breakout"):
+        make_spec("minatar", games="pong")
+    with pytest.raises(ValueError, match="unknown preset"):
+        make_spec("minatar", presets="drq,dqn")
+    with pytest.raises(ValueError, match="--steps does not apply"):
+        make_spec("synthetic", steps=10)
+    with pytest.raises(ValueError, match="unknown config key"):
+        plan_jobs(make_spec("minatar", overrides={"sam.rhoo": "0.1"}, out=tmp_path))
+
+
+def test_plan_covers_every_game_preset_seed_with_its_config(tmp_path):
+    spec = make_spec("atari100k", presets="drq,plastic", seeds=5, replay_ratio=4, out=tmp_path)
+    jobs = plan_jobs(spec)
+    assert len(jobs) == 26 * 2 * 5 and len({j["run_dir"] for j in jobs}) == len(jobs)
+    job = next(j for j in jobs if j["id"] == "bank_heist/plastic/seed3")
+    assert job["run_dir"] == str(tmp_path.resolve() / "bank_heist" / "plastic" / "seed3")
+    expected = build_config("atari", "bank_heist", "plastic", seed=3, overrides={"train.replay_ratio": 4})
+    assert job["config"] == expected.to_dict() and job["config"]["train"]["replay_ratio"] == 4.0
+    assert [j["id"] for j in jobs[:2]] == ["alien/drq/seed0", "alien/plastic/seed0"]  # seeds outermost
+    camel = plan_jobs(make_spec("atari100k", games="BankHeist,pong", presets="drq", seeds=1, out=tmp_path))
+    assert [j["id"] for j in camel] == ["bank_heist/drq/seed0", "pong/drq/seed0"]
+    synthetic = plan_jobs(make_spec("synthetic", presets="vanilla", seeds=1, games="label", out=tmp_path,
+                                    overrides={"chunks": "3", "lr": "0.05"}))
+    assert synthetic[0]["config"]["chunks"] == 3 and synthetic[0]["config"]["lr"] == 0.05
+    assert synthetic[0]["config"]["task"] == "label" and synthetic[0]["config"]["method"] == "vanilla"
+    out = io.StringIO()
+    run_sweep(spec, LocalBackend(workers=1), dry_run=True, stream=out)
+    assert out.getvalue().count("would run") == 260 and not (tmp_path / SWEEP_FILE).exists()
+
+
+def test_worker_turns_errors_into_results(tmp_path):
+    job = {"id": "breakout/drq/seed0", "benchmark": "minatar", "run_dir": str(tmp_path / "run"),
+           "config": {**build_config("minatar", "breakout", "drq").to_dict(), "game": "pong"}}
+    result = execute(job)
+    assert result["status"] == "failed" and "Unknown MinAtar game 'pong'" in result["error"]
+    assert "Traceback" in result["traceback"] and result["seconds"] >= 0
+    assert "Unknown MinAtar game" in (tmp_path / "run" / "sweep.log").read_text()
+
+
+class ScriptedBackend:
+    """Stands in for a backend: 'runs' each job by reporting a scripted result, no processes."""
+
+    def __init__(self, failing: set[str]) -> None:
+        self.failing, self.ran = failing, []
+
+    def describe(self) -> str:
+        return "scripted"
+
+    def run(self, jobs, on_start, on_result, on_tick) -> None:
+        for job in jobs:
+            on_start(job)
+        Path(jobs[0]["run_dir"]).mkdir(parents=True, exist_ok=True)
+        (Path(jobs[0]["run_dir"]) / "train.csv").write_text("step,updates\n60,10\n75,12\n")
+        on_tick()  # nothing finished yet: the sweep says how far the running runs are
+        for job in jobs:
+            self.ran.append(job["id"])
+            if job["id"] in self.failing:
+                on_result({"id": job["id"], "status": "failed", "error": "RuntimeError: boom",
+                           "traceback": "Traceback ...", "seconds": 1.0})
+            else:
+                Path(job["run_dir"]).mkdir(parents=True, exist_ok=True)
+                (Path(job["run_dir"]) / "config.json").write_text(json.dumps(job["config"]))
+                (Path(job["run_dir"]) / "summary.json").write_text(json.dumps({"score": 7.0}))
+                on_result({"id": job["id"], "status": "finished", "summary": {"score": 7.0}, "seconds": 2.0})
+
+
+def test_sweep_bookkeeping_skips_refuses_and_records(tmp_path):
+    out = tmp_path / "sweep"
+    # seed 3's directory holds a run with another config: refused before anything runs, never touched
+    other = build_config("minatar", "breakout", "drq", seed=3, overrides={**TINY, "train.steps": "999"})
+    (out / "breakout" / "drq" / "seed3").mkdir(parents=True)
+    (out / "breakout" / "drq" / "seed3" / "config.json").write_text(json.dumps(other.to_dict()))
+    spec = make_spec("minatar", presets="drq", seeds=4, games="breakout", overrides=TINY, out=out)
+    backend = ScriptedBackend(failing={"breakout/drq/seed1"})
+    stream = io.StringIO()
+    status = run_sweep(spec, backend, stream=stream, heartbeat=0.0)
+    assert backend.ran == ["breakout/drq/seed0", "breakout/drq/seed1", "breakout/drq/seed2"]
+    assert "(3 running): breakout/drq/seed0 50%, breakout/drq/seed1, breakout/drq/seed2" in stream.getvalue()
+    assert (status["finished"], status["failed"], status["total"]) == (2, 2, 4)
+    failed = status["runs"]["breakout/drq/seed1"]
+    assert (failed["status"], failed["error"], failed["traceback"]) == ("failed", "RuntimeError: boom",
+                                                                        "Traceback ...")
+    refused = status["runs"]["breakout/drq/seed3"]
+    assert refused["status"] == "failed" and "different config" in refused["error"]
+    assert "train.steps" in refused["error"]
+    kept = json.loads((out / "breakout" / "drq" / "seed3" / "config.json").read_text())
+    assert kept["train"]["steps"] == 999
+    assert "2/4 finished, 2 failed, 0 remaining (0 running)" in stream.getvalue()
+    assert json.loads((out / STATUS_FILE).read_text()) == status
+
+    backend = ScriptedBackend(failing=set())
+    status = run_sweep(spec, backend, stream=io.StringIO())
+    assert backend.ran == ["breakout/drq/seed1"]  # finished runs skipped, the failed one retried
+    assert status["runs"]["breakout/drq/seed1"]["status"] == "finished" and status["failed"] == 1
+    with pytest.raises(ValueError, match="holds a minatar sweep"):
+        run_sweep(make_spec("synthetic", out=out), backend, stream=io.StringIO())
+    extended = run_sweep(make_spec("minatar", presets="drq", seeds="4-4", games="breakout", overrides=TINY,
+                                   out=out), ScriptedBackend(set()), stream=io.StringIO())
+    assert extended["runs"]["breakout/drq/seed4"]["status"] == "finished"
+    assert json.loads((out / SWEEP_FILE).read_text())["seeds"] == [0, 1, 2, 3, 4]
+
+
+def test_local_sweep_runs_for_real_records_a_failing_worker_and_redoes_nothing(tmp_path, monkeypatch):
+    import plastic.experiments.sweep as sweep_module
+
+    plan = sweep_module.plan_jobs
+
+    def plan_with_a_broken_run(spec):  # seed 2 asks for a game MinAtar lacks: its worker fails
+        jobs = plan(spec)
+        for job in jobs:
+            if job["id"].endswith("seed2"):
+                job["config"]["game"] = "pong"
+        return jobs
+
+    monkeypatch.setattr(sweep_module, "plan_jobs", plan_with_a_broken_run)
+    out = tmp_path / "sweep"
+    spec = make_spec("minatar", presets="drq", seeds=3, games="breakout", overrides=TINY, out=out)
+    stream = io.StringIO()
+    status = run_sweep(spec, LocalBackend(workers=3), stream=stream)
+
+    assert (status["finished"], status["failed"], status["total"]) == (2, 1, 3)
+    failed = status["runs"]["breakout/drq/seed2"]
+    assert failed["status"] == "failed" and "Unknown MinAtar game 'pong'" in failed["error"]
+    assert "Traceback" in failed["traceback"]
+    for seed in (0, 1):
+        summary = json.loads((out / "breakout" / "drq" / f"seed{seed}" / "summary.json").read_text())
+        assert summary["steps"] == 150 and summary["seed"] == seed
+        assert status["runs"][f"breakout/drq/seed{seed}"]["status"] == "finished"
+    assert "2/3 finished, 1 failed, 0 remaining" in stream.getvalue()
+    described = json.loads((out / SWEEP_FILE).read_text())
+    assert described["benchmark"] == "minatar" and described["seeds"] == [0, 1, 2]
+    assert described["overrides"]["train.steps"] == "150"
+
+    monkeypatch.undo()
+    before = summary_mtimes(out)
+    stream = io.StringIO()
+    again = run_sweep(make_spec("minatar", presets="drq", seeds=2, games="breakout", overrides=TINY, out=out),
+                      LocalBackend(workers=2), stream=stream)
+    assert summary_mtimes(out) == before and len(before) == 2  # nothing redone
+    assert "2 already finished, 0 to run" in stream.getvalue() and again["finished"] == 2
+
+
+def test_ray_sweep_then_rerun_redoes_nothing(tmp_path, capsys):
+    pytest.importorskip("ray")
+    out = tmp_path / "ray_sweep"
+    args = ["sweep", "minatar", "--presets", "drq", "--seeds", "2", "--games", "breakout", "--out", str(out),
+            "--backend", "ray", "--workers", "2", *(f"--set={k}={v}" for k, v in TINY.items())]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "local Ray" in err and "2/2 finished, 0 failed, 0 remaining" in err
+    before = summary_mtimes(out)
+    assert sorted(before) == ["breakout/drq/seed0/summary.json", "breakout/drq/seed1/summary.json"]
+    logs = (out / "breakout" / "drq" / "seed1" / "sweep.log").read_text()
+    assert "finished" in logs  # the run's own output went to its log, not the terminal
+
+    assert main(args) == 0  # everything finished: no Ray needed, nothing redone
+    assert summary_mtimes(out) == before
+    assert "2 already finished, 0 to run" in capsys.readouterr().err
+    assert isinstance(make_backend("ray"), RayBackend)
