@@ -10,8 +10,6 @@ from torch import nn
 
 from plastic import SAM, NoisyLinear
 
-torch.set_default_dtype(torch.float64)
-
 
 def spd_matrix(n: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
