@@ -357,3 +357,13 @@ def test_cli_run_and_grid_report(tmp_path, capsys):
     ]
     assert table["label"]["crelu"]["final_acc_mean"] == pytest.approx(np.mean(finals))
     assert "| crelu |" in (grid_dir / "results.md").read_text()
+
+
+def test_sam_with_zero_radius_trains_exactly_like_sgd(tiny_dataset):
+    """SAM at ρ = 0 evaluates the gradient at w itself, so it must reproduce plain SGD."""
+    common = dict(task="label", chunks=2, iters_per_chunk=3, batch_size=8, seed=4)
+    sgd = run_synthetic(tiny_config(method="vanilla", **common), dataset=tiny_dataset)
+    sam0 = run_synthetic(tiny_config(method="sam", rho=0.0, **common), dataset=tiny_dataset)
+    sam = run_synthetic(tiny_config(method="sam", **common), dataset=tiny_dataset)
+    assert sam0["final_train_loss"] == pytest.approx(sgd["final_train_loss"], rel=1e-6)
+    assert sam["final_train_loss"] != pytest.approx(sgd["final_train_loss"], rel=1e-6)

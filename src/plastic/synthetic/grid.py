@@ -156,6 +156,11 @@ def aggregate(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any
     return table
 
 
+def _mean_std(mean: float, std: float, n: int) -> str:
+    """Percent, with the spread over seeds when there is more than one."""
+    return f"{100 * mean:.1f} ± {100 * std:.1f}" if n > 1 else f"{100 * mean:.1f}"
+
+
 def markdown_table(table: dict[str, Any], runs: dict[str, Any]) -> str:
     lines = []
     for task in [t for t in TASKS if t in table]:
@@ -174,15 +179,15 @@ def markdown_table(table: dict[str, Any], runs: dict[str, Any]) -> str:
             delta = f"{100 * (row['final_acc_mean'] - vanilla):+.1f}" if vanilla is not None else "–"
             paper = PAPER_ACCURACY.get(task, {}).get(method)
             paper_text = f"{paper:.1f}" if paper is not None else (">70" if method == "plastic" else "–")
+            final = _mean_std(row["final_acc_mean"], row["final_acc_std"], len(row["seeds"]))
+            mean = _mean_std(row["mean_acc_mean"], row["mean_acc_std"], len(row["seeds"]))
             lines.append(
-                f"| {method} "
-                f"| {100 * row['final_acc_mean']:.1f} ± {100 * row['final_acc_std']:.1f} "
-                f"| {100 * row['mean_acc_mean']:.1f} ± {100 * row['mean_acc_std']:.1f} | {delta} "
+                f"| {method} | {final} | {mean} | {delta} "
                 f"| {row['active_backbone']:.2f} / {row['active_head']:.2f} "
                 f"| {len(row['seeds'])} | {paper_text} |"
             )
         lines.append("")
-    lines.append("Mean ± sample standard deviation over seeds.")
+    lines.append("Mean ± sample standard deviation over seeds (no ± with a single seed).")
     return "\n".join(lines) + "\n"
 
 
