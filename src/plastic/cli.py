@@ -1,4 +1,4 @@
-"""The ``plastic`` command line: ``plastic train | synthetic | sweep | report | demo | info``."""
+"""The ``plastic`` command line: ``plastic train | synthetic | sweep | report | bench | demo | info``."""
 
 from __future__ import annotations
 
@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     from plastic.experiments.cli import add_experiment_subcommands
 
     add_experiment_subcommands(sub)  # plastic sweep | report
+
+    from plastic.bench.cli import add_bench_subcommands
+
+    add_bench_subcommands(sub)  # plastic bench learner | acting
 
     demo = sub.add_parser("demo", help="a short demonstration of SAM, LN, CReLU, Reset and metrics")
     demo.add_argument("--stages", type=int, default=4)

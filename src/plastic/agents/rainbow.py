@@ -9,6 +9,7 @@ on the encoder (the head takes the clean gradient), and a periodic Reset of the 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,13 +17,42 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plastic.agents.augment import augment
+from plastic.agents.augment import draw_intensities, draw_shifts, shift_images
 from plastic.agents.distributional import project_distribution
 from plastic.configs.schema import Config
-from plastic.nn.networks import DistributionalHead, QNetwork, encoder_output_size, make_encoder
+from plastic.nn import networks
+from plastic.nn.layers import NoisyLinear
+from plastic.nn.networks import (
+    DistributionalHead,
+    LinearParameters,
+    QNetwork,
+    encoder_output_size,
+    make_encoder,
+)
 from plastic.optim.sam import SAM
 from plastic.replay.buffer import Batch
 from plastic.reset import reset_
+
+NoiseDraw = dict[str, tuple[torch.Tensor, torch.Tensor]]  # noisy layer name -> (f(ε_in), f(ε_out))
+
+
+@dataclass
+class UpdateRandomness:
+    """Every random draw of one update, so that two implementations can be fed the same ones.
+
+    Noise is keyed by the noisy layer's name in the network (``head.advantage.0``) and holds the
+    transformed factors f(ε) = sign(ε)·√|ε| of the input and output sides. Shifts are per-sample
+    crop offsets in [0, 2·pad] (rows, columns) of the replicate-padded image; intensities are the
+    clamped N(0, 1) draws, the image being scaled by 1 + scale·draw. ``None`` where not used.
+    """
+
+    online_noise: NoiseDraw
+    target_noise: NoiseDraw
+    perturbed_noise: NoiseDraw | None = None  # SAM's perturbed pass, when it resamples noise
+    obs_shift: torch.Tensor | None = None
+    next_obs_shift: torch.Tensor | None = None
+    obs_intensity: torch.Tensor | None = None
+    next_obs_intensity: torch.Tensor | None = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -46,6 +76,19 @@ def build_q_network(config: Config, obs_shape: tuple[int, ...], num_actions: int
     return QNetwork(encoder, head)
 
 
+def _adam_options(device: torch.device) -> dict[str, Any]:
+    """Fused Adam (one pass over parameters, gradients and moments) where this torch has it."""
+    try:
+        torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return {"foreach": True}
+    return {"fused": True}
+
+
+def _noisy_layers(network: nn.Module) -> dict[str, NoisyLinear]:
+    return {name: m for name, m in network.named_modules() if isinstance(m, NoisyLinear)}
+
+
 class RainbowAgent:
     """Networks, optimizer and the update; knows nothing of environments or the training loop."""
 
@@ -61,11 +104,16 @@ class RainbowAgent:
         self.optimizer = self._make_optimizer()
         self.updates = 0
         self.rng = np.random.default_rng(config.seed + 1)
+        # Parameters stay the same tensors for the agent's life (reset_ and loading work in place).
+        self._online_params = list(self.online.parameters())
+        self._target_params = list(self.target.parameters())
+        self._noisy_online, self._noisy_target = _noisy_layers(self.online), _noisy_layers(self.target)
+        self._sam_recomputed = self._params_recomputed_by_sam()
 
     # ----------------------------------------------------------------------------- optimizer
     def _make_optimizer(self) -> torch.optim.Optimizer:
         agent, sam = self.config.agent, self.config.sam
-        kwargs = dict(lr=agent.lr, eps=agent.adam_eps)
+        kwargs = dict(lr=agent.lr, eps=agent.adam_eps, **_adam_options(self.device))
         if not sam.enabled:
             return torch.optim.Adam(self.online.parameters(), **kwargs)
         groups = [
@@ -76,20 +124,33 @@ class RainbowAgent:
         return SAM(groups, torch.optim.Adam, rho=sam.rho, adaptive=sam.adaptive,
                    exclusion=sam.exclusion, **kwargs)
 
+    def _params_recomputed_by_sam(self) -> list[nn.Parameter]:
+        """Parameters whose final gradient needs SAM's second pass (the others keep the clean one)."""
+        sam = self.config.sam
+        if not sam.enabled:
+            return []
+        if sam.exclusion == "authors":  # every parameter: perturbed ones, and clean + perturbed
+            return list(self._online_params)
+        parts = {"encoder": [self.online.encoder], "head": [self.online.head],
+                 "all": [self.online.encoder, self.online.head]}[sam.scope]
+        return [p for part in parts for p in part.parameters()]
+
     # -------------------------------------------------------------------------------- acting
     def _to_input(self, obs: torch.Tensor) -> torch.Tensor:
         return obs.float().div_(self.config.network.input_scale)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def q_values(self, obs: np.ndarray, *, network: nn.Module, noise: bool) -> torch.Tensor:
         x = self._to_input(torch.as_tensor(obs, device=self.device))
         was_training = network.training
+        if was_training == noise:  # switching modes walks every module: only when needed
+            return F.softmax(network(x), dim=-1) @ self.support
         network.train(noise)
         try:
             probs = F.softmax(network(x), dim=-1)
         finally:
             network.train(was_training)
-        return (probs * self.support).sum(-1)
+        return probs @ self.support
 
     def act(self, obs: np.ndarray, *, evaluate: bool = False) -> np.ndarray:
         """Actions for a batch of observations (uint8, (B, *obs_shape)); ε-greedy on Q."""
@@ -103,72 +164,150 @@ class RainbowAgent:
             actions[explore] = self.rng.integers(self.num_actions, size=int(explore.sum()))
         return actions
 
-    # -------------------------------------------------------------------------------- update
-    def _batch_tensors(self, batch: Batch) -> dict[str, torch.Tensor]:
-        def put(array: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(array).to(self.device, non_blocking=True)
+    # ------------------------------------------------------------------------ random draws
+    def draw_randomness(self, batch_size: int) -> UpdateRandomness:
+        """All random draws of one update, on the agent's device, in a few calls."""
+        agent, sam = self.config.agent, self.config.sam
+        sets = 3 if sam.enabled and sam.resample_noise else 2
+        sizes = [n for m in self._noisy_online.values() for n in (m.in_features, m.out_features)]
+        noise: list[NoiseDraw] = [{} for _ in range(sets)]
+        if sizes:
+            eps = torch.randn(sets * sum(sizes), device=self.device)
+            chunks = iter(eps.sign().mul_(eps.abs().sqrt_()).split(sizes * sets))
+            noise = [{name: (next(chunks), next(chunks)) for name in self._noisy_online}
+                     for _ in range(sets)]
+        shifts = intensities = None
+        if agent.augment and agent.shift_pad > 0:
+            shifts = draw_shifts(2 * batch_size, agent.shift_pad, self.device)
+        if agent.augment and agent.intensity_scale > 0:
+            intensities = draw_intensities(2 * batch_size, self.device)
+        return UpdateRandomness(
+            online_noise=noise[0], target_noise=noise[1],
+            perturbed_noise=noise[2] if sets == 3 else None,
+            obs_shift=None if shifts is None else shifts[:batch_size],
+            next_obs_shift=None if shifts is None else shifts[batch_size:],
+            obs_intensity=None if intensities is None else intensities[:batch_size],
+            next_obs_intensity=None if intensities is None else intensities[batch_size:],
+        )
 
-        agent = self.config.agent
-        obs, next_obs = self._to_input(put(batch.obs)), self._to_input(put(batch.next_obs))
-        if agent.augment:
-            obs = augment(obs, agent.shift_pad, agent.intensity_scale)
-            next_obs = augment(next_obs, agent.shift_pad, agent.intensity_scale)
-        return {
-            "obs": obs, "next_obs": next_obs, "action": put(batch.action).long(),
-            "reward": put(batch.reward), "discount": put(batch.discount), "weight": put(batch.weight),
-        }
+    @staticmethod
+    @torch.no_grad()
+    def _load_noise(layers: dict[str, NoisyLinear], noise: NoiseDraw) -> None:
+        if layers:
+            buffers = [b for m in layers.values() for b in (m.eps_in, m.eps_out)]
+            torch._foreach_copy_(buffers, [e for name in layers for e in noise[name]])
+
+    # -------------------------------------------------------------------------------- update
+    def _inputs(self, batch: Batch, r: UpdateRandomness) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augmented float s and s′ in one go; frames stay uint8 until the final scaling."""
+        agent, size = self.config.agent, len(batch.action)
+        frames = torch.cat([torch.from_numpy(batch.obs), torch.from_numpy(batch.next_obs)])
+        frames = frames.to(self.device, non_blocking=True)
+        if r.obs_shift is not None:
+            frames = shift_images(frames, torch.cat([r.obs_shift, r.next_obs_shift]), agent.shift_pad)
+        factor: torch.Tensor | float = 1.0 / self.config.network.input_scale
+        if r.obs_intensity is not None:
+            draws = torch.cat([r.obs_intensity, r.next_obs_intensity])
+            factor = (draws * agent.intensity_scale + 1.0).mul_(factor).view(-1, *[1] * (frames.dim() - 1))
+        layout = torch.channels_last if frames.dim() == 4 and self.device.type == "cpu" \
+            and networks.CHANNELS_LAST_ON_CPU else torch.contiguous_format
+        x = torch.empty(frames.shape, device=self.device, memory_format=layout)
+        torch.mul(frames, factor, out=x)
+        return x[:size], x[size:]
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(self.device, non_blocking=True)
 
     @torch.no_grad()
-    def _target_distribution(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        next_probs = F.softmax(self.target(t["next_obs"]), dim=-1)  # (B, A, N)
-        selector = F.softmax(self.online(t["next_obs"]), dim=-1) if self.config.agent.double_q \
-            else next_probs
-        next_action = (selector * self.support).sum(-1).argmax(dim=1)
-        chosen = next_probs[torch.arange(len(next_action), device=self.device), next_action]
-        return project_distribution(chosen, t["reward"], t["discount"], self.support)
+    def _target_distribution(self, next_obs: torch.Tensor, head_parameters: LinearParameters,
+                             reward: torch.Tensor, discount: torch.Tensor) -> torch.Tensor:
+        target_logits = self.target(next_obs)  # (B, A, N)
+        selector = self.online(next_obs, head_parameters) if self.config.agent.double_q else target_logits
+        next_action = (F.softmax(selector, dim=-1) @ self.support).argmax(dim=1)
+        chosen = _pick_action(target_logits, next_action)
+        return project_distribution(F.softmax(chosen, dim=-1), reward, discount, self.support)
 
-    def _loss(self, t: dict[str, torch.Tensor], target_dist: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits = self.online(t["obs"])
-        chosen = logits[torch.arange(len(logits), device=self.device), t["action"]]
-        per_sample = -(target_dist * F.log_softmax(chosen, dim=-1)).sum(-1)
-        return (t["weight"] * per_sample).mean(), per_sample, logits
+    @staticmethod
+    def _loss(logits: torch.Tensor, action: torch.Tensor, target_dist: torch.Tensor,
+              weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        per_sample = -(target_dist * F.log_softmax(_pick_action(logits, action), dim=-1)).sum(-1)
+        return (weight * per_sample).mean(), per_sample
 
-    def update(self, batch: Batch) -> dict[str, Any]:
-        """One gradient update. Returns tensors (no host sync) and the priorities for the replay."""
-        agent, sam = self.config.agent, self.config.sam
-        self.online.reset_noise()
-        self.target.reset_noise()
-        t = self._batch_tensors(batch)
-        target_dist = self._target_distribution(t)
+    def update(self, batch: Batch, randomness: UpdateRandomness | None = None) -> dict[str, Any]:
+        """One gradient update. Returns tensors (no host sync) and the priorities for the replay.
+
+        ``randomness`` (default: drawn here) holds the noise and augmentation draws, so that a
+        reference implementation can be fed the same ones. The noisy weights of each network are
+        built once and serve every pass with the same noise; SAM's second pass computes only the
+        gradients it changes (the encoder's, by default); gradient norms are computed once per
+        gradient.
+        """
+        agent = self.config.agent
+        r = randomness if randomness is not None else self.draw_randomness(len(batch.action))
+        self._load_noise(self._noisy_online, r.online_noise)
+        self._load_noise(self._noisy_target, r.target_noise)
+        obs, next_obs = self._inputs(batch, r)
+        action, weight = self._tensor(batch.action).long(), self._tensor(batch.weight)
+        head_parameters = self.online.head.linear_parameters()  # noisy weights built once
+        target_dist = self._target_distribution(next_obs, head_parameters, self._tensor(batch.reward),
+                                                self._tensor(batch.discount))
 
         self.optimizer.zero_grad(set_to_none=True)
-        loss, per_sample, logits = self._loss(t, target_dist)
+        logits = self.online(obs, head_parameters)
+        loss, per_sample = self._loss(logits, action, target_dist, weight)
         loss.backward()
+        params = [p for p in self._online_params if p.grad is not None]
+        norms = dict(zip(params, torch._foreach_norm([p.grad for p in params])))
         stats: dict[str, Any] = {}
         if isinstance(self.optimizer, SAM):
-            stats["grad_norm_clean"] = _grad_norm(self.online.parameters())
-            self.optimizer.first_step(zero_grad=True)
-            if sam.resample_noise:
-                self.online.reset_noise()
-            perturbed_loss, _, _ = self._loss(t, target_dist)
-            perturbed_loss.backward()
-            stats["loss_perturbed"] = perturbed_loss.detach()
-            self.optimizer.restore()
-        stats["grad_norm"] = nn.utils.clip_grad_norm_(self.online.parameters(), agent.max_grad_norm)
+            stats["grad_norm_clean"] = torch.linalg.vector_norm(torch.stack(list(norms.values())))
+            stats["loss_perturbed"] = self._sam_second_pass(obs, action, target_dist, weight,
+                                                            head_parameters, r)
+            recomputed = [p for p in self._sam_recomputed if p.grad is not None]
+            norms.update(zip(recomputed, torch._foreach_norm([p.grad for p in recomputed])))
+        grads = [p.grad for p in self._online_params if p.grad is not None]
+        total_norm = torch.linalg.vector_norm(torch.stack([norms[p] for p in self._online_params
+                                                           if p.grad is not None]))
+        # As torch.nn.utils.clip_grad_norm_, reusing the norms computed above.
+        torch._foreach_mul_(grads, (agent.max_grad_norm / (total_norm + 1e-6)).clamp_(max=1.0))
+        stats["grad_norm"] = total_norm
         self.optimizer.step() if not isinstance(self.optimizer, SAM) else self.optimizer.second_step()
         self._update_target()
         self.updates += 1
         stats["reset"] = self._maybe_reset()
 
         with torch.no_grad():
-            q = (F.softmax(logits.detach(), dim=-1) * self.support).sum(-1)
+            q = F.softmax(logits.detach(), dim=-1) @ self.support
         stats.update(loss=loss.detach(), q_mean=q.mean(), priority=per_sample.detach())
         return stats
+
+    def _sam_second_pass(self, obs: torch.Tensor, action: torch.Tensor, target_dist: torch.Tensor,
+                         weight: torch.Tensor, head_parameters: LinearParameters,
+                         r: UpdateRandomness) -> torch.Tensor:
+        """Perturb, recompute the gradients SAM needs at the perturbed point, restore.
+
+        With SAM on the encoder only (the paper), the head is not perturbed and keeps its clean
+        gradient: its noisy weights from the clean pass are reused as constants, and no head
+        weight gradient is computed.
+        """
+        sam = self.config.sam
+        self.optimizer.first_step(zero_grad=True)
+        head_moved = sam.scope != "encoder" or sam.exclusion == "authors" or sam.resample_noise
+        if sam.resample_noise:
+            self._load_noise(self._noisy_online, r.perturbed_noise)
+        if head_moved:
+            head_parameters = self.online.head.linear_parameters()
+        else:
+            head_parameters = [(w.detach(), b.detach()) for w, b in head_parameters]
+        perturbed_loss, _ = self._loss(self.online(obs, head_parameters), action, target_dist, weight)
+        perturbed_loss.backward(inputs=self._sam_recomputed)
+        self.optimizer.restore()
+        return perturbed_loss.detach()
 
     @torch.no_grad()
     def _update_target(self) -> None:
         weight = 1.0 - self.config.agent.target_ema
-        torch._foreach_lerp_(list(self.target.parameters()), list(self.online.parameters()), weight)
+        torch._foreach_lerp_(self._target_params, self._online_params, weight)
 
     # --------------------------------------------------------------------------------- reset
     def reset_due(self) -> bool:
@@ -205,6 +344,8 @@ class RainbowAgent:
         self.rng.bit_generator.state = state["rng"]
 
 
-def _grad_norm(params) -> torch.Tensor:
-    grads = [p.grad for p in params if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+def _pick_action(logits: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """The (B, N) rows of (B, A, N) ``logits`` at each sample's action."""
+    index = action.view(-1, 1, 1).expand(-1, 1, logits.shape[-1])
+    return logits.gather(1, index).squeeze(1)

@@ -83,7 +83,7 @@ class TrainConfig:
     log_interval: int = 1_000
     metrics_interval: int = 10_000  # plasticity metrics (active units, ...) every N agent steps
     checkpoint_interval: int = 10_000
-    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    threads: int = 0  # torch intra-op threads; 0: one on CPU (two oversubscribe a shared core)
     wandb_project: str = ""  # log to Weights & Biases too (needs `pip install wandb`); "" = off
 
 

@@ -61,6 +61,11 @@ class LayerNorm2d(nn.Module):
         return f"{self.num_channels}, eps={self.eps}, affine={self.weight is not None}"
 
 
+# Up to this many rows, a noisy layer applies its noise in factorised form instead of building the
+# noisy weight (acting is one row; building the weight costs more than a second thin matmul).
+FACTORISED_MAX_ROWS = 8
+
+
 def _scaled_noise(size: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
     x = torch.randn(size, device=device, generator=generator)
     return x.sign().mul_(x.abs().sqrt_())
@@ -107,11 +112,28 @@ class NoisyLinear(nn.Module):
     def noisy_weight(self) -> torch.Tensor:
         return torch.addcmul(self.weight_mu, self.weight_sigma, torch.outer(self.eps_out, self.eps_in))
 
+    def noisy_bias(self) -> torch.Tensor:
+        return torch.addcmul(self.bias_mu, self.bias_sigma, self.eps_out)
+
+    def effective_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (weight, bias) the layer applies now: noisy in training mode, the means in eval mode.
+
+        Building the noisy weight costs a pass over μ_W and σ_W; a caller that applies the layer
+        several times with the same noise (e.g. a learner's forward passes) builds it once here
+        and uses ``F.linear(x, weight, bias)``.
+        """
+        if not self.training:
+            return self.weight_mu, self.bias_mu
+        return self.noisy_weight(), self.noisy_bias()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return F.linear(x, self.weight_mu, self.bias_mu)
-        bias = torch.addcmul(self.bias_mu, self.bias_sigma, self.eps_out)
-        return F.linear(x, self.noisy_weight(), bias)
+        if x.dim() == 2 and x.shape[0] <= FACTORISED_MAX_ROWS:
+            # x·Wᵀ = x·μᵀ + ((x ⊙ f(ε_in))·σᵀ) ⊙ f(ε_out): reads μ and σ once, builds no weight.
+            return torch.addcmul(F.linear(x, self.weight_mu, self.noisy_bias()),
+                                 F.linear(x * self.eps_in, self.weight_sigma), self.eps_out)
+        return F.linear(x, self.noisy_weight(), self.noisy_bias())
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, std_init={self.std_init}"

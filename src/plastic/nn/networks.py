@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from plastic.nn.layers import CReLU, LayerNorm2d, NoisyLinear
@@ -58,6 +59,18 @@ def mlp(in_features: int, hidden: int, out_features: int, *, noisy: bool, crelu:
     return nn.Sequential(linear(in_features, hidden), nn.ReLU(), linear(hidden, out_features))
 
 
+# Image batches go through the encoder in channels_last memory format on CPU (see QNetwork).
+CHANNELS_LAST_ON_CPU = True
+
+LinearParameters = list[tuple[torch.Tensor, torch.Tensor]]  # (weight, bias) per linear layer
+
+
+def _linear_parameters(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(layer, NoisyLinear):
+        return layer.effective_parameters()
+    return layer.weight, layer.bias
+
+
 class DistributionalHead(nn.Module):
     """C51 head, optionally dueling: logits of shape (batch, actions, atoms)."""
 
@@ -69,24 +82,51 @@ class DistributionalHead(nn.Module):
         self.advantage = mlp(in_features, hidden, num_actions * num_atoms, **kw)
         self.value = mlp(in_features, hidden, num_atoms, **kw) if dueling else None
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        advantage = self.advantage(features).view(-1, self.num_actions, self.num_atoms)
+    def _streams(self) -> list[nn.Sequential]:
+        return [self.advantage] if self.value is None else [self.advantage, self.value]
+
+    def linear_parameters(self) -> LinearParameters:
+        """(weight, bias) of every linear layer as the head would apply them now (noise included).
+
+        Pass them to ``forward`` to apply the head several times with the same noise without
+        rebuilding the noisy weights each time. They carry autograd history to the parameters.
+        """
+        return [_linear_parameters(stream[i]) for stream in self._streams() for i in (0, 2)]
+
+    def forward(self, features: torch.Tensor, parameters: LinearParameters | None = None) -> torch.Tensor:
+        outputs = []
+        for k, stream in enumerate(self._streams()):
+            if parameters is None:
+                outputs.append(stream(features))
+            else:
+                (w1, b1), (w2, b2) = parameters[2 * k], parameters[2 * k + 1]
+                outputs.append(F.linear(stream[1](F.linear(features, w1, b1)), w2, b2))
+        advantage = outputs[0].view(-1, self.num_actions, self.num_atoms)
         if self.value is None:
             return advantage
-        value = self.value(features).view(-1, 1, self.num_atoms)
+        value = outputs[1].view(-1, 1, self.num_atoms)
         return value + advantage - advantage.mean(dim=1, keepdim=True)
 
 
 class QNetwork(nn.Module):
-    """``encoder`` + ``head``: the two names that SAM scopes and Reset target."""
+    """``encoder`` + ``head``: the two names that SAM scopes and Reset target.
+
+    On CPU, image inputs go through the encoder in ``channels_last`` memory format (the same
+    values; oneDNN's convolutions are much faster on it). The flattened features keep NCHW order.
+    """
 
     def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = head
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x))
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and x.device.type == "cpu" and CHANNELS_LAST_ON_CPU:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor, head_parameters: LinearParameters | None = None) -> torch.Tensor:
+        return self.head(self.features(x), head_parameters)
 
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
         for module in self.modules():

@@ -22,6 +22,7 @@ import torch
 
 from plastic import metrics
 from plastic.agents.rainbow import RainbowAgent, resolve_device
+from plastic.bench.threads import configure_threads
 from plastic.configs.schema import Config, flatten
 from plastic.envs import get_env_state, make_env, set_env_state
 from plastic.envs.scores import RANDOM_SCORES, human_normalized_score
@@ -96,8 +97,7 @@ class Trainer:
 
     def _setup(self) -> None:
         cfg = self.config
-        if cfg.train.threads > 0:
-            torch.set_num_threads(cfg.train.threads)
+        configure_threads(cfg.train.threads, self.device)  # 0: one thread on CPU (see benchmarks)
         torch.manual_seed(cfg.seed)
         self.env = self._make_env(cfg.seed, train=True)
         obs_shape = self.env.observation_space.shape

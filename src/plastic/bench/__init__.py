@@ -1,0 +1,1 @@
+"""Speed benchmarks of the learner update and of acting, each against a straightforward reference."""

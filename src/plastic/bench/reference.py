@@ -1,0 +1,273 @@
+"""A straightforward reference of ``RainbowAgent.update``, written for clarity, not speed.
+
+It is what the fast learner is measured and tested against: plain NCHW PyTorch on a dict of
+parameter tensors, noisy weights rebuilt as μ + σ·(ε_out ε_inᵀ) on every pass, LayerNorm from its
+definition, the augmentation and the C51 projection as per-sample loops, SAM as two full forward
+and backward passes, gradient clipping and Adam written out. It shares no computation with the
+fast path; only the container of random draws (``UpdateRandomness``) is common, so that both can
+be fed the same noise, shifts and intensities.
+
+One update, as the agent defines it (REFERENCE.md): draw noise for both networks; augment s and
+s′; target distribution from the target network at s′ with the action chosen by the online
+network at s′ (double Q), projected onto the support; cross-entropy loss at s weighted by the
+importance weights; SAM (if on): perturb the SAM parameters by ρ·g/‖g‖, recompute the gradient
+there; parameters outside SAM take the clean gradient; clip the total gradient norm; Adam step;
+EMA of the target. Resets are not part of it (they happen between updates).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from plastic.agents.rainbow import UpdateRandomness
+from plastic.configs.schema import Config
+from plastic.replay.buffer import Batch
+
+_LAYER_NORM_EPS = 1e-6  # LayerNorm2d's default
+_SAM_EPS = 1e-12  # SAM's guard against a zero gradient norm
+_CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s guard
+ENCODER_LAYOUTS: dict[str, list[tuple[int, int, int]]] = {  # (out channels, kernel, stride)
+    "nature": [(32, 8, 4), (64, 4, 2), (64, 3, 1)],
+    "minatar": [(16, 3, 1)],
+}
+
+
+def layer_norm_channels(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    mean = x.mean(dim=1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=1, keepdim=True)
+    return (x - mean) / torch.sqrt(var + _LAYER_NORM_EPS) * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
+
+
+def encoder_forward(config: Config, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    net = config.network
+    index = 0
+    for _, _, stride in ENCODER_LAYOUTS[net.encoder]:
+        x = F.conv2d(x, params[f"encoder.{index}.weight"], params[f"encoder.{index}.bias"], stride=stride)
+        if net.layer_norm:
+            x = layer_norm_channels(x, params[f"encoder.{index + 1}.weight"],
+                                    params[f"encoder.{index + 1}.bias"])
+        x = torch.relu(x)
+        index += 3 if net.layer_norm else 2
+    return x.reshape(x.shape[0], -1)
+
+
+def linear_forward(config: Config, params: dict[str, torch.Tensor], name: str, x: torch.Tensor,
+                   noise: dict[str, tuple[torch.Tensor, torch.Tensor]] | None) -> torch.Tensor:
+    if not config.network.noisy:
+        return x @ params[f"{name}.weight"].t() + params[f"{name}.bias"]
+    weight, bias = params[f"{name}.weight_mu"], params[f"{name}.bias_mu"]
+    if noise is not None:
+        eps_in, eps_out = noise[name]
+        weight = weight + params[f"{name}.weight_sigma"] * torch.outer(eps_out, eps_in)
+        bias = bias + params[f"{name}.bias_sigma"] * eps_out
+    return x @ weight.t() + bias
+
+
+def mlp_forward(config: Config, params: dict[str, torch.Tensor], name: str, x: torch.Tensor,
+                noise: dict[str, tuple[torch.Tensor, torch.Tensor]] | None) -> torch.Tensor:
+    hidden = linear_forward(config, params, f"{name}.0", x, noise)
+    hidden = torch.cat([torch.relu(hidden), torch.relu(-hidden)], 1) if config.network.crelu \
+        else torch.relu(hidden)
+    return linear_forward(config, params, f"{name}.2", hidden, noise)
+
+
+def network_forward(config: Config, params: dict[str, torch.Tensor], x: torch.Tensor,
+                    noise: dict[str, tuple[torch.Tensor, torch.Tensor]] | None,
+                    num_actions: int) -> torch.Tensor:
+    """Logits (B, actions, atoms) of the Q-network whose parameters are ``params``."""
+    atoms = config.network.num_atoms
+    features = encoder_forward(config, params, x)
+    advantage = mlp_forward(config, params, "head.advantage", features, noise).view(-1, num_actions, atoms)
+    if not config.network.dueling:
+        return advantage
+    value = mlp_forward(config, params, "head.value", features, noise).view(-1, 1, atoms)
+    return value + advantage - advantage.mean(dim=1, keepdim=True)
+
+
+def augment_per_sample(x: torch.Tensor, shift: torch.Tensor | None, intensity: torch.Tensor | None,
+                       pad: int, intensity_scale: float) -> torch.Tensor:
+    """Replicate-pad and crop each sample at its own offset, then scale its intensity."""
+    if shift is not None:
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+        x = torch.stack([padded[i, :, int(dy):int(dy) + h, int(dx):int(dx) + w]
+                         for i, (dy, dx) in enumerate(shift.tolist())])
+    if intensity is not None:
+        x = torch.stack([x[i] * (1.0 + intensity_scale * float(n)) for i, n in enumerate(intensity)])
+    return x
+
+
+def project_per_sample(probs: torch.Tensor, reward: torch.Tensor, discount: torch.Tensor,
+                       support: torch.Tensor) -> torch.Tensor:
+    """C51 projection, one sample at a time."""
+    num_atoms = support.numel()
+    v_min, v_max = float(support[0]), float(support[-1])
+    delta = (v_max - v_min) / (num_atoms - 1)
+    out = torch.zeros_like(probs)
+    for i in range(probs.shape[0]):
+        tz = (reward[i] + discount[i] * support).clamp(v_min, v_max)
+        b = (tz - v_min) / delta
+        lower, upper = b.floor(), b.ceil()
+        exact = lower == upper
+        out[i].index_add_(0, lower.long(), probs[i] * (upper - b))
+        out[i].index_add_(0, upper.long(), probs[i] * (b - lower))
+        out[i].index_add_(0, lower[exact].long(), probs[i][exact])
+    return out
+
+
+class ReferenceLearner:
+    """The reference update on its own copy of the online and target parameters and Adam state."""
+
+    def __init__(self, config: Config, online: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
+                 num_actions: int, device: torch.device) -> None:
+        self.config, self.num_actions, self.device = config, num_actions, device
+        self.online = {k: v.detach().clone().to(device) for k, v in online.items()}
+        self.target = {k: v.detach().clone().to(device) for k, v in target.items()}
+        net = config.network
+        self.support = torch.linspace(net.v_min, net.v_max, net.num_atoms, device=device)
+        self.adam: dict[str, dict[str, Any]] = {}
+        self.grads: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def from_agent(cls, agent: Any) -> ReferenceLearner:
+        """Copies of a fresh ``RainbowAgent``'s parameters (its Adam state is not copied)."""
+        return cls(agent.config, dict(agent.online.named_parameters()),
+                   dict(agent.target.named_parameters()), agent.num_actions, agent.device)
+
+    def noisy_layer_shapes(self) -> dict[str, tuple[int, int]]:
+        """(in, out) features of each noisy linear layer, by name."""
+        return {k[: -len(".weight_mu")]: (v.shape[1], v.shape[0])
+                for k, v in self.online.items() if k.endswith(".weight_mu")}
+
+    def draw_randomness(self, batch_size: int) -> UpdateRandomness:
+        """Fresh draws, one layer and one tensor at a time."""
+        def f(x: torch.Tensor) -> torch.Tensor:
+            return x.sign() * x.abs().sqrt()
+
+        def noise() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+            return {name: (f(torch.randn(i, device=self.device)), f(torch.randn(o, device=self.device)))
+                    for name, (i, o) in self.noisy_layer_shapes().items()}
+
+        agent = self.config.agent
+        shift = agent.augment and agent.shift_pad > 0
+        scale = agent.augment and agent.intensity_scale > 0
+
+        def offsets() -> torch.Tensor | None:
+            return torch.randint(0, 2 * agent.shift_pad + 1, (batch_size, 2), device=self.device) \
+                if shift else None
+
+        def intensities() -> torch.Tensor | None:
+            return torch.randn(batch_size, device=self.device).clamp(-2.0, 2.0) if scale else None
+
+        return UpdateRandomness(
+            online_noise=noise(), target_noise=noise(),
+            perturbed_noise=noise() if self.config.sam.enabled and self.config.sam.resample_noise else None,
+            obs_shift=offsets(), next_obs_shift=offsets(),
+            obs_intensity=intensities(), next_obs_intensity=intensities(),
+        )
+
+    def _sam_keys(self) -> tuple[list[str], list[str]]:
+        """(perturbed parameter names, names whose final gradient is the clean one)."""
+        sam = self.config.sam
+        in_scope = {
+            "encoder": lambda k: k.startswith("encoder."),
+            "head": lambda k: k.startswith("head."),
+            "all": lambda k: True,
+        }[sam.scope]
+        keys = list(self.online)
+        perturbed = [k for k in keys if in_scope(k) or sam.exclusion == "authors"]
+        clean = [k for k in keys if not in_scope(k)]
+        return perturbed, clean
+
+    def update(self, batch: Batch, randomness: UpdateRandomness | None = None) -> dict[str, Any]:
+        cfg, agent, sam = self.config, self.config.agent, self.config.sam
+        if randomness is None:
+            randomness = self.draw_randomness(len(batch.action))
+        r = randomness
+        noisy = cfg.network.noisy
+        online_noise = r.online_noise if noisy else None
+        target_noise = r.target_noise if noisy else None
+
+        def tensor(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(a, device=self.device)
+
+        scale = cfg.network.input_scale
+        obs = augment_per_sample(tensor(batch.obs).float() / scale, r.obs_shift, r.obs_intensity,
+                                 agent.shift_pad, agent.intensity_scale)
+        next_obs = augment_per_sample(tensor(batch.next_obs).float() / scale, r.next_obs_shift,
+                                      r.next_obs_intensity, agent.shift_pad, agent.intensity_scale)
+        action = tensor(batch.action).long()
+        reward, discount, weight = tensor(batch.reward), tensor(batch.discount), tensor(batch.weight)
+
+        with torch.no_grad():
+            next_probs = F.softmax(network_forward(cfg, self.target, next_obs, target_noise,
+                                                   self.num_actions), -1)
+            selector = next_probs
+            if agent.double_q:
+                selector = F.softmax(network_forward(cfg, self.online, next_obs, online_noise,
+                                                     self.num_actions), -1)
+            next_action = (selector * self.support).sum(-1).argmax(1)
+            chosen = torch.stack([next_probs[i, next_action[i]] for i in range(len(next_action))])
+            target_dist = project_per_sample(chosen, reward, discount, self.support)
+
+        def loss_and_grads(params: dict[str, torch.Tensor], noise) -> tuple[torch.Tensor, ...]:
+            leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+            logits = network_forward(cfg, leaves, obs, noise, self.num_actions)
+            chosen_logits = torch.stack([logits[i, action[i]] for i in range(len(action))])
+            per_sample = -(target_dist * F.log_softmax(chosen_logits, -1)).sum(-1)
+            loss = (weight * per_sample).mean()
+            grads = torch.autograd.grad(loss, list(leaves.values()))
+            return loss.detach(), per_sample.detach(), logits.detach(), dict(zip(leaves, grads))
+
+        loss, per_sample, logits, grads = loss_and_grads(self.online, online_noise)
+        stats: dict[str, Any] = {}
+        if sam.enabled:
+            stats["grad_norm_clean"] = torch.sqrt(sum((g * g).sum() for g in grads.values()))
+            perturbed_keys, clean_keys = self._sam_keys()
+            if sam.adaptive:
+                scaled = {k: self.online[k].abs() * grads[k] for k in perturbed_keys}
+                norm = torch.sqrt(sum((s * s).sum() for s in scaled.values()))
+                step = {k: sam.rho * self.online[k].abs() * scaled[k] / (norm + _SAM_EPS)
+                        for k in perturbed_keys}
+            else:
+                norm = torch.sqrt(sum((grads[k] * grads[k]).sum() for k in perturbed_keys))
+                step = {k: sam.rho * grads[k] / (norm + _SAM_EPS) for k in perturbed_keys}
+            perturbed = {k: v + step[k] if k in step else v for k, v in self.online.items()}
+            noise2 = (r.perturbed_noise if sam.resample_noise else r.online_noise) if noisy else None
+            loss2, _, _, grads2 = loss_and_grads(perturbed, noise2)
+            stats["loss_perturbed"] = loss2
+            final = dict(grads2)
+            for k in clean_keys:
+                final[k] = grads[k] + grads2[k] if sam.exclusion == "authors" else grads[k]
+            grads = final
+
+        total_norm = torch.sqrt(sum((g * g).sum() for g in grads.values()))
+        clip = torch.clamp(agent.max_grad_norm / (total_norm + _CLIP_EPS), max=1.0)
+        grads = {k: g * clip for k, g in grads.items()}
+        stats["grad_norm"] = total_norm
+        self.grads = grads
+        self._adam_step(grads)
+        ema = agent.target_ema
+        for k in self.target:
+            self.target[k] = ema * self.target[k] + (1.0 - ema) * self.online[k]
+
+        q = (F.softmax(logits, -1) * self.support).sum(-1)
+        stats.update(loss=loss, q_mean=q.mean(), priority=per_sample)
+        return stats
+
+    def _adam_step(self, grads: dict[str, torch.Tensor]) -> None:
+        agent = self.config.agent
+        beta1, beta2 = 0.9, 0.999
+        for k, g in grads.items():
+            state = self.adam.setdefault(k, {"step": 0, "m": torch.zeros_like(g), "v": torch.zeros_like(g)})
+            state["step"] += 1
+            state["m"] = beta1 * state["m"] + (1 - beta1) * g
+            state["v"] = beta2 * state["v"] + (1 - beta2) * g * g
+            m_hat = state["m"] / (1 - beta1 ** state["step"])
+            v_hat = state["v"] / (1 - beta2 ** state["step"])
+            self.online[k] = self.online[k] - agent.lr * m_hat / (torch.sqrt(v_hat) + agent.adam_eps)
+
