@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from plastic.configs.schema import flatten
 from plastic.envs.scores import HUMAN_SCORES, RANDOM_SCORES, atari_100k_game, camel_to_snake
 
 # Settings that say where or how verbosely a run ran, not what it computed; and per-run identity.
@@ -54,16 +55,6 @@ class Run:
         return self.path is None
 
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _read_csv(path: Path) -> list[dict[str, float]]:
     from plastic.train.logger import read_csv
 
@@ -90,7 +81,7 @@ def read_run(summary_path: Path) -> Run:
     run_dir = summary_path.parent
     summary = json.loads(summary_path.read_text())
     config_path = run_dir / "config.json"
-    config = _flatten(json.loads(config_path.read_text())) if config_path.exists() else {}
+    config = flatten(json.loads(config_path.read_text())) if config_path.exists() else {}
     suite = summary.get("suite") or ("synthetic" if "task" in summary else config.get("suite", "unknown"))
     score = summary.get("score", summary.get("final_test_acc"))
     if score is None:
