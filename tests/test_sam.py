@@ -276,3 +276,17 @@ def test_first_step_twice_is_an_error():
     opt.first_step()
     with pytest.raises(RuntimeError, match="twice"):
         opt.first_step()
+
+
+def test_deepcopy_gives_an_independent_working_optimizer():
+    A = spd_matrix(4, 12)
+    w = nn.Parameter(torch.randn(4, generator=torch.Generator().manual_seed(13)))
+    opt = SAM([w], torch.optim.Adam, rho=0.1, lr=0.01)
+    opt.step(closure_of(lambda: quadratic(A, w)))
+    w2, opt2 = copy.deepcopy((w, opt))
+    assert opt2.param_groups[0]["params"][0] is w2 and opt2.base_optimizer.state is opt2.state
+    assert opt2.state[w2]["step"] == 1
+    for _ in range(2):
+        opt.step(closure_of(lambda: quadratic(A, w)))
+        opt2.step(closure_of(lambda: quadratic(A, w2)))
+    assert torch.equal(w.detach(), w2.detach()) and w is not w2

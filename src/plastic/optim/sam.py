@@ -175,6 +175,26 @@ class SAM(Optimizer):
         self.second_step()
         return loss
 
+    def __getstate__(self) -> dict[str, Any]:
+        # torch's Optimizer pickles only defaults, state and param groups; keep the rest too, so
+        # that copy.deepcopy and pickle give a working SAM (shared groups/state stay shared).
+        state = super().__getstate__()
+        state.update(base_optimizer=self.base_optimizer, exclusion=self.exclusion)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        if "base_optimizer" not in state:  # torch's load_state_dict path; it re-links afterwards
+            super().__setstate__(state)
+            return
+        base_optimizer, exclusion = state.pop("base_optimizer"), state.pop("exclusion")
+        super().__setstate__(state)
+        self.base_optimizer, self.exclusion = base_optimizer, exclusion
+        self.param_groups = base_optimizer.param_groups
+        self.state = base_optimizer.state
+        self._saved_params, self._perturbed = [], []
+        self._clean_grads, self._clean_params = [], []
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         # torch rebuilds param_groups and state on load: share them with the base optimizer again.
