@@ -329,6 +329,10 @@ class RainbowAgent:
         return True
 
     # ---------------------------------------------------------------------------- checkpoint
+    def plasticity_modules(self) -> tuple[nn.Module, dict[str, nn.Module]]:
+        """(encoder, {name: module fed with encoder features}) for the plasticity metrics."""
+        return self.online.encoder, {"head": self.online.head}
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "online": self.online.state_dict(), "target": self.target.state_dict(),

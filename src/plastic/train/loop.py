@@ -34,12 +34,6 @@ from plastic.train.logger import RunLogger
 FRAME_STACK = {"atari": 4, "minatar": 1}
 CLIPPED_REWARD_SUITES = ("atari", "minatar")  # learning sees sign(r); logs see raw scores
 
-
-def plasticity_modules(agent) -> tuple[torch.nn.Module, dict[str, torch.nn.Module]]:
-    """(encoder, {name: head module fed with encoder features}) for the plasticity metrics."""
-    if hasattr(agent, "plasticity_modules"):
-        return agent.plasticity_modules()
-    return agent.online.encoder, {"head": agent.online.head}
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -266,7 +260,7 @@ class Trainer:
     def _log_plasticity(self) -> None:
         batch = self.replay.sample(min(256, self.replay.num_valid), beta=1.0)
         x = torch.from_numpy(batch.obs).to(self.device).float() / self.config.network.input_scale
-        encoder, heads = plasticity_modules(self.agent)
+        encoder, heads = self.agent.plasticity_modules()
         with torch.no_grad():
             features = encoder(x)
         values: dict[str, Any] = {}
