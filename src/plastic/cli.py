@@ -44,10 +44,16 @@ def _train(args: argparse.Namespace) -> int:
         overrides["train.steps"] = args.steps
     if args.device is not None:
         overrides["device"] = args.device
+    if args.obs is not None:
+        if args.suite != "dmc":
+            raise ValueError(f"--obs applies to dmc only; {args.suite} observations are pixels")
+        overrides["env.obs"] = args.obs
     overrides.update(parse_assignments(args.set or []))
     config = build_config(args.suite, args.game, args.preset, seed=args.seed, overrides=overrides)
+    # State-observation DMC runs get their own tree, so they never collide with pixel runs.
+    suite_dir = "dmc-state" if config.suite == "dmc" and config.env.obs == "state" else args.suite
     run_dir = Path(args.run_dir) if args.run_dir else (
-        Path("runs") / args.suite / args.game / args.preset / f"seed{args.seed}"
+        Path("runs") / suite_dir / args.game / args.preset / f"seed{args.seed}"
     )
     summary = train(config, run_dir.resolve(), progress=None if not args.no_progress else False)
     printable = {k: v for k, v in summary.items() if k != "returns"}
@@ -62,16 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="versions and devices")
     info.set_defaults(func=_info)
 
-    train = sub.add_parser("train", help="train an agent (Atari-100k, MinAtar)")
-    train.add_argument("suite", choices=["atari", "minatar"])
-    train.add_argument("--game", required=True, help="e.g. pong (Atari), breakout (MinAtar)")
+    train = sub.add_parser("train", help="train an agent (Atari-100k, MinAtar, DeepMind Control)")
+    train.add_argument("suite", choices=["atari", "minatar", "dmc"])
+    train.add_argument("--game", "--task", dest="game", required=True,
+                       help="e.g. pong (Atari), breakout (MinAtar), walker-run (DMC)")
     train.add_argument("--preset", default="plastic",
                        help="drq, plastic, plastic-dagger, or drq+COMPONENTS (ln, crelu, sam, reset)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--replay-ratio", type=float, help="updates per agent step (default 2)")
-    train.add_argument("--steps", type=int, help="agent steps (default 100k)")
+    train.add_argument("--obs", choices=["pixels", "state"], help="dmc: observations (default pixels)")
+    train.add_argument("--replay-ratio", type=float,
+                       help="updates per agent step (default: Atari/MinAtar 2, DMC 1)")
+    train.add_argument("--steps", type=int,
+                       help="agent steps (default: Atari/MinAtar 100k, DMC 2M env steps / action repeat)")
     train.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    train.add_argument("--run-dir", help="default: runs/SUITE/GAME/PRESET/seedN")
+    train.add_argument("--run-dir", help="default: runs/SUITE/GAME/PRESET/seedN (dmc --obs state: "
+                                         "runs/dmc-state/...)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override any config key, e.g. --set sam.rho=0.05 (repeatable)")
     train.add_argument("--no-progress", action="store_true", help="log lines instead of a bar")

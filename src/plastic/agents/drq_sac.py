@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ import torch
 from torch import nn
 
 from plastic.agents.augment import random_shift
+from plastic.configs.schema import SACConfig  # the config's ``sac`` section
 from plastic.nn.sac_networks import (
     Actor,
     Critic,
@@ -44,41 +44,10 @@ from plastic.optim.sam import SAM
 from plastic.replay.buffer import Batch
 from plastic.reset import reset_
 
+__all__ = ["DrQSACAgent", "SACConfig", "validate_sac_config"]
+
 SAM_SCOPES = ("encoder", "head", "all")
 RESET_SCOPES = ("head", "all")
-
-
-@dataclass
-class SACConfig:
-    """DrQ's settings in PLASTIC's DMC experiments (the authors' configs/drq.py and train_pixels.py)."""
-
-    actor_lr: float = 1e-4
-    critic_lr: float = 1e-4
-    alpha_lr: float = 1e-4
-    adam_eps: float = 1e-8
-    batch_size: int = 512
-    gamma: float = 0.99  # for the replay's n-step discount; the update reads Batch.discount
-    n_step: int = 1
-    replay_capacity: int = 100_000
-    critic_tau: float = 0.005  # target ← (1 − τ)·target + τ·critic, encoder included
-    # The authors (jaxrl) update the target, the actor and α after every critic update; the
-    # original DrQ code does the actor and the target every 2nd update.
-    target_update_every: int = 1
-    actor_update_every: int = 1
-    init_temperature: float = 0.1  # α at the start and after every Reset
-    target_entropy_per_dim: float = -1.0  # target entropy = this × |A|, i.e. −|A|
-    encoder_channels: str = "32-64-128-256"  # 3×3 stride-2 convs, SAME-sized padding
-    latent_dim: int = 50  # projection (Linear, LayerNorm, tanh) in each of actor and critic
-    hidden: int = 256  # MLP units per layer (CReLU doubles the features the next layer reads)
-    hidden_layers: int = 2
-    log_std_min: float = -10.0
-    log_std_max: float = 2.0
-    augment: bool = True  # random shift of s and s′ (pixel observations only)
-    shift_pad: int = 4
-    max_grad_norm: float = 0.0  # clip critic and actor gradients to this norm; 0: no clipping
-    # State observations (not in the paper): an MLP encoder so that SAM and LN have a target.
-    state_encoder_hidden: int = 256
-    state_encoder_layers: int = 1  # 0: identity encoder
 
 
 def _check(condition: bool, message: str) -> None:

@@ -2,17 +2,21 @@
 
 Each component is a small diff of the config, like the paper's ablations; ``plastic`` and
 ``plastic-dagger`` are names for combinations. Suite defaults adapt the agent to a benchmark
-and are applied before the preset.
+and are applied before the preset; per-task defaults (DMC) are derived last, for every key the
+preset and the user left alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from plastic.configs.schema import Config, apply_overrides
+from plastic.envs.dmc_tasks import task_settings
 
 BASES: dict[str, dict[str, Any]] = {
-    "drq": {},  # DrQ(ε)-style Rainbow, the paper's base agent (REFERENCE.md)
+    # Atari/MinAtar: DrQ(ε)-style Rainbow, the paper's base agent; DMC: DrQ (SAC) (REFERENCE.md)
+    "drq": {},
 }
 
 COMPONENTS: dict[str, dict[str, Any]] = {
@@ -39,6 +43,42 @@ SUITE_DEFAULTS: dict[str, dict[str, Any]] = {
         "agent.augment": False,
         "train.learning_starts": 1_000,
     },
+    # DMC-Medium (REFERENCE.md): DrQ (SAC) with the `sac` section's settings; one update per agent
+    # step after 1,000 agent steps; 10 evaluation episodes. Step counts, SAM's ρ, the Reset
+    # interval and the evaluation interval depend on the task: see dmc_task_defaults.
+    "dmc": {
+        "train.replay_ratio": 1.0,
+        "train.learning_starts": 1_000,
+        "train.eval_episodes": 10,
+        "train.eval_envs": 10,
+    },
+}
+
+DMC_EVAL_EVERY_ENV_STEPS = 5_000
+
+
+def dmc_task_defaults(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(resolved, defaults) for a DMC task, computed from the config after all overrides.
+
+    ``resolved`` always applies: ``env.action_repeat`` 0 becomes the task's. ``defaults`` apply
+    where the preset and the user set nothing: the paper's 2M env steps as agent steps, SAM's ρ,
+    a Reset every 100k agent steps in updates at the replay ratio, an evaluation every 5k env
+    steps, and pixels divided by 255 (state vectors as they are).
+    """
+    settings = task_settings(config.game)
+    repeat = config.env.action_repeat or settings.action_repeat
+    defaults = {
+        "train.steps": settings.env_steps // repeat,
+        "train.eval_interval": max(1, DMC_EVAL_EVERY_ENV_STEPS // repeat),
+        "sam.rho": settings.sam_rho,
+        "reset.interval": max(1, round(settings.reset_interval_agent_steps * config.train.replay_ratio)),
+        "network.input_scale": 255.0 if config.env.obs == "pixels" else 1.0,
+    }
+    return {"env.action_repeat": repeat}, defaults
+
+
+TASK_DEFAULTS: dict[str, Callable[[Config], tuple[dict[str, Any], dict[str, Any]]]] = {
+    "dmc": dmc_task_defaults,
 }
 
 
@@ -74,7 +114,10 @@ def build_config(
     if suite not in SUITE_DEFAULTS:
         raise ValueError(f"unknown suite {suite!r}; valid suites: {', '.join(SUITE_DEFAULTS)}")
     config = Config(suite=suite, game=game, preset=preset, seed=seed)
+    explicit = {**resolve_preset(preset), **(overrides or {})}
     apply_overrides(config, SUITE_DEFAULTS[suite])
-    apply_overrides(config, resolve_preset(preset))
-    apply_overrides(config, overrides or {})
+    apply_overrides(config, explicit)
+    if suite in TASK_DEFAULTS:
+        resolved, defaults = TASK_DEFAULTS[suite](config)
+        apply_overrides(config, {**{k: v for k, v in defaults.items() if k not in explicit}, **resolved})
     return config

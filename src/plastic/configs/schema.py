@@ -1,4 +1,5 @@
-"""Typed run configuration. Defaults are the paper's Atari-100k settings (REFERENCE.md).
+"""Typed run configuration. Defaults are the paper's Atari-100k settings (REFERENCE.md); the
+``sac`` section holds DrQ (SAC)'s settings for DeepMind Control, which suite ``dmc`` uses.
 
 Every field is reachable as a dotted key (``sam.rho``, ``train.replay_ratio``) for presets and
 ``--set key=value``; an unknown key is an error that lists the valid ones.
@@ -89,7 +90,44 @@ class TrainConfig:
 
 @dataclass
 class EnvConfig:
-    max_episode_steps: int = 27_000  # agent steps (Atari: 108k frames)
+    # Atari and MinAtar only (agent steps; Atari: 108k frames). DMC tasks end at their own time
+    # limit, 1000 env steps.
+    max_episode_steps: int = 27_000
+    obs: str = "pixels"  # DMC: "pixels" (64x64 RGB, 3 stacked frames) or "state"
+    action_repeat: int = 0  # DMC: env steps per agent step; 0 = the task's (plastic.envs.dmc_tasks)
+
+
+@dataclass
+class SACConfig:
+    """DrQ's settings in PLASTIC's DMC experiments (the authors' configs/drq.py and train_pixels.py)."""
+
+    actor_lr: float = 1e-4
+    critic_lr: float = 1e-4
+    alpha_lr: float = 1e-4
+    adam_eps: float = 1e-8
+    batch_size: int = 512
+    gamma: float = 0.99  # for the replay's n-step discount; the update reads Batch.discount
+    n_step: int = 1
+    replay_capacity: int = 100_000
+    critic_tau: float = 0.005  # target ← (1 − τ)·target + τ·critic, encoder included
+    # The authors (jaxrl) update the target, the actor and α after every critic update; the
+    # original DrQ code does the actor and the target every 2nd update.
+    target_update_every: int = 1
+    actor_update_every: int = 1
+    init_temperature: float = 0.1  # α at the start and after every Reset
+    target_entropy_per_dim: float = -1.0  # target entropy = this × |A|, i.e. −|A|
+    encoder_channels: str = "32-64-128-256"  # 3×3 stride-2 convs, SAME-sized padding
+    latent_dim: int = 50  # projection (Linear, LayerNorm, tanh) in each of actor and critic
+    hidden: int = 256  # MLP units per layer (CReLU doubles the features the next layer reads)
+    hidden_layers: int = 2
+    log_std_min: float = -10.0
+    log_std_max: float = 2.0
+    augment: bool = True  # random shift of s and s′ (pixel observations only)
+    shift_pad: int = 4
+    max_grad_norm: float = 0.0  # clip critic and actor gradients to this norm; 0: no clipping
+    # State observations (not in the paper): an MLP encoder so that SAM and LN have a target.
+    state_encoder_hidden: int = 256
+    state_encoder_layers: int = 1  # 0: identity encoder
 
 
 @dataclass
@@ -105,6 +143,7 @@ class Config:
     reset: ResetConfig = field(default_factory=ResetConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    sac: SACConfig = field(default_factory=SACConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -120,7 +159,8 @@ class Config:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "suite": ("atari", "minatar"),
+    "suite": ("atari", "minatar", "dmc"),
+    "env.obs": ("pixels", "state"),
     "network.encoder": ("nature", "minatar"),
     "sam.scope": ("encoder", "head", "all"),
     "sam.exclusion": ("clean", "authors"),

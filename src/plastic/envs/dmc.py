@@ -27,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 
 from plastic.envs.dmc_tasks import DMC_MEDIUM_TASKS, task_settings
+from plastic.envs.snapshot import check_same_config, generator_from_state, generator_state
 
 OBS_TYPES = ("pixels", "state")
 GL_BACKENDS = ("egl", "osmesa")
@@ -171,6 +172,34 @@ def _parse_task(task: str, suite: ModuleType) -> tuple[str, str]:
     return known[task]
 
 
+# Model arrays that dm_control suite tasks write when an episode starts (reacher's and finger's
+# targets, sizes and colours); part of a snapshot because they are not in MuJoCo's mjData.
+# hfield_data (quadruped-escape's terrain) would also need re-uploading to the GL context.
+MUTABLE_MODEL_FIELDS = ("geom_pos", "geom_size", "geom_rgba", "site_pos", "site_size",
+                        "site_rgba", "mat_rgba", "light_pos", "dof_damping")
+
+
+def _physics_state(physics: Any) -> np.ndarray:
+    import mujoco
+
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    state = np.empty(mujoco.mj_stateSize(physics.model.ptr, spec), dtype=np.float64)
+    mujoco.mj_getState(physics.model.ptr, physics.data.ptr, state, spec)
+    return state
+
+
+def _set_physics_state(physics: Any, state: np.ndarray) -> None:
+    import mujoco
+
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    mujoco.mj_setState(physics.model.ptr, physics.data.ptr, state, spec)
+    # dm_control's (legacy) step relies on the derived quantities of the previous step, so
+    # recompute them; the solver's warm start, which mj_forward may overwrite, is then put back
+    # so the next step starts the solver where the uninterrupted run would have.
+    mujoco.mj_forward(physics.model.ptr, physics.data.ptr)
+    mujoco.mj_setState(physics.model.ptr, physics.data.ptr, state, spec)
+
+
 def _check_positive(name: str, value: int) -> None:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -299,6 +328,54 @@ class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
             info["episode_length"] = self._episode_length
             self._needs_reset = True
         return self._observe(time_step), float(reward), terminated, truncated, info
+
+    # ------------------------------------------------------------------------------ snapshots
+    def _snapshot_config(self) -> dict[str, Any]:
+        return {"task": self.task, "obs": self.obs_type, "image_size": self.image_size,
+                "frame_stack": self.frame_stack, "action_repeat": self.action_repeat,
+                "camera_id": self.camera_id}
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to go on exactly from here, as plain values and numpy arrays: MuJoCo's
+        integration state (time, positions, velocities, controls, warm start, ...), the model
+        arrays tasks change, the task's random stream, dm_control's step counter and our frame
+        stack and episode statistics. Use ``plastic.envs.snapshot.get_env_state`` for a whole env."""
+        physics = self._env.physics
+        return {
+            "config": self._snapshot_config(),
+            "physics": _physics_state(physics),
+            "model": {name: getattr(physics.model, name).copy() for name in MUTABLE_MODEL_FIELDS},
+            "task_random": self._env.task.random.get_state(),
+            # dm_control's Environment keeps its time limit and pending reset in these.
+            "step_count": self._env._step_count,
+            "reset_next_step": self._env._reset_next_step,
+            "frames": [frame.copy() for frame in self._frames],
+            "episode_return": self._episode_return,
+            "episode_length": self._episode_length,
+            "needs_reset": self._needs_reset,
+            "action_space_rng": generator_state(self.action_space._np_random),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (from ``get_state`` of an env made with the same arguments).
+        Raises ``ValueError`` before changing anything if it comes from another task or setup."""
+        check_same_config("DMCEnv", state["config"], self._snapshot_config())
+        physics = self._env.physics
+        expected = _physics_state(physics).shape
+        if np.shape(state["physics"]) != expected:
+            raise ValueError(f"DMCEnv physics state has shape {np.shape(state['physics'])}, "
+                             f"this task's has {expected}")
+        for name, values in state["model"].items():
+            getattr(physics.model, name)[...] = values
+        _set_physics_state(physics, state["physics"])
+        self._env.task.random.set_state(state["task_random"])
+        self._env._step_count = state["step_count"]
+        self._env._reset_next_step = state["reset_next_step"]
+        self._frames = deque((frame.copy() for frame in state["frames"]), maxlen=self.frame_stack)
+        self._episode_return = state["episode_return"]
+        self._episode_length = state["episode_length"]
+        self._needs_reset = state["needs_reset"]
+        self.action_space._np_random = generator_from_state(state["action_space_rng"])
 
     def close(self) -> None:
         # Freeing the GL context now avoids dm_control's noisy teardown at interpreter exit.

@@ -1,10 +1,11 @@
 """Exact snapshots of whole environments, for checkpoint/resume that continues bit for bit.
 
 ``get_env_state(env)`` walks the wrapper chain from ``env`` down to ``env.unwrapped`` (Gymnasium
-1.x wrappers do not forward attributes) and collects every layer's state: our own wrappers
-define ``get_state()`` / ``set_state(state)``; a few Gymnasium wrappers (``FrameStackObservation``,
-``TimeLimit``) are handled here. The wrapper directly above the base env must be one of ours:
-its state includes the base env's (emulator, game objects, random streams). A layer that is
+1.x wrappers do not forward attributes) and collects every layer's state: our own wrappers and
+envs define ``get_state()`` / ``set_state(state)``; a few Gymnasium wrappers
+(``FrameStackObservation``, ``TimeLimit``) are handled here. Either the base env is one of ours
+(``DMCEnv``) or the wrapper directly above it is: its state includes the base env's (emulator,
+game objects, random streams). A layer that is
 neither ours nor known here is refused rather than silently left out of the snapshot.
 
 A state holds only plain Python values, numpy arrays and bytes, so it pickles and loads in a
@@ -104,7 +105,7 @@ def _has_own_state(layer: gym.Env) -> bool:
     )
 
 
-def _wrapper_layers(env: gym.Env) -> list[gym.Wrapper]:
+def _wrapper_layers(env: gym.Env) -> list[gym.Env]:
     """The wrappers from ``env`` inwards, after checking that each one can be snapshotted."""
     layers = []
     layer = env
@@ -117,10 +118,12 @@ def _wrapper_layers(env: gym.Env) -> list[gym.Wrapper]:
             )
         layers.append(layer)
         layer = layer.env
+    if _has_own_state(layer):  # a base env that snapshots itself
+        layers.append(layer)
     if not layers or not _has_own_state(layers[-1]):
         raise ValueError(
-            f"Cannot snapshot the base env {type(layer).__name__}: the wrapper directly around it "
-            "must be one of plastic's env wrappers (AtariProtocol, MinAtarProtocol)"
+            f"Cannot snapshot the base env {type(layer).__name__}: it, or the wrapper directly "
+            "around it, must be one of plastic's envs (DMCEnv, AtariProtocol, MinAtarProtocol)"
         )
     return layers
 

@@ -1,4 +1,8 @@
-"""Evaluation: whole games with the acting policy, noise off, a small ε (Atari-100k protocol)."""
+"""Evaluation: whole episodes with the agent's evaluation policy, raw returns.
+
+Rainbow acts with noise off and a small ε (Atari-100k protocol); DrQ (SAC) with the mean action
+tanh(μ), deterministically.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ def evaluate(
     num_envs = max(1, min(num_envs, episodes))
     quotas = [episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)]
     envs = [make_env(seed + 10_000 * (i + 1)) for i in range(num_envs)]
+    discrete = isinstance(envs[0].action_space, gym.spaces.Discrete)
     obs = [env.reset()[0] for env in envs]
     returns: list[float] = []
     done = [0] * num_envs
@@ -33,7 +38,7 @@ def evaluate(
             active = [i for i in range(num_envs) if done[i] < quotas[i]]
             actions = act(np.stack([obs[i] for i in active]))
             for i, action in zip(active, actions):
-                obs[i], _, terminated, truncated, info = envs[i].step(int(action))
+                obs[i], _, terminated, truncated, info = envs[i].step(int(action) if discrete else action)
                 if info.get("game_over"):
                     returns.append(float(info["episode_return"]))
                     done[i] += 1

@@ -1,5 +1,8 @@
 """The off-policy training loop: act, store, update at the replay ratio, log, checkpoint, evaluate.
 
+One loop serves every agent (Rainbow on Atari and MinAtar, DrQ (SAC) on DeepMind Control); what
+differs per suite is data in ``plastic.train.suites``.
+
 A run directory holds ``config.json``, CSV streams (``episodes``, ``train``, ``plasticity``,
 ``eval``), TensorBoard events under ``tb/``, ``checkpoint.pt`` (atomic) and, once finished,
 ``summary.json``. Running again on the same directory resumes from the checkpoint — bit for bit
@@ -21,7 +24,7 @@ import numpy as np
 import torch
 
 from plastic import metrics
-from plastic.agents.rainbow import RainbowAgent, resolve_device
+from plastic.agents.rainbow import resolve_device
 from plastic.bench.threads import configure_threads
 from plastic.configs.schema import Config, flatten
 from plastic.envs import get_env_state, make_env, set_env_state
@@ -30,9 +33,7 @@ from plastic.replay.buffer import ReplayBuffer
 from plastic.train.checkpoint import load_checkpoint, read_json, save_checkpoint, write_json
 from plastic.train.evaluate import evaluate
 from plastic.train.logger import RunLogger
-
-FRAME_STACK = {"atari": 4, "minatar": 1}
-CLIPPED_REWARD_SUITES = ("atari", "minatar")  # learning sees sign(r); logs see raw scores
+from plastic.train.suites import suite_runtime
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -81,13 +82,12 @@ class Trainer:
         self.run_dir = Path(run_dir).expanduser().resolve()
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.device = resolve_device(config.device)
+        self.runtime = suite_runtime(config.suite)
 
     # ------------------------------------------------------------------------------ setup
     def _make_env(self, seed: int, train: bool):
         cfg = self.config
-        cap = cfg.env.max_episode_steps
-        limit = {"max_episode_frames": 4 * cap} if cfg.suite == "atari" else {"max_episode_steps": cap}
-        return make_env(cfg.suite, cfg.game, seed, train=train, **limit)
+        return make_env(cfg.suite, cfg.game, seed, train=train, **self.runtime.env_kwargs(cfg))
 
     def _setup(self) -> None:
         cfg = self.config
@@ -95,17 +95,18 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.env = self._make_env(cfg.seed, train=True)
         obs_shape = self.env.observation_space.shape
-        self.stack = FRAME_STACK[cfg.suite]
+        self.stack = self.runtime.frame_stack(cfg)
         self.discrete = isinstance(self.env.action_space, gym.spaces.Discrete)
-        self.agent = RainbowAgent(cfg, obs_shape, int(self.env.action_space.n), self.device)
+        self.agent = self.runtime.agent.build(cfg, obs_shape, self.env.action_space, self.device)
         obs_dtype = self.env.observation_space.dtype
         frame_shape = _frame(np.zeros(obs_shape, obs_dtype), self.stack).shape
         action_shape = () if self.discrete else self.env.action_space.shape
+        self.replay_settings = replay = self.runtime.agent.replay(cfg)
         self.replay = ReplayBuffer(
-            cfg.agent.replay_capacity, frame_shape, frame_stack=self.stack, frame_dtype=obs_dtype,
+            replay.capacity, frame_shape, frame_stack=self.stack, frame_dtype=obs_dtype,
             action_shape=action_shape, action_dtype=np.int64 if self.discrete else np.float32,
-            n_step=cfg.agent.n_step, gamma=cfg.agent.gamma, prioritized=cfg.agent.prioritized,
-            priority_exponent=cfg.agent.priority_exponent, seed=cfg.seed + 2,
+            n_step=replay.n_step, gamma=replay.gamma, prioritized=replay.prioritized,
+            priority_exponent=replay.priority_exponent, seed=cfg.seed + 2,
         )
         self.rng = np.random.default_rng(cfg.seed + 3)
         self.state = LoopState()
@@ -164,6 +165,7 @@ class Trainer:
     def _loop(self) -> None:
         cfg, state = self.config, self.state
         total = cfg.train.steps
+        batch_size = self.replay_settings.batch_size
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -174,7 +176,7 @@ class Trainer:
         started = time.perf_counter() - state.wall_seconds
         while state.step < total:
             self._env_step()
-            if state.step > cfg.train.learning_starts and self.replay.num_valid >= cfg.agent.batch_size:
+            if state.step > cfg.train.learning_starts and self.replay.num_valid >= batch_size:
                 state.update_budget += cfg.train.replay_ratio
                 while state.update_budget >= 1.0:
                     state.update_budget -= 1.0
@@ -195,7 +197,7 @@ class Trainer:
                 else:
                     print(f"step {state.step}/{total} {message}", file=sys.stderr, flush=True)
             if cfg.train.metrics_interval and state.step % cfg.train.metrics_interval == 0 \
-                    and self.replay.num_valid >= cfg.agent.batch_size:
+                    and self.replay.num_valid >= batch_size:
                 self._log_plasticity()
             if cfg.train.eval_interval and state.step % cfg.train.eval_interval == 0 \
                     and state.step < total:
@@ -221,7 +223,7 @@ class Trainer:
         action = int(action) if self.discrete else action
         next_obs, reward, terminated, truncated, info = self.env.step(action)
         episode_end = terminated or truncated
-        learn_reward = float(np.sign(reward)) if cfg.suite in CLIPPED_REWARD_SUITES else float(reward)
+        learn_reward = float(np.sign(reward)) if self.runtime.clip_rewards else float(reward)
         self.replay.add(_frame(self.obs, self.stack), action, learn_reward,
                         terminal=terminated, episode_end=episode_end)
         state.step += 1
@@ -235,12 +237,12 @@ class Trainer:
         self.obs = self.env.reset()[0] if episode_end else next_obs
 
     def _update(self) -> dict[str, Any]:
-        cfg = self.config
-        progress = min(1.0, self.state.step / cfg.train.steps)
-        start = cfg.agent.importance_exponent_start
-        batch = self.replay.sample(cfg.agent.batch_size, beta=start + (1.0 - start) * progress)
+        replay = self.replay_settings
+        progress = min(1.0, self.state.step / self.config.train.steps)
+        start = replay.importance_exponent_start
+        batch = self.replay.sample(replay.batch_size, beta=start + (1.0 - start) * progress)
         stats = self.agent.update(batch)
-        if cfg.agent.prioritized:
+        if replay.prioritized:
             self.replay.update_priorities(batch.index, stats["priority"].cpu().numpy())
         if stats["reset"]:
             self.state.resets += 1
@@ -250,11 +252,12 @@ class Trainer:
     def _log_train(self, pending: list[dict[str, Any]], rates: dict[str, float]) -> None:
         values: dict[str, Any] = {"updates": self.agent.updates, "episodes": self.state.episodes,
                                   "resets": self.state.resets, **rates}
-        for key in ("loss", "loss_perturbed", "q_mean", "grad_norm", "grad_norm_clean"):
+        kind = self.runtime.agent
+        for key in kind.train_stats:
+            if key in kind.sam_stats and not self.config.sam.enabled:
+                continue
             found = [s[key] for s in pending if key in s]
             values[key] = torch.stack(found).float().mean().item() if found else None
-        if self.config.sam.enabled is False:
-            values.pop("loss_perturbed"), values.pop("grad_norm_clean")
         self.logger.log("train", self.state.step, values)
 
     def _log_plasticity(self) -> None:
@@ -297,9 +300,7 @@ class Trainer:
             "train_episodes": self.state.episodes, "wall_seconds": self.state.wall_seconds,
             "device": str(self.device), **result,
         }
-        save_checkpoint(self.run_dir / "final_model.pt", {
-            "online": self.agent.online.state_dict(), "target": self.agent.target.state_dict(),
-        })
+        save_checkpoint(self.run_dir / "final_model.pt", self.runtime.agent.final_networks(self.agent))
         write_json(self.run_dir / "summary.json", summary)
         (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
         line = {k: v for k, v in summary.items() if k != "returns"}
