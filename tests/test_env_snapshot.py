@@ -32,12 +32,19 @@ def pickle_round_trip(state):
     return _PlainUnpickler(io.BytesIO(pickle.dumps(state))).load()
 
 
+def random_actions(env: gym.Env, rng: np.random.Generator, size: int) -> np.ndarray:
+    """``size`` random actions: integers for a discrete env, uniform floats in [-1, 1] otherwise."""
+    if isinstance(env.action_space, gym.spaces.Discrete):
+        return rng.integers(env.action_space.n, size=size)
+    return rng.uniform(-1, 1, (size, *env.action_space.shape)).astype(np.float32)
+
+
 def play(env: gym.Env, actions, *, until: Callable | None = None) -> list[tuple]:
     """Step through ``actions`` as a training loop would (reset when an episode ends).
     With ``until``, stop right after the first step record for which ``until`` is true."""
     records = []
     for action in actions:
-        obs, reward, terminated, truncated, info = env.step(int(action))
+        obs, reward, terminated, truncated, info = env.step(int(action) if np.ndim(action) == 0 else action)
         records.append(("step", obs, reward, terminated, truncated, info))
         if until is not None and until(records[-1]):
             return records
@@ -80,15 +87,14 @@ def check_resume(
     that A and B produce identical records for the same next actions. Returns A's suffix."""
     env_a = make()
     env_a.reset()
-    n_actions = env_a.action_space.n
     if prefix_until is not None:
-        play(env_a, rng.integers(n_actions, size=10_000), until=prefix_until)
-    play(env_a, rng.integers(n_actions, size=int(rng.integers(*extra_prefix_steps))))
+        play(env_a, random_actions(env_a, rng, 10_000), until=prefix_until)
+    play(env_a, random_actions(env_a, rng, int(rng.integers(*extra_prefix_steps))))
 
     env_b = make()
     set_env_state(env_b, pickle_round_trip(get_env_state(env_a)))
 
-    actions = rng.integers(n_actions, size=suffix_steps)
+    actions = random_actions(env_a, rng, suffix_steps)
     suffix_a, suffix_b = play(env_a, actions), play(env_b, actions)
     assert_same(suffix_a, suffix_b, "suffix")
 
@@ -285,3 +291,38 @@ def test_unsupported_envs_are_refused(atari):
         get_env_state(make_minatar_env("asterix", 0).unwrapped)
     with pytest.raises(ValueError, match="repeat_action_probability"):
         get_env_state(atari("pong", 0, train=True, repeat_action_probability=0.25))
+
+
+# ---------------------------------------------------------------- DeepMind Control
+
+
+@pytest.mark.parametrize(("task", "obs"), [("reacher-easy", "state"), ("finger-turn_hard", "state"),
+                                           ("reacher-hard", "pixels")])
+def test_dmc_resume_across_an_episode_boundary_is_exact(task, obs):
+    """Physics, the targets tasks draw into the model at reset, the task's random stream and the
+    frame stack all come back: the restored env plays on bit for bit, through the next reset."""
+    pytest.importorskip("dm_control")
+    from plastic.envs.dmc import make_dmc_env
+
+    def make():
+        # 125 agent steps an episode; small cheap frames (their content is not what is tested)
+        return make_dmc_env(task, 4, obs=obs, action_repeat=8, image_size=24, shadow_size=128)
+
+    suffix = check_resume(make, np.random.default_rng(7), extra_prefix_steps=(130, 240), suffix_steps=150)
+    assert any(record[0] == "reset" for record in suffix)
+
+
+def test_dmc_state_of_another_task_is_refused_and_changes_nothing():
+    pytest.importorskip("dm_control")
+    from plastic.envs.dmc import make_dmc_env
+
+    source = make_dmc_env("reacher-easy", 0, obs="state")
+    source.reset()
+    target = make_dmc_env("reacher-hard", 0, obs="state")
+    target.reset()
+    before = get_env_state(target)
+    with pytest.raises(ValueError, match="task: state has 'reacher-easy', env has 'reacher-hard'"):
+        set_env_state(target, get_env_state(source))
+    assert_same(get_env_state(target), before)
+    with pytest.raises(ValueError, match="action_repeat"):
+        set_env_state(make_dmc_env("reacher-easy", 0, obs="state", action_repeat=2), get_env_state(source))

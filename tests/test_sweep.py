@@ -40,9 +40,7 @@ def test_seeds_resources_and_spec_checks(tmp_path):
     assert LocalBackend(workers=2, gpus=["0"])._pick_gpu([]) is None  # one GPU: nothing to spread
     with pytest.raises(ValueError, match="valid backends: local, ray"):
         make_backend("slurm")
-    with pytest.raises(ValueError, match="not available yet"):
-        make_spec("dmc-medium")
-    with pytest.raises(ValueError, match="valid benchmarks: atari100k, minatar, synthetic"):
+    with pytest.raises(ValueError, match="valid benchmarks: atari100k, minatar, dmc-medium, synthetic"):
         make_spec("procgen")
     with pytest.raises(ValueError, match="valid: asterix, breakout"):
         make_spec("minatar", games="pong")
@@ -72,6 +70,22 @@ def test_plan_covers_every_game_preset_seed_with_its_config(tmp_path):
     out = io.StringIO()
     run_sweep(spec, LocalBackend(workers=1), dry_run=True, stream=out)
     assert out.getvalue().count("would run") == 260 and not (tmp_path / SWEEP_FILE).exists()
+
+
+def test_dmc_medium_sweep_plans_the_eleven_tasks_with_their_settings(tmp_path):
+    from plastic.envs.dmc_tasks import DMC_MEDIUM_TASKS
+
+    jobs = plan_jobs(make_spec("dmc-medium", seeds=2, replay_ratio=2, out=tmp_path))
+    assert sorted({j["config"]["game"] for j in jobs}) == sorted(DMC_MEDIUM_TASKS) and len(jobs) == 44
+    cheetah = next(j["config"] for j in jobs if j["id"] == "cheetah-run/plastic/seed1")
+    assert cheetah["suite"] == "dmc" and cheetah["env"]["action_repeat"] == 4
+    assert cheetah["sam"]["rho"] == 0.002 and cheetah["reset"]["interval"] == 200_000  # 100k steps × RR 2
+    walker = next(j["config"] for j in jobs if j["id"] == "walker-run/drq/seed0")
+    assert walker["train"]["steps"] == 1_000_000 and not walker["sam"]["enabled"]
+    other = plan_jobs(make_spec("dmc-medium", games="cartpole-swingup", presets="drq", seeds=1, out=tmp_path))
+    assert [j["id"] for j in other] == ["cartpole-swingup/drq/seed0"]
+    with pytest.raises(ValueError, match="unknown DeepMind Control task 'walker-fly'.*walker-run"):
+        make_spec("dmc-medium", games="walker-fly")
 
 
 def test_worker_turns_errors_into_results(tmp_path):

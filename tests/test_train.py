@@ -4,11 +4,6 @@ finished runs are not redone, bad input gets clear errors."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -17,6 +12,7 @@ from plastic.cli import main
 from plastic.configs import build_config
 from plastic.train.logger import read_csv
 from plastic.train.loop import ConfigMismatchError, train
+from run_helpers import kill_after_first_checkpoint
 
 TINY_ATARI = {
     "train.steps": 160, "train.learning_starts": 120, "train.replay_ratio": 0.25,
@@ -59,20 +55,7 @@ RESUME_ARGS = [
 
 def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "plastic.cli", *RESUME_ARGS, "--run-dir", str(killed)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 300
-    while not (killed / "checkpoint.pt").exists():
-        assert proc.poll() is None, "run ended before its first checkpoint"
-        assert time.time() < deadline
-        time.sleep(0.05)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "summary.json").exists()
+    kill_after_first_checkpoint(RESUME_ARGS, killed)
 
     assert main([*RESUME_ARGS, "--run-dir", str(killed)]) == 0
     assert main([*RESUME_ARGS, "--run-dir", str(straight)]) == 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plastic.envs.dmc_tasks import DMC_MEDIUM_TASKS
 from plastic.envs.minatar import MINATAR_GAMES
 from plastic.envs.scores import ATARI_100K_GAMES, atari_100k_game
 
@@ -22,7 +23,7 @@ from plastic.envs.scores import ATARI_100K_GAMES, atari_100k_game
 class Benchmark:
     name: str
     kind: str  # "rl": plastic.train; "synthetic": plastic.synthetic
-    suite: str  # the config suite ("atari", "minatar") or "synthetic"
+    suite: str  # the config suite ("atari", "minatar", "dmc") or "synthetic"
     games: tuple[str, ...]  # default games (RL) or tasks (synthetic)
     default_presets: tuple[str, ...]
     description: str
@@ -39,15 +40,14 @@ BENCHMARKS: dict[str, Benchmark] = {
                            "Atari-100k: 26 games, 100k agent steps, human-normalised scores"),
     "minatar": Benchmark("minatar", "rl", "minatar", MINATAR_GAMES, ("drq", "plastic"),
                          "MinAtar: 5 games, the CPU-scale testbed"),
+    "dmc-medium": Benchmark("dmc-medium", "rl", "dmc", DMC_MEDIUM_TASKS, ("drq", "plastic"),
+                            "DMC-Medium: 11 DeepMind Control tasks from pixels, 2M env steps, returns"),
     "synthetic": Benchmark("synthetic", "synthetic", "synthetic", ("input", "label"),
                            ("vanilla", "ln", "sam", "crelu", "reset", "plastic"),
                            "input/label adaptation (plastic.synthetic); presets are its methods, "
                            "games its tasks"),
 }
-UNAVAILABLE: dict[str, str] = {
-    "dmc-medium": "DMC-Medium has no agent in plastic yet (the continuous DrQ-SAC agent is not built); "
-                  "the benchmark name is reserved",
-}
+UNAVAILABLE: dict[str, str] = {}  # reserved benchmark names -> why they cannot run yet
 
 
 def get_benchmark(name: str) -> Benchmark:
@@ -55,15 +55,24 @@ def get_benchmark(name: str) -> Benchmark:
         raise ValueError(f"benchmark {name!r} is not available yet: {UNAVAILABLE[name]}. "
                          f"Available: {', '.join(BENCHMARKS)}")
     if name not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {name!r}; valid benchmarks: {', '.join(BENCHMARKS)} "
-                         f"(not available yet: {', '.join(UNAVAILABLE)})")
+        later = f" (not available yet: {', '.join(UNAVAILABLE)})" if UNAVAILABLE else ""
+        raise ValueError(f"unknown benchmark {name!r}; valid benchmarks: {', '.join(BENCHMARKS)}{later}")
     return BENCHMARKS[name]
 
 
 def canonical_game(benchmark: Benchmark, game: str) -> str:
-    """Checks a game (or task) name; Atari games may be given in CamelCase (``BankHeist``)."""
+    """Checks a game (or task) name; Atari games may be given in CamelCase (``BankHeist``), and a
+    DMC sweep may run any dm_control suite task besides DMC-Medium's."""
     if benchmark.suite == "atari":
         return atari_100k_game(game)
+    if benchmark.suite == "dmc" and game not in benchmark.games:
+        from plastic.envs.dmc_tasks import all_dmc_task_names
+
+        if game not in all_dmc_task_names():
+            raise ValueError(f"unknown DeepMind Control task {game!r}; DMC-Medium: "
+                             f"{', '.join(benchmark.games)}; any suite task: "
+                             f"{', '.join(all_dmc_task_names())}")
+        return game
     if game not in benchmark.games:
         what = "task" if benchmark.kind == "synthetic" else "game"
         raise ValueError(f"unknown {benchmark.name} {what} {game!r}; valid: {', '.join(benchmark.games)}")

@@ -13,6 +13,8 @@ SWEEP_EXAMPLES = """examples:
   plastic sweep atari100k --presets drq,plastic --seeds 5 --replay-ratio 2 --out sweeps/atari
   plastic sweep atari100k --backend ray --address auto --resources cpu=2,gpu=0.25
   plastic sweep synthetic --presets vanilla,plastic --seeds 3 --set chunks=20
+  plastic sweep dmc-medium --presets drq,plastic --seeds 5 --out sweeps/dmc-medium
+  plastic sweep dmc-medium --tasks cartpole-swingup --set env.obs=state --steps 20000
 
 Run the same command again to resume: finished runs are skipped, interrupted ones resume from
 their checkpoints and failed ones are retried."""
@@ -35,7 +37,8 @@ def add_experiment_subcommands(subparsers: Any) -> None:
                     "OUT/GAME/PRESET/seedN.",
         epilog=SWEEP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sweep.add_argument("benchmark", metavar="BENCHMARK",
-                       help=f"one of: {', '.join(BENCHMARKS)} ({', '.join(UNAVAILABLE)}: not available yet)")
+                       help=f"one of: {', '.join(BENCHMARKS)}"
+                            + (f" ({', '.join(UNAVAILABLE)}: not available yet)" if UNAVAILABLE else ""))
     sweep.add_argument("--presets", action="append",
                        help="comma-separated presets (default drq,plastic; synthetic: its methods)")
     sweep.add_argument("--seeds", default="5", help="a count (5: seeds 0-4), a range (5-9) or a list (0,3)")
@@ -70,7 +73,8 @@ def add_experiment_subcommands(subparsers: Any) -> None:
                         help="published per-run scores, JSON {game: [score, ...]} (repeatable)")
     report.add_argument("--out", help="report directory (default DIR/report, or ./report for several DIRs)")
     report.add_argument("--normalization", default="auto", choices=NORMALIZATIONS,
-                        help="auto: human-normalised on Atari, min-max over the report's runs on MinAtar")
+                        help="auto: human-normalised on Atari, min-max over the report's runs on MinAtar, "
+                             "raw returns on DMC")
     report.add_argument("--reps", type=int, default=2000, help="bootstrap samples (default 2000)")
     report.add_argument("--confidence", type=float, default=0.95, help="CI coverage (default 0.95)")
     report.add_argument("--seed", type=int, default=0, help="bootstrap seed")

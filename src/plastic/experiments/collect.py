@@ -164,7 +164,8 @@ def resolve_normalization(normalization: str, suite: str) -> str:
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
     if normalization == "auto":
-        return {"atari": "human", "synthetic": "none"}.get(suite, "minmax")
+        # DMC returns share one 0-1000 scale, and the paper aggregates them as they are.
+        return {"atari": "human", "synthetic": "none", "dmc": "none"}.get(suite, "minmax")
     if normalization == "human" and suite != "atari":
         raise ValueError(f"human-normalised scores exist for Atari only, not {suite}; "
                          "use --normalization minmax or none")

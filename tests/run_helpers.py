@@ -1,0 +1,28 @@
+"""Shared by the training tests: start a run in a subprocess and kill it after a checkpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def kill_after_first_checkpoint(cli_args: list[str], run_dir: Path, timeout: float = 300) -> None:
+    """Run ``plastic CLI_ARGS --run-dir RUN_DIR`` and SIGKILL it soon after its first checkpoint."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plastic.cli", *cli_args, "--run-dir", str(run_dir)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + timeout
+    while not (run_dir / "checkpoint.pt").exists():
+        assert proc.poll() is None, "run ended before its first checkpoint"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "summary.json").exists(), "run finished before it was killed"
