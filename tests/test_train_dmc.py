@@ -17,6 +17,7 @@ from plastic.cli import main  # noqa: E402
 from plastic.configs import build_config, parse_assignments  # noqa: E402
 from plastic.configs.schema import flatten  # noqa: E402
 from plastic.envs.dmc_tasks import DMC_MEDIUM_TASKS  # noqa: E402
+from plastic.experiments.collect import find_runs, resolve_normalization  # noqa: E402
 from plastic.train.logger import RunLogger, read_csv  # noqa: E402
 from plastic.train.loop import Trainer, train  # noqa: E402
 from run_helpers import kill_after_first_checkpoint  # noqa: E402
@@ -57,6 +58,10 @@ def test_plastic_from_pixels_end_to_end_on_cartpole(tmp_path):
     critic = torch.load(tmp_path / "final_model.pt")["critic"]
     first_conv = next(v for k, v in critic.items() if k.startswith("encoder") and v.dim() == 4)
     assert first_conv.shape[1] == 9  # 3 stacked RGB frames
+
+    runs, unfinished = find_runs([tmp_path])  # what `plastic report` reads: the raw return
+    assert not unfinished and runs[0].suite == "dmc" and runs[0].score == summary["score"]
+    assert resolve_normalization("auto", "dmc") == "none"
 
 
 def test_the_loop_builds_sac_with_its_replay_settings_and_raw_rewards(tmp_path):
