@@ -50,7 +50,7 @@ SUITE_DEFAULTS: dict[str, dict[str, Any]] = {
         "train.replay_ratio": 1.0,
         "train.learning_starts": 1_000,
         "train.eval_episodes": 10,
-        "train.eval_envs": 10,
+        "train.eval_envs": 10,  # ours: the 10 episodes run in lockstep, one env each
     },
 }
 

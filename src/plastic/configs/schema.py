@@ -138,12 +138,12 @@ class Config:
     seed: int = 0
     device: str = "auto"  # "auto": cuda when available, else cpu
     env: EnvConfig = field(default_factory=EnvConfig)
-    network: NetworkConfig = field(default_factory=NetworkConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)  # DMC reads layer_norm, crelu, input_scale
     sam: SAMConfig = field(default_factory=SAMConfig)
     reset: ResetConfig = field(default_factory=ResetConfig)
-    agent: AgentConfig = field(default_factory=AgentConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)  # Rainbow: Atari, MinAtar
     train: TrainConfig = field(default_factory=TrainConfig)
-    sac: SACConfig = field(default_factory=SACConfig)
+    sac: SACConfig = field(default_factory=SACConfig)  # DrQ (SAC): DeepMind Control
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
