@@ -252,3 +252,33 @@ def test_report_rejects_bad_input(tmp_path, capsys):
         find_runs([tmp_path / "m"])
     with pytest.raises(ValueError, match="NaN"):
         stats.aggregate_metrics({"x": np.array([[np.nan, 1.0]])})
+
+
+def test_replay_ratio_scaling_section_holds_each_ratios_aggregate(tmp_path):
+    rng = np.random.default_rng(1)
+    for ratio in (1.0, 2.0, 4.0):
+        for preset in ("drq", "plastic"):
+            for game in ("breakout", "asterix"):
+                for seed in range(2):
+                    write_run(tmp_path / f"rr{ratio:g}", "minatar", game, preset, seed,
+                              float(rng.uniform(0, 10)),
+                              extra_config={"train": {"replay_ratio": ratio, "steps": 1000}})
+    # a preset at one ratio only has no scaling line
+    write_run(tmp_path / "other", "minatar", "breakout", "drq+ln", 0, 5.0)
+    write_run(tmp_path / "other", "minatar", "asterix", "drq+ln", 0, 5.0)
+    dirs = [tmp_path / d for d in ("rr1", "rr2", "rr4", "other")]
+    result = build_report(dirs, tmp_path / "rep", reps=REPS, normalization="none")
+    scaling = result["replay_ratio_scaling"]
+    assert set(scaling) == {"drq", "plastic"}
+    for preset, points in scaling.items():
+        assert [p["replay_ratio"] for p in points] == [1.0, 2.0, 4.0]
+        for point in points:
+            label = f"{preset} [train.replay_ratio={point['replay_ratio']:g}]"
+            assert point["value"] == result["aggregates"][label]["iqm"]["value"]
+            assert point["low"] <= point["value"] <= point["high"]
+    # the IQM by hand: 2 seeds x 2 games = 4 scores, the middle two
+    scores = read_scores(tmp_path / "rep" / "scores.csv")
+    picked = sorted(float(r["score"]) for r in scores if r["label"] == "plastic [train.replay_ratio=2]")
+    assert scaling["plastic"][1]["value"] == pytest.approx(np.mean(picked[1:3]))
+    assert (tmp_path / "rep" / "figures" / "replay_ratio_scaling.png").stat().st_size > 1000
+    assert "Scaling with the replay ratio" in (tmp_path / "rep" / "report.md").read_text()

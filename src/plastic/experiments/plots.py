@@ -106,6 +106,30 @@ def plot_iqm_curves(steps: np.ndarray, curves: Mapping[str, Mapping[str, np.ndar
     return _save(fig, path)
 
 
+def plot_replay_ratio_scaling(series: Mapping[str, Sequence[tuple[float, Mapping[str, float]]]], path: Path,
+                              score_name: str) -> Path:
+    """One line per preset: the aggregate estimate at each replay ratio with its CI as error bars."""
+    plt = _pyplot()
+    colors = label_colors(list(series))
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    for preset, points in series.items():
+        ratios = np.array([ratio for ratio, _ in points])
+        value = np.array([est["value"] for _, est in points])
+        low = np.array([est["low"] for _, est in points])
+        high = np.array([est["high"] for _, est in points])
+        ax.errorbar(ratios, value, yerr=[value - low, high - value], color=colors[preset], label=preset,
+                    marker="o", capsize=4, linewidth=2)
+    ax.set_xscale("log", base=2)
+    all_ratios = sorted({ratio for points in series.values() for ratio, _ in points})
+    ax.set_xticks(all_ratios, [f"{r:g}" for r in all_ratios])
+    ax.set_xlabel("replay ratio (updates per agent step)")
+    ax.set_ylabel(f"IQM {score_name}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def plot_learning_curves(curves: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], labels: Sequence[str],
                          colors: Mapping[str, Any], path: Path, *, xlabel: str, ylabels: Mapping[str, str],
                          columns: int = 4) -> Path:

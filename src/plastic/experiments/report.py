@@ -197,6 +197,31 @@ def _scores_csv(runs: Sequence[Run]) -> str:
 
 
 # ------------------------------------------------------------------------------------- report
+def replay_ratio_series(runs: Sequence[Run], labels: Sequence[str],
+                        aggregates: dict[str, dict[str, dict[str, float]]],
+                        metric: str = "iqm") -> dict[str, list[tuple[float, dict[str, float]]]]:
+    """``{preset: [(replay ratio, estimate), ...]}`` for the presets whose labels differ only in
+    ``train.replay_ratio``, with at least two ratios: the paper's Fig. 1 (score vs replay ratio)."""
+    ratios: dict[str, set[float]] = {}
+    preset_of: dict[str, str] = {}
+    for run in runs:
+        if run.baseline or run.label not in labels or "train.replay_ratio" not in run.config:
+            continue
+        ratios.setdefault(run.label, set()).add(float(run.config["train.replay_ratio"]))
+        preset_of[run.label] = run.preset
+    series: dict[str, list[tuple[float, dict[str, float]]]] = {}
+    for preset in dict.fromkeys(preset_of.values()):
+        group = [lb for lb in labels if preset_of.get(lb) == preset]
+        if any(lb != f"{preset} [train.replay_ratio={_short_ratio(ratios[lb])}]" for lb in group):
+            continue  # one ratio only, or labels that differ in other settings too
+        series[preset] = sorted((next(iter(ratios[lb])), aggregates[lb][metric]) for lb in group)
+    return series
+
+
+def _short_ratio(values: set[float]) -> str:
+    return f"{next(iter(values)):g}" if len(values) == 1 else "mixed"
+
+
 def _write_text(path: Path, text: str) -> None:
     """Atomically: a reader never sees half a report."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -299,6 +324,16 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
                                               xlabel=xlabel, ylabels=ylabels),
                    f"Raw {how}: mean over seeds, shaded {level} bootstrap CI over seeds")
 
+    scaling = replay_ratio_series(runs, sweep_labels, aggregates)
+    if scaling:
+        doc.heading("Scaling with the replay ratio")
+        all_ratios = sorted({ratio for points in scaling.values() for ratio, _ in points})
+        doc.table(["preset", *(f"RR {r:g}" for r in all_ratios)],
+                  [[preset, *(next((_ci(est) for ratio, est in points if ratio == r), "") for r in all_ratios)]
+                   for preset, points in scaling.items()])
+        doc.figure(plots.plot_replay_ratio_scaling(scaling, figures / "replay_ratio_scaling.png", score_name),
+                   f"IQM of the {score_name} against the replay ratio (updates per agent step), {level} CI")
+
     doc.heading("Per-game scores")
     atari = norm == "human"
     headers = ["game", *(["random", "human"] if atari else []), *labels]
@@ -339,6 +374,8 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
         "confidence": confidence, "aggregates": aggregates,
         "probability_of_improvement": [{"x": x, "y": y, **poi[(x, y)]} for x, y in pairs],
         "notes": notes,
+        "replay_ratio_scaling": {preset: [{"replay_ratio": ratio, **est} for ratio, est in points]
+                                 for preset, points in scaling.items()},
         "iqm_curves": {label: {"steps": curve_steps.tolist(), **{k: v.tolist() for k, v in c.items()}}
                        for label, c in iqm_over_time.items()},
     }
