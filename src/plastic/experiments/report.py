@@ -328,9 +328,9 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
     if scaling:
         doc.heading("Scaling with the replay ratio")
         all_ratios = sorted({ratio for points in scaling.values() for ratio, _ in points})
+        cells = {(preset, ratio): _ci(est) for preset, points in scaling.items() for ratio, est in points}
         doc.table(["preset", *(f"RR {r:g}" for r in all_ratios)],
-                  [[preset, *(next((_ci(est) for ratio, est in points if ratio == r), "") for r in all_ratios)]
-                   for preset, points in scaling.items()])
+                  [[preset, *(cells.get((preset, r), "") for r in all_ratios)] for preset in scaling])
         doc.figure(plots.plot_replay_ratio_scaling(scaling, figures / "replay_ratio_scaling.png", score_name),
                    f"IQM of the {score_name} against the replay ratio (updates per agent step), {level} CI")
 
