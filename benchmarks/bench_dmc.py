@@ -9,8 +9,8 @@ Run: ``python benchmarks/bench_dmc.py [--tasks walker-run] [--presets drq plasti
   actions) for each preset, wall and process CPU time, against the same agent with its critic
   in plain NCHW memory instead of channels_last (``baseline_*``; the two alternate so that
   load changes hit both), and the same update from state observations for scale;
-- ``flop_per_update``: the convolution and matmul FLOPs of one pixel update of the encoder
-  (a multiply-add is 2), and the rate achieved.
+- ``encoder_gflop_per_update``: the encoder convolutions' FLOPs in one pixel update (a
+  multiply-add is 2; the MLPs are left out), and ``gflops_cpu``, that over the CPU time.
 
 The first line records the GL backend, threads and load: the machine is shared, so compare
 figures of one run.
@@ -73,7 +73,7 @@ def time_updates(agent: DrQSACAgent, batch: Batch, count: int) -> tuple[list[flo
 
 
 def encoder_flops(agent: DrQSACAgent, batch_size: int) -> float:
-    """Forward FLOPs of the critic encoder's convolutions and the projection for one batch."""
+    """Forward FLOPs of the critic encoder's convolutions for one batch."""
     flops, size = 0.0, PIXEL_SHAPE[1]
     for conv in (m for m in agent.critic.encoder.modules() if isinstance(m, torch.nn.Conv2d)):
         size = (size + 2 * conv.padding[0] - conv.kernel_size[0]) // conv.stride[0] + 1
@@ -112,7 +112,8 @@ def bench_updates(preset: str, args: argparse.Namespace) -> None:
          baseline_ms_per_update=baseline_ms, baseline_cpu_ms_per_update=ms(times["baseline"][1]),
          speedup=round(baseline_ms / fast_ms, 2),
          state_ms_per_update=ms(state_walls), state_cpu_ms_per_update=ms(state_cpus),
-         encoder_gflop_per_update=round(flop / 1e9, 1), gflops=round(flop / 1e9 / (fast_ms / 1e3), 2),
+         encoder_gflop_per_update=round(flop / 1e9, 1),
+         gflops_cpu=round(flop / 1e9 / statistics.median(times["fast"][1]), 1),
          samples=len(times["fast"][0]), load_avg_1min=os.getloadavg()[0])
 
 
