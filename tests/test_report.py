@@ -282,3 +282,17 @@ def test_replay_ratio_scaling_section_holds_each_ratios_aggregate(tmp_path):
     assert scaling["plastic"][1]["value"] == pytest.approx(np.mean(picked[1:3]))
     assert (tmp_path / "rep" / "figures" / "replay_ratio_scaling.png").stat().st_size > 1000
     assert "Scaling with the replay ratio" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_dmc_report_optimality_gap_is_against_the_maximum_return(tmp_path):
+    returns = {("walker-run", 0): 300.0, ("walker-run", 1): 500.0, ("cheetah-run", 0): 900.0,
+               ("cheetah-run", 1): 1000.0}
+    for (task, seed), score in returns.items():
+        write_run(tmp_path / "dmc", "dmc", task, "drq", seed, score)
+    result = build_report([tmp_path / "dmc"], tmp_path / "rep", reps=REPS)
+    gap = result["aggregates"]["drq"]["optimality_gap"]["value"]
+    assert gap == pytest.approx(rlm.aggregate_optimality_gap(np.array([[900.0, 300.0], [1000.0, 500.0]]),
+                                                             gamma=1000.0))
+    assert gap == pytest.approx((100 + 700 + 0 + 500) / 4)  # mean shortfall from 1000, by hand
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "γ = 1000" in text and "2 tasks" in text

@@ -46,6 +46,9 @@ from plastic.experiments.stats import (
 from plastic.experiments.sweep import STATUS_FILE
 
 EPISODE_BINS = 20
+# The optimality gap's threshold γ in the aggregated unit: 1 for normalised scores and accuracies,
+# a DeepMind Control task's maximum return (1 per control step, 1000 steps) for raw DMC returns.
+OPTIMALITY_THRESHOLD = {"dmc": 1000.0}
 SCORE_NAMES = {"human": "human-normalised score", "minmax": "min-max normalised score",
                "none": "score"}
 NORMALIZATION_TEXT = {
@@ -256,7 +259,8 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
     matrices, games, notes = score_matrices(runs, labels)
     score_name = SCORE_NAMES[norm] if suite != "synthetic" or norm != "none" else "test accuracy"
 
-    aggregates = aggregate_metrics(matrices, reps=reps, seed=seed, confidence=confidence)
+    gamma = OPTIMALITY_THRESHOLD.get(suite, 1.0) if norm == "none" else 1.0
+    aggregates = aggregate_metrics(matrices, reps=reps, seed=seed, confidence=confidence, gamma=gamma)
     pairs = _pairs(labels, sweep_labels)
     poi = probability_of_improvement(matrices, pairs, reps=reps, seed=seed, confidence=confidence)
     # τ up to the 99th percentile of all scores: a few outlier runs would otherwise squeeze the plot.
@@ -272,7 +276,7 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
     colors = plots.label_colors(labels)
     level = f"{100 * confidence:g}%"
     doc = Document(title or f"{suite} report")
-    game_word = "task" if suite == "synthetic" else "game"
+    game_word = "task" if suite in ("synthetic", "dmc") else "game"
     run_games = len({r.game for r in runs if not r.baseline})
     doc.paragraph(
         f"{_count(sum(not r.baseline for r in runs), 'finished run')} from "
@@ -280,8 +284,8 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
         f"{_count(run_games, game_word)}; generated {time.strftime('%Y-%m-%d %H:%M')}. "
         f"{NORMALIZATION_TEXT[norm] if suite != 'synthetic' else ''}"
         f" Aggregates over {_count(len(games), game_word)}: interquartile mean (IQM), median, mean and "
-        f"optimality gap (γ = 1) of the {score_name}, with {level} stratified-bootstrap confidence intervals "
-        f"({reps} bootstrap samples, rliable).")
+        f"optimality gap (γ = {gamma:g}) of the {score_name}, with {level} stratified-bootstrap "
+        f"confidence intervals ({reps} bootstrap samples, rliable).")
     doc.bullets(notes)
 
     doc.heading("Aggregate scores")
