@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -225,9 +226,13 @@ def test_minatar_minmax_normalisation_and_labels_by_differing_config(tmp_path):
                   extra_config={"train": {"replay_ratio": 1.0, "steps": 1000}})
         write_run(tmp_path / "rr2", "minatar", "breakout", "drq", seed, high,
                   evals=[(300, 2.0), (600, 11.0), (1000, high)] if seed == 1 else None)
+    # a run written by a newer schema (an extra section) is labelled by its settings alone
+    write_run(tmp_path / "rr2", "minatar", "asterix", "drq", 0, 2.0,
+              extra_config={"sac": {"batch_size": 512}, "env": {"obs": "pixels"}})
     runs, unfinished = find_runs([tmp_path / "rr1", tmp_path / "rr2"])
     assert not unfinished
     assert sorted({r.label for r in runs}) == ["drq [train.replay_ratio=1]", "drq [train.replay_ratio=2]"]
+    shutil.rmtree(tmp_path / "rr2" / "asterix")  # the rest of the test is about breakout alone
     assert main(["report", str(tmp_path / "rr1"), str(tmp_path / "rr2"), "--out", str(tmp_path / "rep"),
                  "--reps", "200"]) == 0
     scores = read_scores(tmp_path / "rep" / "scores.csv")

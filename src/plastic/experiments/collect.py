@@ -123,7 +123,8 @@ def assign_labels(runs: list[Run]) -> None:
     for run in runs:
         by_preset[run.preset].append(run)
     for preset, group in by_preset.items():
-        keys = sorted({k for r in group for k in r.config} - IGNORED_KEYS)
+        # Keys that only some runs have come from a newer config schema, not from a setting.
+        keys = sorted(set.intersection(*(set(r.config) for r in group)) - IGNORED_KEYS)
         differing = [k for k in keys if len({json.dumps(r.config.get(k)) for r in group}) > 1]
         if not differing:
             continue
