@@ -26,3 +26,15 @@ def kill_after_first_checkpoint(cli_args: list[str], run_dir: Path, timeout: flo
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run_dir / "summary.json").exists(), "run finished before it was killed"
+
+
+def killed_and_straight_runs(cli_args: list[str], tmp_path: Path) -> tuple[Path, Path]:
+    """Run ``plastic CLI_ARGS`` twice to the end: once killed after its first checkpoint and
+    resumed by the same command, once uninterrupted. Returns (killed, straight) run dirs."""
+    from plastic.cli import main
+
+    killed, straight = tmp_path / "killed", tmp_path / "straight"
+    kill_after_first_checkpoint(cli_args, killed)
+    assert main([*cli_args, "--run-dir", str(killed)]) == 0
+    assert main([*cli_args, "--run-dir", str(straight)]) == 0
+    return killed, straight

@@ -12,7 +12,7 @@ from plastic.cli import main
 from plastic.configs import build_config
 from plastic.train.logger import read_csv
 from plastic.train.loop import ConfigMismatchError, train
-from run_helpers import kill_after_first_checkpoint
+from run_helpers import killed_and_straight_runs
 
 TINY_ATARI = {
     "train.steps": 160, "train.learning_starts": 120, "train.replay_ratio": 0.25,
@@ -54,11 +54,7 @@ RESUME_ARGS = [
 
 
 def test_killed_run_resumes_to_the_same_parameters(tmp_path):
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    kill_after_first_checkpoint(RESUME_ARGS, killed)
-
-    assert main([*RESUME_ARGS, "--run-dir", str(killed)]) == 0
-    assert main([*RESUME_ARGS, "--run-dir", str(straight)]) == 0
+    killed, straight = killed_and_straight_runs(RESUME_ARGS, tmp_path)
 
     a = torch.load(killed / "final_model.pt")["online"]
     b = torch.load(straight / "final_model.pt")["online"]

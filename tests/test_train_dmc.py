@@ -20,7 +20,7 @@ from plastic.envs.dmc_tasks import DMC_MEDIUM_TASKS  # noqa: E402
 from plastic.experiments.collect import find_runs, resolve_normalization  # noqa: E402
 from plastic.train.logger import RunLogger, read_csv  # noqa: E402
 from plastic.train.loop import Trainer, train  # noqa: E402
-from run_helpers import kill_after_first_checkpoint  # noqa: E402
+from run_helpers import killed_and_straight_runs  # noqa: E402
 
 TINY_PIXELS = {
     "env.action_repeat": 8, "train.steps": 130, "train.learning_starts": 100,
@@ -98,11 +98,7 @@ RESUME_ARGS = [
 
 
 def test_killed_run_resumes_to_the_same_parameters(tmp_path):
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    kill_after_first_checkpoint(RESUME_ARGS, killed)
-
-    assert main([*RESUME_ARGS, "--run-dir", str(killed)]) == 0
-    assert main([*RESUME_ARGS, "--run-dir", str(straight)]) == 0
+    killed, straight = killed_and_straight_runs(RESUME_ARGS, tmp_path)
 
     a, b = (torch.load(d / "final_model.pt") for d in (killed, straight))
     assert set(a) == {"actor", "critic", "critic_target"}
