@@ -21,6 +21,7 @@ from rliable import metrics as rlm  # noqa: E402
 from plastic.experiments import stats  # noqa: E402
 from plastic.experiments.cli import main  # noqa: E402
 from plastic.experiments.collect import find_runs  # noqa: E402
+from plastic.experiments.plots import compact_number  # noqa: E402
 from plastic.experiments.report import _binned_values, _step_values, build_report  # noqa: E402
 
 REPS = 300
@@ -301,3 +302,8 @@ def test_dmc_report_optimality_gap_is_against_the_maximum_return(tmp_path):
     assert gap == pytest.approx((100 + 700 + 0 + 500) / 4)  # mean shortfall from 1000, by hand
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "γ = 1000" in text and "2 tasks" in text
+
+
+def test_step_ticks_are_compact():
+    assert [compact_number(v) for v in (0, 7, 999, 1000, 20_000, 62_500, 2_500_000, -3000)] == [
+        "0", "7", "999", "1k", "20k", "62.5k", "2.5M", "-3k"]

@@ -27,6 +27,20 @@ def label_colors(labels: Sequence[str]) -> dict[str, Any]:
     return {label: cmap(i % 10) for i, label in enumerate(labels)}
 
 
+def compact_number(value: float, _position: object = None) -> str:
+    """A tick label that stays short on a step axis: 20000 -> "20k", 2500000 -> "2.5M"."""
+    for factor, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:g}{suffix}"
+    return f"{value:g}"
+
+
+def _compact_x(ax: Any) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(compact_number))
+
+
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -99,6 +113,7 @@ def plot_iqm_curves(steps: np.ndarray, curves: Mapping[str, Mapping[str, np.ndar
                 markersize=3)
         ax.fill_between(steps, curve["low"], curve["high"], color=colors[label], alpha=0.2)
     ax.set_xlabel(xlabel)
+    _compact_x(ax)
     ax.set_ylabel(f"IQM {score_name}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -149,6 +164,7 @@ def plot_learning_curves(curves: Mapping[str, Mapping[str, Mapping[str, np.ndarr
             ax.fill_between(curve["x"], curve["low"], curve["high"], color=colors[label], alpha=0.2)
         ax.set_title(game, fontsize=10)
         ax.set_xlabel(xlabel, fontsize=8)
+        _compact_x(ax)
         ax.set_ylabel(ylabels.get(game, "score"), fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
