@@ -1,11 +1,12 @@
-"""Presets compose as diffs; unknown keys and values are errors that list the valid ones."""
+"""Presets compose as diffs; unknown keys, bad values and out-of-range values are errors that
+name the valid ones."""
 
 from __future__ import annotations
 
 import pytest
 
 from plastic.configs import Config, build_config, preset_names
-from plastic.configs.schema import flatten
+from plastic.configs.schema import RANGES, UNBOUNDED, flatten
 
 
 def diff(a: Config, b: Config) -> dict:
@@ -69,3 +70,60 @@ def test_bad_presets_and_suites():
 def test_round_trip_through_dict():
     c = build_config("atari", "breakout", "plastic", seed=3, overrides={"sam.rho": 0.2})
     assert Config.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("reset.interval", "0", "reset.interval = 0 is out of range; valid: >= 1"),
+        ("train.log_interval", "0", "train.log_interval = 0 is out of range; valid: >= 1"),
+        ("agent.target_ema", "2", "agent.target_ema = 2.0 is out of range; valid: [0, 1]"),
+        ("network.num_atoms", "1", "network.num_atoms = 1 is out of range; valid: >= 2"),
+        ("train.steps", "-5", "train.steps = -5 is out of range; valid: >= 1"),
+        ("agent.batch_size", "0", "agent.batch_size = 0 is out of range; valid: >= 1"),
+        ("train.replay_ratio", "nan", "train.replay_ratio = nan is out of range; valid: > 0"),
+        ("reset.encoder_shrink", "1", "reset.encoder_shrink = 1.0 is out of range; valid: [0, 1)"),
+        ("sac.critic_tau", "0", "sac.critic_tau = 0.0 is out of range; valid: (0, 1]"),
+        ("env.repeat_action_probability", "1.5", "env.repeat_action_probability = 1.5 is out of range"),
+        ("network.v_min", "10", "network.v_min (10) must be below network.v_max (10)"),
+        ("agent.replay_capacity", "10", "agent.replay_capacity (10) must exceed agent.n_step (10)"),
+    ],
+)
+def test_out_of_range_values_are_refused_naming_key_value_and_range(key, value, message):
+    with pytest.raises(ValueError) as error:
+        build_config("minatar", "breakout", "drq", overrides={key: value})
+    assert message in str(error.value)
+
+
+def test_every_numeric_key_has_a_range_and_every_default_is_in_it():
+    numeric = {k for k, v in flatten(Config().to_dict()).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert numeric == set(RANGES) | UNBOUNDED
+    for suite, game in (("atari", "pong"), ("minatar", "breakout"), ("dmc", "cheetah-run")):
+        for preset in ("drq", "plastic", "plastic-dagger"):
+            build_config(suite, game, preset)  # validates
+
+
+def test_atari_sticky_actions_need_checkpoints_off():
+    with pytest.raises(ValueError, match="needs train.checkpoint_interval=0"):
+        build_config("atari", "pong", "drq", overrides={"env.repeat_action_probability": 0.25})
+    minatar = build_config("minatar", "breakout", "drq", overrides={"env.repeat_action_probability": 0.1})
+    assert minatar.env.repeat_action_probability == 0.1  # MinAtar snapshots hold the sticky action
+
+
+def test_bad_values_stop_the_cli_and_train_before_a_run_directory_exists(tmp_path, capsys):
+    from plastic.cli import main
+    from plastic.train.loop import train
+
+    run_dir = tmp_path / "run"
+    assert main(["train", "minatar", "--game", "breakout", "--steps", "-5", "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err == "plastic: error: train.steps = -5 is out of range; valid: >= 1\n"
+    assert main(["train", "minatar", "--game", "breakout", "--set", "agent.batch_size=0",
+                 "--run-dir", str(run_dir)]) == 2
+    assert "agent.batch_size = 0" in capsys.readouterr().err
+    config = build_config("minatar", "breakout", "drq")
+    config.reset.interval = 0  # a config built in code, not through build_config
+    with pytest.raises(ValueError, match="reset.interval = 0 is out of range"):
+        train(config, run_dir, progress=False)
+    assert not run_dir.exists()

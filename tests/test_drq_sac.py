@@ -151,6 +151,74 @@ def test_update_regresses_the_critic_on_critic_target():
     assert stats["critic_loss"].item() == pytest.approx(by_hand.item(), rel=1e-5)
 
 
+# ---------------------------------------------------------------------- target EMA, actor, α
+def moved_agent(**kwargs) -> DrQSACAgent:
+    """A pixel agent after a few large critic steps: online and target critics differ."""
+    agent = make_agent(pixels=True, critic_lr=1e-2, **kwargs)
+    for seed in range(3):
+        agent.update(make_batch(True, seed))
+    return agent
+
+
+def test_target_critic_is_an_ema_of_the_whole_critic_encoder_included():
+    agent = moved_agent()
+    old_target = {n: p.detach().clone() for n, p in agent.target_critic.named_parameters()}
+    agent.update(make_batch(True, seed=7))
+    critic = dict(agent.critic.named_parameters())
+    assert any(n.startswith("encoder.") for n in critic) and critic.keys() == old_target.keys()
+    for name, p in agent.target_critic.named_parameters():
+        expected = 0.995 * old_target[name] + 0.005 * critic[name].detach()
+        assert torch.allclose(p, expected, rtol=1e-6, atol=1e-7), name
+        assert (critic[name] - old_target[name]).abs().max() > 1e-4, name  # the check has teeth
+
+
+def test_actor_and_temperature_losses_by_hand():
+    """Actor: α·log π(a|s) − min(Q1, Q2)(s, a) on the ONLINE critic's features; temperature:
+    α·(H − H_target) with H_target = −|A|, which puts the gradient α·(H − H_target) on log α."""
+    agent = moved_agent(alpha_lr=1e-3)
+    assert agent.target_entropy == -ACTIONS
+    with torch.no_grad():
+        agent.log_alpha.fill_(math.log(0.3))
+    obs = agent.batch_tensors(make_batch(True, seed=11))["obs"]
+    torch.manual_seed(21)
+    with torch.no_grad():
+        features = agent.critic.encoder(obs)
+        mean, log_std = agent.actor(features)
+        u = mean + log_std.exp() * torch.randn_like(mean)
+        action = torch.tanh(u)
+        log_prob = torch.distributions.Normal(mean, log_std.exp()).log_prob(u).sum(-1) \
+            - torch.log(1 - action**2).sum(-1)
+        q1, q2 = agent.critic.head(features, action)
+        assert (q1 - q2).abs().min() > 1e-4  # min and max differ on every sample
+        actor_loss = (0.3 * log_prob - torch.min(q1, q2)).mean()
+        entropy = -log_prob.mean()
+        alpha_loss = 0.3 * (entropy + ACTIONS)
+        target_features = agent.target_critic.encoder(obs)
+        assert (target_features - features).abs().max() > 1e-3  # reading it would show
+
+    torch.manual_seed(21)
+    stats = agent._update_actor_and_alpha(obs)
+    assert stats["actor_loss"].item() == pytest.approx(actor_loss.item(), rel=1e-4, abs=1e-5)
+    assert stats["entropy"].item() == pytest.approx(entropy.item(), rel=1e-4, abs=1e-5)
+    assert stats["alpha_loss"].item() == pytest.approx(alpha_loss.item(), rel=1e-4, abs=1e-6)
+    assert agent.log_alpha.grad.item() == pytest.approx(alpha_loss.item(), rel=1e-4, abs=1e-6)
+
+
+def test_actor_step_leaves_the_critic_and_its_gradients_untouched():
+    agent = moved_agent()
+    critic = dict(agent.critic.named_parameters())
+    assert all(p.grad is not None for p in critic.values())  # from the last critic step
+    before = {n: (p.detach().clone(), p.grad.clone()) for n, p in critic.items()}
+    target_before = [p.clone() for p in agent.target_critic.parameters()]
+    actor_before = [p.detach().clone() for p in agent.actor.parameters()]
+    agent._update_actor_and_alpha(agent.batch_tensors(make_batch(True, seed=12))["obs"])
+    for name, p in critic.items():
+        assert torch.equal(p, before[name][0]) and torch.equal(p.grad, before[name][1]), name
+    assert all(torch.equal(p, q) for p, q in zip(agent.target_critic.parameters(), target_before))
+    assert all(not torch.equal(p, q) for p, q in zip(agent.actor.parameters(), actor_before)
+               if p.dim() > 1)  # the actor did step
+
+
 # ------------------------------------------------------------------------------------------ reset
 @pytest.mark.parametrize("reset_target", [True, False])
 def test_reset_touches_exactly_the_non_encoder_parameters_at_exact_counts(reset_target):

@@ -249,6 +249,41 @@ def test_a_headless_backend_was_chosen():
     assert _probe_gl_backend("nosuch-backend") is not None  # a failing probe reports why
 
 
+@pytest.mark.parametrize("osmesa_works", [True, False])
+def test_gl_selection_tries_egl_then_osmesa_then_names_the_packages(monkeypatch, osmesa_works):
+    """In-process, with the probe simulated: EGL first; OSMesa when EGL fails; else an error."""
+    import functools
+
+    import plastic.envs.dmc as dmc
+
+    tried = []
+    reasons = {"egl": "simulated: no EGL device", "osmesa": None if osmesa_works else "no libOSMesa"}
+
+    def probe(backend: str) -> str | None:
+        tried.append(backend)
+        return reasons[backend]
+
+    monkeypatch.setattr(dmc, "_probe_gl_backend", probe)
+    # A fresh per-process choice, and an environment and dm_control import state as if unchosen.
+    monkeypatch.setattr(dmc, "_auto_gl_backend", functools.cache(dmc._auto_gl_backend.__wrapped__))
+    unset = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+    monkeypatch.setattr(os, "environ", unset)
+    monkeypatch.delitem(sys.modules, "dm_control._render", raising=False)
+
+    if osmesa_works:
+        assert dmc.select_mujoco_gl() == "osmesa"
+        assert os.environ["MUJOCO_GL"] == os.environ["PYOPENGL_PLATFORM"] == "osmesa"
+        assert dmc.select_mujoco_gl() == "osmesa"  # chosen once per process
+    else:
+        with pytest.raises(RuntimeError) as error:
+            dmc.select_mujoco_gl()
+        message = str(error.value)
+        assert "egl: simulated: no EGL device; osmesa: no libOSMesa" in message
+        assert all(package in message for package in DEBIAN_GL_PACKAGES)
+        assert os.environ["MUJOCO_GL"] == "disable"  # state observations still import
+    assert tried == ["egl", "osmesa"]
+
+
 # One fresh interpreter (importing plastic takes seconds) checks both failure modes in turn:
 # first without mujoco installed, then with no GL backend that renders.
 _FAILURE_SCRIPT = """

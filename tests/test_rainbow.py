@@ -116,7 +116,24 @@ def test_updates_learn_a_fixed_target():
 
 def test_acting_is_greedy_in_evaluation_and_uses_target():
     agent = make_agent("drq", **{"agent.eval_epsilon": 0.0})
-    obs = np.random.default_rng(0).integers(0, 2, (5, *OBS_SHAPE), dtype=np.uint8)
-    q = agent.q_values(obs, network=agent.target, noise=False)
-    assert np.array_equal(agent.act(obs, evaluate=True), q.argmax(1).numpy())
-    assert agent.target.training  # act() restores the mode
+    replay = filled_replay()
+    for _ in range(3):
+        agent.update(replay.sample(8))
+    with torch.no_grad():  # move the online network far from the EMA target
+        for p in agent.online.head.parameters():
+            p.add_(torch.randn_like(p))
+    obs = np.random.default_rng(0).integers(0, 2, (64, *OBS_SHAPE), dtype=np.uint8)
+
+    def greedy(network) -> np.ndarray:  # noise off: the means of the noisy layers
+        network.eval()
+        with torch.no_grad():
+            logits = network(torch.as_tensor(obs).float())
+        network.train()
+        return (torch.softmax(logits, -1) @ agent.support).argmax(1).numpy()
+
+    by_target, by_online = greedy(agent.target), greedy(agent.online)
+    assert (by_target != by_online).any()  # the check below can tell the networks apart
+    assert np.array_equal(agent.act(obs, evaluate=True), by_target)
+    assert agent.target.training and agent.online.training  # act() restores the mode
+    agent.config.agent.act_with_target = False
+    assert np.array_equal(agent.act(obs, evaluate=True), by_online)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import math
+import tracemalloc
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import torch
 
 from plastic.replay import ReplayBuffer, SumTree
 
@@ -85,7 +87,7 @@ def stack_frames(frames: list[np.ndarray], frame_shape: tuple[int, ...]) -> np.n
 
 
 def brute_force_reference(
-    steps: list[Step], capacity: int, stack: int, n: int, gamma: float
+    steps: list[Step], capacity: int, stack: int, n: int, gamma: float, padding: str = "zero"
 ) -> dict[int, dict]:
     """Every sampleable transition, keyed by buffer slot, computed with plain loops."""
     num_added = len(steps)
@@ -98,8 +100,10 @@ def brute_force_reference(
     def observation(ep: list[int], i: int) -> tuple[np.ndarray, int]:
         frames, earliest = [], ep[i]
         for back in range(stack - 1, -1, -1):
-            if i - back < 0:
+            if i - back < 0 and padding == "zero":
                 frames.append(np.zeros_like(steps[0].frame))
+            elif i - back < 0:  # "first": the episode's first frame, as DMC's stack at reset
+                frames.append(steps[ep[0]].frame)
             else:
                 frames.append(steps[ep[i - back]].frame)
                 earliest = min(earliest, ep[i - back])
@@ -169,13 +173,16 @@ def check_against_reference(buffer: ReplayBuffer, reference: dict[int, dict]) ->
 
 
 CASES = {
-    # name: frame_shape, frame_dtype, stack, n, capacity, action_shape, action_dtype
-    "atari-like stack4 n3": ((6, 6), np.uint8, 4, 3, 1000, (), np.int64),
-    "stack4 n1 wrap": ((6, 6), np.uint8, 4, 1, 37, (), np.int64),
-    "stack4 n10 wrap": ((6, 6), np.uint8, 4, 10, 53, (), np.int64),
-    "state vector stack1 n10 wrap": ((5,), np.float32, 1, 10, 41, (2,), np.float32),
-    "rgb (3,8,8) stack3 n3 wrap": ((3, 8, 8), np.uint8, 3, 3, 45, (), np.int64),
-    "minatar-like stack1 n3": ((2, 4, 4), np.uint8, 1, 3, 1000, (), np.int64),
+    # name: frame_shape, frame_dtype, stack, n, capacity, action_shape, action_dtype, padding
+    "atari-like stack4 n3": ((6, 6), np.uint8, 4, 3, 1000, (), np.int64, "zero"),
+    "stack4 n1 wrap": ((6, 6), np.uint8, 4, 1, 37, (), np.int64, "zero"),
+    "stack4 n10 wrap": ((6, 6), np.uint8, 4, 10, 53, (), np.int64, "zero"),
+    "state vector stack1 n10 wrap": ((5,), np.float32, 1, 10, 41, (2,), np.float32, "zero"),
+    "rgb (3,8,8) stack3 n3 wrap": ((3, 8, 8), np.uint8, 3, 3, 45, (), np.int64, "zero"),
+    "minatar-like stack1 n3": ((2, 4, 4), np.uint8, 1, 3, 1000, (), np.int64, "zero"),
+    "dmc-like rgb stack3 n1 wrap, first-frame padding":
+        ((3, 8, 8), np.uint8, 3, 1, 45, (2,), np.float32, "first"),
+    "stack4 n3 wrap, first-frame padding": ((6, 6), np.uint8, 4, 3, 53, (), np.int64, "first"),
 }
 
 
@@ -183,7 +190,7 @@ CASES = {
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("case", list(CASES))
 def test_samples_match_brute_force_reference(case: str, seed: int, prioritized: bool) -> None:
-    frame_shape, frame_dtype, stack, n, capacity, action_shape, action_dtype = CASES[case]
+    frame_shape, frame_dtype, stack, n, capacity, action_shape, action_dtype, padding = CASES[case]
     rng = np.random.default_rng(seed)
     steps = record_episodes(rng, frame_shape, frame_dtype, action_shape, action_dtype)
     buffer = ReplayBuffer(
@@ -197,24 +204,46 @@ def test_samples_match_brute_force_reference(case: str, seed: int, prioritized: 
         gamma=GAMMA,
         prioritized=prioritized,
         seed=seed,
+        stack_padding=padding,
     )
     added = 0
     for stop in (len(steps) // 3, 2 * len(steps) // 3, len(steps)):
         for end in range(added + 1, stop + 1):  # the count is right after every single add
             fill(buffer, steps[end - 1 : end])
-            expected = len(brute_force_reference(steps[:end], capacity, stack, n, GAMMA))
+            expected = len(brute_force_reference(steps[:end], capacity, stack, n, GAMMA, padding))
             assert buffer.num_valid == expected, f"after {end} steps"
         added = stop
-        reference = brute_force_reference(steps[:stop], capacity, stack, n, GAMMA)
+        reference = brute_force_reference(steps[:stop], capacity, stack, n, GAMMA, padding)
         assert len(reference) > 0
         check_against_reference(buffer, reference)
     if capacity < len(steps):
         assert len(buffer) == capacity  # the wrap-around really happened
 
 
-def test_stack_padding_and_life_loss_by_hand() -> None:
-    """A tiny hand-written case: zero padding at episode starts, stacks across a life loss."""
-    buffer = ReplayBuffer(50, (1, 1), frame_stack=3, n_step=2, gamma=0.5, seed=0)
+HAND_EXPECTED = {  # padding: slot -> (obs, n-step reward, discount, next_obs)
+    "zero": {
+        0: ([0, 0, 1], 1.0 + 0.5 * 2.0, 0.0, None),
+        1: ([0, 1, 2], 2.0, 0.0, None),
+        2: ([1, 2, 3], 4.0 + 0.5 * 8.0, 0.0, None),
+        3: ([2, 3, 4], 8.0, 0.0, None),
+        4: ([0, 0, 11], 1.0 + 0.5 * 1.0, 0.25, [11, 12, 13]),
+    },
+    "first": {
+        0: ([1, 1, 1], 1.0 + 0.5 * 2.0, 0.0, None),
+        1: ([1, 1, 2], 2.0, 0.0, None),
+        2: ([1, 2, 3], 4.0 + 0.5 * 8.0, 0.0, None),
+        3: ([2, 3, 4], 8.0, 0.0, None),
+        4: ([11, 11, 11], 1.0 + 0.5 * 1.0, 0.25, [11, 12, 13]),
+    },
+}
+
+
+@pytest.mark.parametrize("padding", list(HAND_EXPECTED))
+def test_stack_padding_and_life_loss_by_hand(padding: str) -> None:
+    """A tiny hand-written case: padding at episode starts, stacks across a life loss."""
+    buffer = ReplayBuffer(
+        50, (1, 1), frame_stack=3, n_step=2, gamma=0.5, seed=0, stack_padding=padding
+    )
     # episode A: frames 1..4, life loss (terminal only) at step 1, terminal at step 3
     # episode B: frames 11, 12, 13 (running)
     for value, reward, terminal, end in [
@@ -229,13 +258,7 @@ def test_stack_padding_and_life_loss_by_hand() -> None:
         buffer.add(np.full((1, 1), value), 0, reward, terminal, end)
     # sampleable: 0 (hits life loss at 1), 1, 2 (hits terminal at 3), 3, 4 (next obs at 6)
     assert buffer.num_valid == 5
-    expected = {
-        0: ([0, 0, 1], 1.0 + 0.5 * 2.0, 0.0, None),
-        1: ([0, 1, 2], 2.0, 0.0, None),
-        2: ([1, 2, 3], 4.0 + 0.5 * 8.0, 0.0, None),
-        3: ([2, 3, 4], 8.0, 0.0, None),
-        4: ([0, 0, 11], 1.0 + 0.5 * 1.0, 0.25, [11, 12, 13]),
-    }
+    expected = HAND_EXPECTED[padding]
     seen = set()
     for _ in range(40):
         batch = buffer.sample(5)
@@ -390,6 +413,23 @@ def test_sum_tree_bad_input() -> None:
         tree.update(np.array([0]), np.array([-1.0]))
 
 
+@pytest.mark.parametrize("prioritized", [False, True], ids=["uniform", "prioritized"])
+def test_sampling_with_another_generator_leaves_the_buffers_draws_alone(prioritized: bool) -> None:
+    steps = record_episodes(np.random.default_rng(6), (4, 4), np.uint8, (), np.int64, num_episodes=10)
+    kwargs = dict(frame_stack=4, n_step=3, prioritized=prioritized, seed=3)
+    plain, probed = ReplayBuffer(60, (4, 4), **kwargs), ReplayBuffer(60, (4, 4), **kwargs)
+    fill(plain, steps)
+    fill(probed, steps)
+    # A generator in the buffer's own seed's state draws the buffer's next batch...
+    first = plain.sample(16)
+    np.testing.assert_array_equal(probed.sample(16, rng=np.random.default_rng(3)).index, first.index)
+    probed.sample(16, rng=np.random.default_rng(99))
+    # ...without advancing the buffer's own generator: its first own draw is still ``first``.
+    np.testing.assert_array_equal(probed.sample(16).index, first.index)
+    for _ in range(3):
+        np.testing.assert_array_equal(plain.sample(16).index, probed.sample(16).index)
+
+
 # ---------------------------------------------------------------------------- checkpointing
 @pytest.mark.parametrize("prioritized", [False, True], ids=["uniform", "prioritized"])
 def test_state_dict_round_trip_continues_identically(prioritized: bool) -> None:
@@ -422,6 +462,47 @@ def test_state_dict_round_trip_continues_identically(prioritized: bool) -> None:
         other.load_state_dict(saved)
 
 
+def test_state_dict_shares_storage_and_checkpoints_without_copies(tmp_path) -> None:
+    rng = np.random.default_rng(7)
+    steps = record_episodes(rng, (84, 84), np.uint8, (), np.int64, num_episodes=60)
+    assert len(steps) >= 470
+    kwargs = dict(frame_stack=4, n_step=3, prioritized=True, stack_padding="first")
+    original = ReplayBuffer(400, (84, 84), seed=1, **kwargs)
+    fill(original, steps[:450])  # wrapped around
+    state = original.state_dict()
+    assert np.shares_memory(np.asarray(state["frames"]), original._frames)
+    assert np.shares_memory(np.asarray(state["actions"]), original._actions)
+
+    path = tmp_path / "replay.pt"
+    tracemalloc.start()
+    torch.save(state, path)  # as the training loop's checkpoint does
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    frame_bytes = original._frames.nbytes
+    assert peak < 0.05 * frame_bytes  # numpy arrays would be pickled: several copies
+    assert frame_bytes < path.stat().st_size < 1.1 * original.nbytes
+
+    restored = ReplayBuffer(400, (84, 84), seed=999, **kwargs)
+    restored.load_state_dict(torch.load(path, weights_only=False))
+    mine, theirs = restored.state_dict(), original.state_dict()
+    assert mine.keys() == theirs.keys()
+    for key in mine:
+        if key in ("config", "rng_state"):
+            assert mine[key] == theirs[key], key
+        else:
+            np.testing.assert_array_equal(np.asarray(mine[key]), np.asarray(theirs[key]), key)
+    for s in steps[450:470]:
+        for buffer in (original, restored):
+            buffer.add(s.frame, s.action, s.reward, s.terminal, s.episode_end)
+        a, b = original.sample(8), restored.sample(8)
+        for field in ("obs", "action", "reward", "discount", "next_obs", "weight", "index"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+    zero_padded = ReplayBuffer(400, (84, 84), frame_stack=4, n_step=3, prioritized=True)
+    with pytest.raises(ValueError, match="stack_padding"):
+        zero_padded.load_state_dict(state)
+
+
 # ---------------------------------------------------------------------------- bad input, memory
 def test_bad_arguments_raise_clear_errors() -> None:
     with pytest.raises(ValueError, match="capacity"):
@@ -434,6 +515,8 @@ def test_bad_arguments_raise_clear_errors() -> None:
         ReplayBuffer(100, (84, 84), frame_stack=0)
     with pytest.raises(ValueError, match="gamma"):
         ReplayBuffer(100, (84, 84), gamma=1.5)
+    with pytest.raises(ValueError, match="stack_padding must be one of zero, first"):
+        ReplayBuffer(100, (84, 84), stack_padding="edge")
 
     buffer = ReplayBuffer(100, (2, 2), frame_stack=4, n_step=3)
     with pytest.raises(ValueError, match="no sampleable transition"):

@@ -22,7 +22,12 @@ from plastic.experiments import stats  # noqa: E402
 from plastic.experiments.cli import main  # noqa: E402
 from plastic.experiments.collect import find_runs  # noqa: E402
 from plastic.experiments.plots import compact_number  # noqa: E402
-from plastic.experiments.report import _binned_values, _step_values, build_report  # noqa: E402
+from plastic.experiments.report import (  # noqa: E402
+    _binned_values,
+    _step_values,
+    build_report,
+    learning_curves,
+)
 
 REPS = 300
 
@@ -302,6 +307,31 @@ def test_dmc_report_optimality_gap_is_against_the_maximum_return(tmp_path):
     assert gap == pytest.approx((100 + 700 + 0 + 500) / 4)  # mean shortfall from 1000, by hand
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "γ = 1000" in text and "2 tasks" in text
+
+
+def test_dmc_learning_curves_are_in_env_steps(tmp_path):
+    # Evaluations every 5k env steps: 2.5k agent steps at action repeat 2, 1.25k at 4.
+    env_steps = [5000, 10000, 15000]
+    for task, repeat in (("walker-run", 2), ("cheetah-run", 4)):
+        for seed in (0, 1):
+            evals = [(s // repeat, 100.0 * seed + s / 100) for s in env_steps]
+            # Seed 0 logs the env_steps column; seed 1, as runs from before it, has only the
+            # config's action repeat to go by.
+            config = {} if seed == 0 else {"env": {"action_repeat": repeat}}
+            run_dir = write_run(tmp_path / "dmc", "dmc", task, "drq", seed, 200.0, extra_config=config,
+                                evals=evals)
+            if seed == 0:
+                with (run_dir / "eval.csv").open("w") as f:
+                    f.write("step,env_steps,score,score_std,episodes\n")
+                    f.writelines(f"{a},{e},{v},0,1\n" for (a, v), e in zip(evals, env_steps))
+    runs, _ = find_runs([tmp_path / "dmc"])
+    assert len(runs) == 4 and all(r.curve.x.tolist() == env_steps for r in runs)
+    curves, _ = learning_curves(runs, ["drq"])
+    for task in ("walker-run", "cheetah-run"):
+        assert curves[task]["drq"]["x"].tolist() == env_steps
+        np.testing.assert_allclose(curves[task]["drq"]["mean"], [100.0, 150.0, 200.0])
+    result = build_report([tmp_path / "dmc"], tmp_path / "rep", reps=REPS)
+    assert result["iqm_curves"]["drq"]["steps"] == env_steps
 
 
 def test_step_ticks_are_compact():

@@ -1,24 +1,32 @@
 """End to end: every preset on a real ALE game, kill-and-resume equals an uninterrupted run,
-finished runs are not redone, bad input gets clear errors."""
+finished runs are not redone, logs and evaluations are what the protocol says, bad input gets
+clear errors."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from plastic.cli import main
-from plastic.configs import build_config
-from plastic.train.logger import read_csv
-from plastic.train.loop import ConfigMismatchError, train
+from plastic.configs import Config, build_config
+from plastic.configs.presets import ALIASES
+from plastic.envs.atari import make_atari_env
+from plastic.replay.buffer import ReplayBuffer
+from plastic.train.checkpoint import write_json
+from plastic.train.evaluate import evaluation_seeds
+from plastic.train.logger import RunLogger, read_csv
+from plastic.train.loop import ConfigMismatchError, Trainer, check_run_dir, train
 from run_helpers import killed_and_straight_runs
 
 TINY_ATARI = {
-    "train.steps": 160, "train.learning_starts": 120, "train.replay_ratio": 0.25,
+    "train.steps": 320, "train.learning_starts": 240, "train.replay_ratio": 0.25,
     "agent.batch_size": 4, "agent.replay_capacity": 1000, "train.eval_episodes": 1,
-    "train.eval_envs": 1, "env.max_episode_steps": 60, "train.log_interval": 40,
-    "train.metrics_interval": 150, "train.checkpoint_interval": 100, "reset.interval": 5,
+    "train.eval_envs": 1, "env.max_episode_steps": 100, "train.log_interval": 40,
+    "train.metrics_interval": 280, "train.checkpoint_interval": 160, "reset.interval": 8,
 }
 PRESETS = ["drq", "plastic", "plastic-dagger", "drq+ln", "drq+sam", "drq+crelu", "drq+reset"]
 
@@ -32,14 +40,25 @@ def test_every_preset_runs_on_a_real_atari_game(tmp_path, preset):
         assert (tmp_path / name).exists(), name
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
     assert not (tmp_path / "checkpoint.pt").exists()
-    assert summary["steps"] == 160 and summary["updates"] == 10
-    assert summary["resets"] == (2 if "reset" in config.preset or config.reset.enabled else 0)
-    assert "human_normalized_score" in summary and summary["episodes"] == 1
+    # Updates after step 240, one every 4th step (ratio 0.25): at steps 244, 248, ..., 320.
+    assert summary["steps"] == 320 and summary["updates"] == 20
     train_rows = read_csv(tmp_path / "train.csv")
-    assert [r["step"] for r in train_rows] == [40, 80, 120, 160]
-    assert train_rows[-1]["updates"] == 10 and train_rows[-1]["loss"] > 0
-    plasticity = read_csv(tmp_path / "plasticity.csv")[0]
-    assert 0 < plasticity["encoder_active"] <= 1 and 0 < plasticity["head_active"] <= 1
+    assert [(r["step"], r["updates"]) for r in train_rows] == [
+        (step, max(0, (step - 240) // 4)) for step in range(40, 321, 40)]
+    assert train_rows[-1]["loss"] > 0 and all(r["env_steps"] == r["step"] for r in train_rows)
+    # A reset every 8 updates: at updates 8 and 16, i.e. steps 240 + 4·8 and 240 + 4·16.
+    resets = [(r["step"], r["updates"]) for r in read_csv(tmp_path / "resets.csv")] \
+        if (tmp_path / "resets.csv").exists() else []
+    assert resets == ([(272, 8), (304, 16)] if "reset" in ALIASES.get(preset, preset) else [])
+    assert summary["resets"] == len(resets)
+    episodes = read_csv(tmp_path / "episodes.csv")  # whole games of up to 100 steps
+    assert len(episodes) >= 3 and all(e["length"] <= 100 for e in episodes)
+    assert "human_normalized_score" in summary and summary["episodes"] == 1
+    plasticity = read_csv(tmp_path / "plasticity.csv")
+    assert [r["step"] for r in plasticity] == [280]
+    assert 0 < plasticity[0]["encoder_active"] <= 1 and 0 < plasticity[0]["head_active"] <= 1
+    networks = torch.load(tmp_path / "final_model.pt")
+    assert networks["online"].keys() == networks["target"].keys()
     assert json.loads((tmp_path / "config.json").read_text())["preset"] == preset
 
 
@@ -51,20 +70,256 @@ RESUME_ARGS = [
     "--set", "train.log_interval=100", "--set", "train.metrics_interval=700",
     "--set", "agent.replay_capacity=2000", "--set", "train.threads=1",
 ]
+# Killed at its first checkpoint (step 200, mid-game, before any update) with 40 updates to go.
+ATARI_RESUME_ARGS = [
+    "train", "atari", "--game", "breakout", "--preset", "plastic", "--steps", "360",
+    "--no-progress", "--set", "train.learning_starts=200", "--set", "train.replay_ratio=0.25",
+    "--set", "agent.batch_size=4", "--set", "agent.replay_capacity=1000",
+    "--set", "train.checkpoint_interval=200", "--set", "train.eval_episodes=1",
+    "--set", "train.eval_envs=1", "--set", "env.max_episode_steps=150", "--set", "reset.interval=15",
+    "--set", "train.log_interval=40", "--set", "train.metrics_interval=280",
+    "--set", "train.threads=1",
+]
+WALL_CLOCK = ("steps_per_s", "updates_per_s")
+
+
+def logged(run_dir: Path, stream: str) -> list[dict[str, float]]:
+    """A CSV stream's rows without its wall-clock columns."""
+    rows = read_csv(run_dir / f"{stream}.csv")
+    return [{k: v for k, v in row.items() if k not in WALL_CLOCK} for row in rows]
+
+
+def assert_same_runs(killed: Path, straight: Path, streams: tuple[str, ...]) -> None:
+    a = torch.load(killed / "final_model.pt")
+    b = torch.load(straight / "final_model.pt")
+    for network in ("online", "target"):
+        for key in a[network]:
+            assert torch.allclose(a[network][key], b[network][key], atol=1e-6), (network, key)
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (killed, straight))
+    assert sa["returns"] == sb["returns"] and sa["resets"] == sb["resets"] == 2
+    for stream in streams:
+        rows = logged(killed, stream)
+        assert rows == logged(straight, stream), stream  # no row lost or logged twice
 
 
 def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     killed, straight = killed_and_straight_runs(RESUME_ARGS, tmp_path)
+    assert_same_runs(killed, straight, ("episodes", "train", "eval", "plasticity", "resets"))
 
-    a = torch.load(killed / "final_model.pt")["online"]
-    b = torch.load(straight / "final_model.pt")["online"]
-    for key in a:
-        assert torch.allclose(a[key], b[key], atol=1e-6), key
-    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (killed, straight))
-    assert sa["returns"] == sb["returns"] and sa["resets"] == sb["resets"] == 2
-    assert read_csv(killed / "episodes.csv") == read_csv(straight / "episodes.csv")
-    steps = [r["step"] for r in read_csv(killed / "train.csv")]
-    assert steps == sorted(set(steps))  # rows after the checkpoint were not duplicated
+
+def test_killed_atari_run_resumes_to_the_same_parameters(tmp_path):
+    killed, straight = killed_and_straight_runs(ATARI_RESUME_ARGS, tmp_path)
+    assert_same_runs(killed, straight, ("episodes", "train", "eval", "plasticity", "resets"))
+    assert [r["step"] for r in read_csv(killed / "resets.csv")] == [260, 320]  # updates 15 and 30
+
+
+TINY_MINATAR = {
+    "train.steps": 300, "train.learning_starts": 100, "train.replay_ratio": 0.25,
+    "agent.batch_size": 8, "agent.replay_capacity": 1000, "train.eval_episodes": 1,
+    "train.eval_envs": 1, "env.max_episode_steps": 100, "train.log_interval": 50,
+    "train.metrics_interval": 0, "train.checkpoint_interval": 0,
+}
+
+
+class SimulatedKillError(Exception):
+    pass
+
+
+def kill_at_step(config: Config, run_dir: Path, step: int) -> None:
+    """Run ``config`` in ``run_dir`` until it dies at agent step ``step``, without a summary."""
+    real_step = Trainer._env_step
+
+    def dying_step(self):
+        if self.state.step == step:
+            raise SimulatedKillError
+        real_step(self)
+
+    Trainer._env_step = dying_step
+    try:
+        with pytest.raises(SimulatedKillError):
+            train(config, run_dir, progress=False)
+    finally:
+        Trainer._env_step = real_step
+
+
+def test_run_killed_before_its_first_checkpoint_starts_its_logs_afresh(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = build_config("minatar", "breakout", "drq+reset", overrides={
+        **TINY_MINATAR, "reset.interval": 10, "train.eval_interval": 100, "train.metrics_interval": 100})
+    kill_at_step(config, tmp_path / "killed", 250)
+    assert not (tmp_path / "killed" / "checkpoint.pt").exists()
+    assert [r["step"] for r in read_csv(tmp_path / "killed" / "eval.csv")] == [100, 200]
+    for run in ("killed", "straight"):
+        train(config, tmp_path / run, progress=False)
+
+    killed, straight = tmp_path / "killed", tmp_path / "straight"
+    for stream in ("episodes", "train", "eval", "plasticity", "resets"):
+        steps = [r["step"] for r in read_csv(killed / f"{stream}.csv")]
+        assert steps == sorted(set(steps)) and steps, stream
+        assert logged(killed, stream) == logged(straight, stream), stream
+
+    def tensorboard_steps(run_dir: Path) -> list[int]:
+        events = EventAccumulator(str(run_dir / "tb"))
+        events.Reload()
+        return [e.step for e in events.Scalars("train/updates")]
+
+    assert tensorboard_steps(killed) == tensorboard_steps(straight) == list(range(50, 301, 50))
+
+
+def test_logging_keys_may_differ_on_resume_other_keys_are_refused(tmp_path):
+    config = build_config("minatar", "breakout", "drq", overrides=TINY_MINATAR)
+    saved = config.to_dict()
+    del saved["env"]["repeat_action_probability"]  # as a run from before the key existed
+    write_json(tmp_path / "config.json", saved)
+    logging_only = {"train.log_interval": 7, "train.threads": 1, "train.wandb_project": "x",
+                    "train.checkpoint_interval": 9, "train.metrics_interval": 3, "device": "cpu"}
+    relogged = build_config("minatar", "breakout", "drq", overrides={**TINY_MINATAR, **logging_only})
+    assert check_run_dir(tmp_path, relogged) == "resume"
+    other = build_config("minatar", "breakout", "drq", overrides={
+        **TINY_MINATAR, **logging_only, "agent.lr": 1e-3, "train.eval_episodes": 3})
+    with pytest.raises(ConfigMismatchError) as error:
+        check_run_dir(tmp_path, other)
+    message = str(error.value)
+    assert "agent.lr: run has 0.0001414, asked 0.001" in message
+    assert "train.eval_episodes: run has 1, asked 3" in message
+    assert not any(key in message for key in logging_only)
+
+
+def test_metrics_interval_does_not_change_training(tmp_path):
+    finals = []
+    for interval in (0, 30):
+        config = build_config("minatar", "breakout", "drq", overrides={
+            **TINY_MINATAR, "train.metrics_interval": interval})
+        train(config, tmp_path / str(interval), progress=False)
+        finals.append(torch.load(tmp_path / str(interval) / "final_model.pt")["online"])
+    assert [r["step"] for r in read_csv(tmp_path / "30" / "plasticity.csv")] == list(range(30, 301, 30))
+    assert not (tmp_path / "0" / "plasticity.csv").exists()
+    assert all(torch.equal(finals[0][key], finals[1][key]) for key in finals[0])
+
+
+def test_prioritized_replay_importance_exponent_anneals_linearly_to_one(tmp_path, monkeypatch):
+    betas = []
+    real_sample = ReplayBuffer.sample
+
+    def spy(self, batch_size, beta=0.4, **kwargs):
+        betas.append((self.num_added, beta))  # num_added: the agent steps so far
+        return real_sample(self, batch_size, beta, **kwargs)
+
+    monkeypatch.setattr(ReplayBuffer, "sample", spy)
+    config = build_config("minatar", "breakout", "drq", overrides=TINY_MINATAR)
+    assert config.agent.prioritized and config.agent.importance_exponent_start == 0.4
+    train(config, tmp_path, progress=False)
+    # β = 0.4 + (1 − 0.4)·t/T at agent step t of T = 300; updates every 4th step after step 100.
+    assert [t for t, _ in betas] == list(range(104, 301, 4))
+    assert [b for _, b in betas] == pytest.approx([0.4 + 0.6 * t / 300 for t, _ in betas], abs=1e-12)
+    assert betas[-1][1] == pytest.approx(1.0)
+
+
+def test_each_evaluation_draws_fresh_reproducible_env_seeds(tmp_path, monkeypatch):
+    seeds = []
+    real_make_env = Trainer._make_env
+
+    def spy(self, seed, train):
+        if not train:
+            seeds.append(seed)
+        return real_make_env(self, seed, train)
+
+    monkeypatch.setattr(Trainer, "_make_env", spy)
+    config = build_config("minatar", "breakout", "drq", seed=3, overrides={
+        **TINY_MINATAR, "train.eval_interval": 100, "train.eval_envs": 2, "train.eval_episodes": 2,
+        "train.checkpoint_interval": 150})
+    # Evaluations 0 and 1 at steps 100 and 200, killed at 250, resumed from the checkpoint at 150
+    # (after evaluation 0): evaluation 1 again at step 200, then evaluation 2 at the end.
+    kill_at_step(config, tmp_path, 250)
+    train(config, tmp_path, progress=False)
+    expected = [int(s) for k in (0, 1, 1, 2) for s in np.random.SeedSequence([3, k]).generate_state(2)]
+    assert seeds == expected and len(set(seeds)) == 6
+    assert [r["step"] for r in read_csv(tmp_path / "eval.csv")] == [100, 200, 300]
+
+
+def test_atari_evaluation_restarts_the_frame_stack_at_each_life_loss(tmp_path):
+    config = build_config("atari", "breakout", "drq", overrides={
+        "train.eval_episodes": 1, "train.eval_envs": 1})
+    trainer = Trainer(config, tmp_path)
+    trainer._setup()
+    trainer.logger = RunLogger(tmp_path, tensorboard=False)
+    rng = np.random.default_rng(1)
+    seen, actions = [], []
+
+    def act(obs, evaluate):
+        seen.append(obs[0].copy())
+        actions.append(int(rng.integers(4)))
+        return np.array(actions[-1:])
+
+    trainer.agent.act = act
+    score = trainer._evaluate()["score"]
+    # The same game with a whole-game env, whose stack runs on across life losses.
+    game = make_atari_env("breakout", evaluation_seeds(config.seed, 0, 1)[0], train=False)
+    obs, info = game.reset()
+    np.testing.assert_array_equal(seen[0], obs)
+    rewards, life_losses, lives = [], [], info["lives"]
+    for i, action in enumerate(actions):
+        obs, reward, _, _, info = game.step(action)
+        rewards.append(reward)
+        if info["game_over"]:
+            break
+        np.testing.assert_array_equal(seen[i + 1][-1], obs[-1])  # the same frames
+        if info["lives"] < lives:
+            life_losses.append(i + 1)
+            assert obs[:3].any() and not seen[i + 1][:3].any()  # evaluation restarted the stack
+        lives = info["lives"]
+    assert len(life_losses) == 4 and info["game_over"] and len(rewards) == len(actions)
+    assert sum(rewards[life_losses[0]:]) > 0  # the score counts points after a life loss
+    assert score == info["episode_return"] == sum(rewards)
+
+
+def test_sticky_actions_key_reaches_the_atari_and_minatar_envs(tmp_path):
+    def player_row(probability: float) -> int:
+        config = build_config("minatar", "freeway", "drq",
+                              overrides={"env.repeat_action_probability": probability})
+        env = Trainer(config, tmp_path)._make_env(0, train=True)
+        env.reset()
+        for _ in range(5):
+            obs = env.step(1)[0]  # "up", unless the previous action (initially no-op) sticks
+        return int(np.argwhere(obs[0])[0][0])
+
+    assert player_row(1.0) == 9 > player_row(0.0)
+    config = build_config("atari", "breakout", "drq", overrides={
+        "env.repeat_action_probability": 0.25, "train.checkpoint_interval": 0})
+    for train_mode in (True, False):
+        env = Trainer(config, tmp_path)._make_env(0, train=train_mode)
+        assert env.unwrapped.ale.getFloat("repeat_action_probability") == 0.25
+    assert Config().env.repeat_action_probability == 0.0  # the Atari-100k protocol
+
+
+def test_a_stream_that_gains_a_column_widens_its_csv_and_truncation_keeps_it(tmp_path):
+    # A run logged before a column existed (e.g. env_steps) resumes with it.
+    logger = RunLogger(tmp_path, tensorboard=False)
+    for step in (10, 20, 30):
+        logger.log("train", step, {"loss": step / 10})
+    resumed = RunLogger(tmp_path, tensorboard=False, resume_step=20)
+    resumed.log("train", 30, {"env_steps": 60, "loss": 3.5})
+    rows = read_csv(tmp_path / "train.csv")
+    assert [r["step"] for r in rows] == [10, 20, 30]
+    assert [r["loss"] for r in rows] == [1.0, 2.0, 3.5]
+    assert np.isnan(rows[0]["env_steps"]) and np.isnan(rows[1]["env_steps"]) and rows[2]["env_steps"] == 60
+
+
+def test_dmc_logs_count_env_steps(tmp_path):
+    pytest.importorskip("dm_control")
+    config = build_config("dmc", "cartpole-swingup", "drq", overrides={
+        "env.obs": "state", "env.action_repeat": 8, "train.steps": 130, "train.learning_starts": 200,
+        "train.eval_episodes": 1, "train.eval_envs": 1, "train.log_interval": 65,
+        "train.metrics_interval": 0})
+    summary = train(config, tmp_path, progress=False)
+    assert summary["env_steps"] == 8 * 130
+    assert [(r["step"], r["env_steps"]) for r in read_csv(tmp_path / "train.csv")] == [(65, 520), (130, 1040)]
+    # One 1000-step episode (the task's time limit) takes 125 agent steps at action repeat 8.
+    assert [(r["step"], r["env_steps"]) for r in read_csv(tmp_path / "episodes.csv")] == [(125, 1000)]
+    assert [(r["step"], r["env_steps"]) for r in read_csv(tmp_path / "eval.csv")] == [(130, 1040)]
+    by_hand = Config(suite="dmc", game="cheetah-run")  # action repeat 0: the task's, 4
+    assert Trainer(by_hand, tmp_path).runtime.action_repeat(by_hand) == 4
 
 
 def test_finished_run_is_not_redone_and_other_config_is_refused(tmp_path, capsys):

@@ -78,8 +78,10 @@ def test_the_loop_builds_sac_with_its_replay_settings_and_raw_rewards(tmp_path):
     replay = trainer.replay.state_dict()
     assert replay["config"]["capacity"] == 300 and replay["config"]["n_step"] == 3
     assert not replay["config"]["prioritized"]
-    assert replay["actions"].dtype == np.float32 and replay["actions"].shape == (20, 1)
-    rewards = replay["rewards"]
+    assert replay["config"]["stack_padding"] == "first"  # as DMCEnv fills its stack at reset
+    actions = np.asarray(replay["actions"])
+    assert actions.dtype == np.float32 and actions.shape == (20, 1)
+    rewards = np.asarray(replay["rewards"])
     assert np.all((rewards >= 0) & (rewards <= 8)) and np.any(rewards != np.sign(rewards))  # not clipped
     trainer.logger.close()
     trainer.env.close()
@@ -97,21 +99,44 @@ RESUME_ARGS = [
 ]
 
 
-def test_killed_run_resumes_to_the_same_parameters(tmp_path):
-    killed, straight = killed_and_straight_runs(RESUME_ARGS, tmp_path)
-
+def assert_resumed_identically(killed, straight) -> dict:
+    """The killed-and-resumed run ended where the uninterrupted one did; returns its summary."""
     a, b = (torch.load(d / "final_model.pt") for d in (killed, straight))
     assert set(a) == {"actor", "critic", "critic_target"}
     for network in a:
         for key in a[network]:
-            assert torch.allclose(a[network][key], b[network][key], atol=1e-6), (network, key)
+            assert torch.equal(a[network][key], b[network][key]), (network, key)
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (killed, straight))
-    assert sa["returns"] == sb["returns"] and sa["resets"] == sb["resets"] == 2
-    assert read_csv(killed / "episodes.csv") == read_csv(straight / "episodes.csv")
-    assert len(read_csv(killed / "episodes.csv")) == 700 // 125
-    assert read_csv(killed / "eval.csv") == read_csv(straight / "eval.csv")
+    assert sa["returns"] == sb["returns"] and sa["resets"] == sb["resets"]
+    assert sa["updates"] == sb["updates"] > 0
+    for name in ("episodes.csv", "eval.csv", "resets.csv"):
+        assert read_csv(killed / name) == read_csv(straight / name), name
     steps = [r["step"] for r in read_csv(killed / "train.csv")]
     assert steps == sorted(set(steps))  # rows after the checkpoint were not duplicated
+    return sa
+
+
+def test_killed_run_resumes_to_the_same_parameters(tmp_path):
+    summary = assert_resumed_identically(*killed_and_straight_runs(RESUME_ARGS, tmp_path))
+    assert summary["resets"] == 2
+    assert len(read_csv(tmp_path / "killed" / "episodes.csv")) == 700 // 125
+
+
+PIXEL_RESUME_ARGS = [
+    "train", "dmc", "--task", "cartpole-swingup", "--preset", "plastic", "--steps", "160",
+    "--no-progress", *(arg for key, value in {
+        **TINY_PIXELS, "train.learning_starts": 60, "train.checkpoint_interval": 100,
+        "train.metrics_interval": 150, "train.threads": 1,
+    }.items() if key != "train.steps" for arg in ("--set", f"{key}={value}")),
+]
+
+
+def test_killed_pixel_run_resumes_to_the_same_parameters(tmp_path):
+    """Checkpoint at step 100 with updates and resets done, the episode boundary (step 125)
+    after it: the frame stack, replay and renderer state carry over."""
+    summary = assert_resumed_identically(*killed_and_straight_runs(PIXEL_RESUME_ARGS, tmp_path))
+    assert summary["updates"] == (160 - 60) // 4 and summary["resets"] == 25 // 4
+    assert summary["train_episodes"] == 1
 
 
 def test_per_task_settings_land_in_the_resolved_config():

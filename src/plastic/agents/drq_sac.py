@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from plastic.agents.augment import random_shift
-from plastic.configs.schema import SACConfig  # the config's ``sac`` section
+from plastic.configs.schema import RANGES, SACConfig  # SACConfig: the config's ``sac`` section
 from plastic.nn.sac_networks import (
     Actor,
     Critic,
@@ -56,17 +56,11 @@ def _check(condition: bool, message: str) -> None:
 
 
 def validate_sac_config(sac: SACConfig) -> None:
-    """Raise ``ValueError`` naming the first bad setting."""
-    for name in ("actor_lr", "critic_lr", "alpha_lr", "adam_eps", "init_temperature"):
-        _check(getattr(sac, name) > 0, f"sac.{name} must be positive, got {getattr(sac, name)!r}")
-    _check(0.0 < sac.critic_tau <= 1.0, f"sac.critic_tau must lie in (0, 1], got {sac.critic_tau!r}")
-    for name in ("target_update_every", "actor_update_every", "latent_dim", "hidden", "hidden_layers",
-                 "batch_size", "n_step", "replay_capacity"):
-        _check(getattr(sac, name) >= 1, f"sac.{name} must be >= 1, got {getattr(sac, name)!r}")
-    _check(sac.shift_pad >= 0, f"sac.shift_pad must be >= 0, got {sac.shift_pad!r}")
-    _check(sac.max_grad_norm >= 0, f"sac.max_grad_norm must be >= 0 (0: off), got {sac.max_grad_norm!r}")
-    _check(sac.state_encoder_layers >= 0,
-           f"sac.state_encoder_layers must be >= 0, got {sac.state_encoder_layers!r}")
+    """Raise ``ValueError`` naming the first bad setting (the ranges of ``Config.validate``)."""
+    for key, valid in RANGES.items():
+        section, _, name = key.partition(".")
+        if section == "sac" and getattr(sac, name) not in valid:
+            raise ValueError(f"{key} = {getattr(sac, name)!r} is out of range; valid: {valid}")
     parse_channels(sac.encoder_channels)
 
 

@@ -110,7 +110,7 @@ def resolve_preset(preset: str) -> dict[str, Any]:
 def build_config(
     suite: str, game: str, preset: str, *, seed: int = 0, overrides: dict[str, Any] | None = None
 ) -> Config:
-    """Suite defaults, then the preset, then the user's overrides (``--set``)."""
+    """Suite defaults, then the preset, then the user's overrides (``--set``); validated."""
     if suite not in SUITE_DEFAULTS:
         raise ValueError(f"unknown suite {suite!r}; valid suites: {', '.join(SUITE_DEFAULTS)}")
     config = Config(suite=suite, game=game, preset=preset, seed=seed)
@@ -120,4 +120,4 @@ def build_config(
     if suite in TASK_DEFAULTS:
         resolved, defaults = TASK_DEFAULTS[suite](config)
         apply_overrides(config, {**{k: v for k, v in defaults.items() if k not in explicit}, **resolved})
-    return config
+    return config.validate()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +96,10 @@ class EnvConfig:
     max_episode_steps: int = 27_000
     obs: str = "pixels"  # DMC: "pixels" (64x64 RGB, 3 stacked frames) or "state"
     action_repeat: int = 0  # DMC: env steps per agent step; 0 = the task's (plastic.envs.dmc_tasks)
+    # Atari and MinAtar sticky actions. 0 is the Atari-100k protocol; MinAtar's own default, used
+    # by published MinAtar results, is 0.1. Atari snapshots cannot hold ALE's sticky action, so
+    # Atari runs with sticky actions need train.checkpoint_interval=0.
+    repeat_action_probability: float = 0.0
 
 
 @dataclass
@@ -156,6 +161,100 @@ class Config:
         config = cls()
         apply_overrides(config, flatten(data))
         return config
+
+    def validate(self) -> Config:
+        """Raise ``ValueError`` naming the first key whose value is out of its valid range."""
+        values = flatten(self.to_dict())
+        for key, valid in RANGES.items():
+            if values[key] not in valid:
+                raise ValueError(f"{key} = {values[key]!r} is out of range; valid: {valid}")
+        for key in UNBOUNDED:
+            if not math.isfinite(values[key]):
+                raise ValueError(f"{key} = {values[key]!r} must be a finite number")
+        for low, high in (("network.v_min", "network.v_max"), ("sac.log_std_min", "sac.log_std_max")):
+            if values[low] >= values[high]:
+                raise ValueError(f"{low} ({values[low]:g}) must be below {high} ({values[high]:g})")
+        for section in ("agent", "sac"):
+            capacity, n_step = values[f"{section}.replay_capacity"], values[f"{section}.n_step"]
+            if capacity <= n_step:
+                raise ValueError(f"{section}.replay_capacity ({capacity}) must exceed {section}.n_step "
+                                 f"({n_step}): an n-step transition needs n + 1 stored steps")
+        if self.suite == "atari" and self.env.repeat_action_probability > 0 \
+                and self.train.checkpoint_interval > 0:
+            raise ValueError(
+                "env.repeat_action_probability > 0 on Atari needs train.checkpoint_interval=0: "
+                "ale-py does not save the sticky action in its state, so a checkpoint could not "
+                "resume exactly")
+        return self
+
+
+# Keys that change only what is logged, how often or where (not what a run computes): a run
+# directory resumes with other values for them.
+LOGGING_KEYS = frozenset({
+    "device", "train.log_interval", "train.metrics_interval", "train.checkpoint_interval",
+    "train.threads", "train.wandb_project",
+})
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric key: finite numbers from ``low`` to ``high``."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    open_low: bool = False  # exclude ``low`` itself
+    open_high: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        above = value > self.low if self.open_low else value >= self.low
+        below = value < self.high if self.open_high else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        low, high = (int(x) if float(x).is_integer() else x for x in (self.low, self.high))
+        if self.high == math.inf:
+            return f"{'>' if self.open_low else '>='} {low}"
+        return f"{'(' if self.open_low else '['}{low}, {high}{')' if self.open_high else ']'}"
+
+
+_POSITIVE, _NON_NEGATIVE, _AT_LEAST_1, _UNIT = Range(0, open_low=True), Range(0), Range(1), Range(0, 1)
+
+RANGES: dict[str, Range] = {
+    "seed": Range(0, 2**31 - 1),  # env seeds must fit the emulators' 32-bit generators
+    "env.max_episode_steps": _AT_LEAST_1,
+    "env.action_repeat": _NON_NEGATIVE,  # 0: the task's
+    "env.repeat_action_probability": _UNIT,
+    "network.hidden": _AT_LEAST_1,
+    "network.noisy_std": _NON_NEGATIVE,
+    "network.num_atoms": Range(2),
+    "network.input_scale": _POSITIVE,
+    "sam.rho": _NON_NEGATIVE,
+    "reset.interval": _AT_LEAST_1,
+    "reset.encoder_shrink": Range(0, 1, open_high=True),
+    "reset.encoder_shrink_min_replay_ratio": _NON_NEGATIVE,
+    **{f"agent.{k}": _UNIT for k in ("gamma", "target_ema", "eval_epsilon", "train_epsilon",
+                                     "importance_exponent_start")},
+    **{f"agent.{k}": _AT_LEAST_1 for k in ("n_step", "batch_size", "replay_capacity")},
+    **{f"agent.{k}": _POSITIVE for k in ("lr", "adam_eps", "max_grad_norm")},
+    **{f"agent.{k}": _NON_NEGATIVE for k in ("shift_pad", "intensity_scale", "priority_exponent")},
+    **{f"train.{k}": _AT_LEAST_1 for k in ("steps", "eval_episodes", "eval_envs", "log_interval")},
+    **{f"train.{k}": _NON_NEGATIVE for k in ("learning_starts", "eval_interval", "metrics_interval",
+                                             "checkpoint_interval", "threads")},  # intervals: 0 = off
+    "train.replay_ratio": _POSITIVE,
+    **{f"sac.{k}": _POSITIVE for k in ("actor_lr", "critic_lr", "alpha_lr", "adam_eps",
+                                       "init_temperature")},
+    **{f"sac.{k}": _AT_LEAST_1 for k in ("batch_size", "n_step", "replay_capacity",
+                                         "target_update_every", "actor_update_every", "latent_dim",
+                                         "hidden", "hidden_layers", "state_encoder_hidden")},
+    **{f"sac.{k}": _NON_NEGATIVE for k in ("shift_pad", "max_grad_norm", "state_encoder_layers")},
+    "sac.gamma": _UNIT,
+    "sac.critic_tau": Range(0, 1, open_low=True),
+}
+# Numeric keys any finite value suits (the two bounds of a pair are checked against each other).
+UNBOUNDED = frozenset({"network.v_min", "network.v_max", "sac.target_entropy_per_dim",
+                       "sac.log_std_min", "sac.log_std_max"})
 
 
 CHOICES: dict[str, tuple[str, ...]] = {

@@ -8,7 +8,9 @@ frames zero-padded at the start of each learning episode. Rewards are the raw ga
 With ``train=True`` a lost life ends the learning episode (``terminated=True``) without ending
 the game: the next ``reset()`` continues the same game from the current frame. Every step's
 ``info`` holds ``game_over`` and, when the game ends, ``episode_return`` and ``episode_length``
-(raw score and agent steps over all lives), so evaluation and logging see whole games.
+(raw score and agent steps over all lives), so evaluation and logging see whole games. The
+training loop evaluates with ``train=True`` envs too, as Dopamine's runner does, so that the stack
+restarts at a life loss in evaluation as in training; ``train=False`` stacks across life losses.
 
 Gymnasium's ``AtariPreprocessing`` is not used: it needs OpenCV (not a dependency here), always
 restarts the game on ``reset()``, and cuts the frame skip short when a life is lost.

@@ -2,8 +2,9 @@
 
 Pixels follow DrQ's protocol: RGB frames rendered after each agent step, channel-first, the last
 ``frame_stack`` frames concatenated on the channel axis (oldest first, newest last). At reset the
-first frame fills the whole stack. Camera 2 for quadruped, 0 otherwise. Each agent action is
-repeated ``action_repeat`` times and the rewards summed.
+first frame fills the whole stack (the training loop's replay pads its stacks likewise,
+``stack_padding="first"``). Camera 2 for quadruped, 0 otherwise. Each agent action is repeated
+``action_repeat`` times and the rewards summed.
 
 Rendering is headless: unless ``MUJOCO_GL`` is set, EGL and then OSMesa are tried, each in a
 subprocess (the variable must be set before MuJoCo's GL import, and a backend that fails to load

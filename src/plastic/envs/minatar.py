@@ -136,7 +136,8 @@ def make_minatar_env(
 
     Sticky actions are off by default (MinAtar's own default is 0.1) so that MinAtar runs follow
     the same deterministic-dynamics protocol as our Atari-100k envs; pass
-    ``repeat_action_probability=0.1`` to get MinAtar's published setting.
+    ``repeat_action_probability=0.1`` (config key ``env.repeat_action_probability``) to get
+    MinAtar's published setting.
     """
     del train  # no lives in MinAtar: learning and evaluation episodes are the same
     if game not in MINATAR_GAMES:

@@ -17,21 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from plastic.configs.schema import flatten
+from plastic.configs.schema import LOGGING_KEYS, flatten
 from plastic.envs.scores import HUMAN_SCORES, RANDOM_SCORES, atari_100k_game, camel_to_snake
 
 # Settings that say where or how verbosely a run ran, not what it computed; and per-run identity.
-IGNORED_KEYS = frozenset({
-    "game", "seed", "device", "task", "data_dir", "dataset", "train.threads", "train.log_interval",
-    "train.metrics_interval", "train.checkpoint_interval", "train.eval_envs", "preset", "method",
-})
+IGNORED_KEYS = LOGGING_KEYS | {
+    "game", "seed", "task", "data_dir", "dataset", "train.eval_envs", "preset", "method",
+}
 NORMALIZATIONS = ("auto", "human", "minmax", "none")
 MIN_EVAL_POINTS = 3  # fewer evaluations than this: the learning curve comes from training episodes
 
 
 @dataclass
 class Curve:
-    x: np.ndarray
+    x: np.ndarray  # environment steps (DMC: agent steps × action repeat), or chunks
     y: np.ndarray
     source: str  # "eval", "episodes" or "chunks"
 
@@ -61,7 +60,16 @@ def _read_csv(path: Path) -> list[dict[str, float]]:
     return read_csv(path) if path.exists() and path.stat().st_size else []
 
 
-def _curve(run_dir: Path, suite: str) -> Curve | None:
+def _env_steps(rows: list[dict[str, float]], config: dict[str, Any]) -> np.ndarray:
+    """The rows' environment steps; runs logged before the ``env_steps`` column existed count
+    agent steps × the DMC action repeat of their config."""
+    if rows and "env_steps" in rows[0]:
+        return np.array([r["env_steps"] for r in rows])
+    repeat = (config.get("env.action_repeat") or 1) if config.get("suite") == "dmc" else 1
+    return np.array([r["step"] * repeat for r in rows])
+
+
+def _curve(run_dir: Path, suite: str, config: dict[str, Any]) -> Curve | None:
     if suite == "synthetic":
         rows = _read_csv(run_dir / "metrics.csv")
         if rows:
@@ -70,10 +78,10 @@ def _curve(run_dir: Path, suite: str) -> Curve | None:
         return None
     rows = _read_csv(run_dir / "eval.csv")
     if len(rows) >= MIN_EVAL_POINTS:
-        return Curve(np.array([r["step"] for r in rows]), np.array([r["score"] for r in rows]), "eval")
+        return Curve(_env_steps(rows, config), np.array([r["score"] for r in rows]), "eval")
     rows = _read_csv(run_dir / "episodes.csv")
     if rows:
-        return Curve(np.array([r["step"] for r in rows]), np.array([r["return"] for r in rows]), "episodes")
+        return Curve(_env_steps(rows, config), np.array([r["return"] for r in rows]), "episodes")
     return None
 
 
@@ -89,7 +97,7 @@ def read_run(summary_path: Path) -> Run:
     preset = str(summary.get("preset") or summary.get("method"))
     return Run(label=preset, preset=preset, suite=suite, game=str(summary.get("game") or summary["task"]),
                seed=int(summary.get("seed", 0)), score=float(score), path=run_dir, summary=summary,
-               config=config, curve=_curve(run_dir, suite))
+               config=config, curve=_curve(run_dir, suite, config))
 
 
 def find_runs(directories: Sequence[str | Path]) -> tuple[list[Run], list[Path]]:

@@ -314,9 +314,11 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
     if curves:
         doc.heading("Learning curves")
         sources = {r.curve.source for r in runs if r.curve is not None}
-        xlabel = "chunk" if sources == {"chunks"} else "agent steps"
+        # DMC plots env steps, as the paper does (tasks differ in action repeat); Atari-100k and
+        # MinAtar count agent steps, which their env_steps equal.
+        xlabel = "chunk" if sources == {"chunks"} else "env steps" if suite == "dmc" else "agent steps"
         how = ("evaluation scores" if sources == {"eval"} else
-               f"mean return of training episodes in {EPISODE_BINS} bins of agent steps"
+               f"mean return of training episodes in {EPISODE_BINS} bins of {xlabel}"
                if sources == {"episodes"} else "test accuracy after each chunk" if sources == {"chunks"}
                else "evaluation scores where runs evaluated during training, else training episode returns")
         if iqm_over_time:

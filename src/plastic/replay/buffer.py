@@ -9,16 +9,18 @@ Storage and time
 
 Frame stacks
     ``obs`` and ``next_obs`` are rebuilt at sampling time from consecutive stored frames and never
-    reach across an episode boundary: frames before an episode's first step are zero (the Dopamine
-    convention; the Atari environment pads its own stack with zeros too, so acting and learning see
-    identical stacks). Frames of shape ``(C, H, W)`` are concatenated along C (``(stack*C, H, W)``),
-    frames of shape ``(H, W)`` get a new leading axis (``(stack, H, W)``), 1-D frames are
-    concatenated (``(stack*D,)``). With ``frame_stack == 1`` an observation is the frame itself.
+    reach across an episode boundary. Frames before an episode's first step are padded as the
+    environment pads its own stack at reset, so acting and learning see identical stacks:
+    ``stack_padding="zero"`` fills them with zeros (the Dopamine convention; the Atari
+    environment's stack), ``"first"`` repeats the episode's first frame (DrQ's DeepMind Control
+    stack). Frames of shape ``(C, H, W)`` are concatenated along C (``(stack*C, H, W)``), frames
+    of shape ``(H, W)`` get a new leading axis (``(stack, H, W)``), 1-D frames are concatenated
+    (``(stack*D,)``). With ``frame_stack == 1`` an observation is the frame itself.
 
 Flags
     ``terminal``: the transition ends the return (no bootstrap from what follows).
     ``episode_end``: the episode ended at this step (terminated or truncated); the next ``add``
-    starts a new episode, whose stacks start from zeros. A terminal without ``episode_end`` is a
+    starts a new episode, whose stacks start from padding. A terminal without ``episode_end`` is a
     learning-only terminal (e.g. an Atari life loss with the game going on): the n-step window
     stops there, but frame stacks continue across it, as the environment's own stack does (an
     environment that restarts its stack on a life loss should pass ``episode_end=True`` too).
@@ -55,6 +57,12 @@ Sampling
 
 Randomness comes from a ``numpy.random.Generator`` made from ``seed``; its state is part of
 ``state_dict`` so a resumed run samples the same batches as an uninterrupted one.
+
+Checkpoints
+    ``state_dict`` holds the stored steps as CPU tensors that share memory with the live arrays
+    (no copy): ``torch.save`` writes tensor storage straight to the file, whereas pickling numpy
+    arrays would briefly hold several copies of a frame store of hundreds of megabytes. Save (or
+    copy) the state before the next ``add``.
 """
 
 from __future__ import annotations
@@ -65,11 +73,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import torch
 
 from plastic.replay.sum_tree import SumTree
 
 _STATE_VERSION = 1
 _MAX_REJECTION_ROUNDS = 4
+STACK_PADDINGS = ("zero", "first")
 
 
 @dataclass
@@ -100,6 +110,8 @@ class ReplayBuffer:
         prioritized: proportional prioritized sampling instead of uniform.
         priority_exponent: the exponent a in ``P(i) ∝ p_i^a``.
         seed: seed of the buffer's random generator.
+        stack_padding: frames before an episode's first step in a stack: "zero" (Atari) or
+            "first", the episode's first frame repeated (DeepMind Control).
     """
 
     def __init__(
@@ -116,6 +128,7 @@ class ReplayBuffer:
         prioritized: bool = False,
         priority_exponent: float = 0.5,
         seed: int | None = None,
+        stack_padding: str = "zero",
     ) -> None:
         if not _is_int(n_step) or n_step < 1:
             raise ValueError(f"n_step must be an integer >= 1, got {n_step!r}")
@@ -128,6 +141,10 @@ class ReplayBuffer:
             )
         if not _is_int(frame_stack) or frame_stack < 1:
             raise ValueError(f"frame_stack must be an integer >= 1, got {frame_stack!r}")
+        if stack_padding not in STACK_PADDINGS:
+            raise ValueError(
+                f"stack_padding must be one of {', '.join(STACK_PADDINGS)}, got {stack_padding!r}"
+            )
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must lie in [0, 1], got {gamma!r}")
         if not (math.isfinite(priority_exponent) and priority_exponent >= 0):
@@ -142,6 +159,7 @@ class ReplayBuffer:
         self._gamma = float(gamma)
         self._prioritized = bool(prioritized)
         self._priority_exponent = float(priority_exponent)
+        self._stack_padding = stack_padding
         self._frame_dtype = np.dtype(frame_dtype)
         self._action_dtype = np.dtype(action_dtype)
 
@@ -150,7 +168,7 @@ class ReplayBuffer:
         self._rewards = np.zeros(self._capacity, dtype=np.float32)
         self._terminal = np.zeros(self._capacity, dtype=bool)
         self._episode_end = np.zeros(self._capacity, dtype=bool)
-        # Steps since the episode's first step: where zero padding of a stack begins.
+        # Steps since the episode's first step: where the padding of a stack begins.
         self._episode_step = np.zeros(self._capacity, dtype=np.int32)
         self._valid = np.zeros(self._capacity, dtype=bool)
         self._tree = SumTree(self._capacity) if self._prioritized else None
@@ -177,6 +195,10 @@ class ReplayBuffer:
     @property
     def frame_stack(self) -> int:
         return self._frame_stack
+
+    @property
+    def stack_padding(self) -> str:
+        return self._stack_padding
 
     @property
     def n_step(self) -> int:
@@ -213,15 +235,7 @@ class ReplayBuffer:
     @property
     def nbytes(self) -> int:
         """Bytes held by the storage arrays (frames, actions, rewards, flags, sum tree)."""
-        arrays = (
-            self._frames,
-            self._actions,
-            self._rewards,
-            self._terminal,
-            self._episode_end,
-            self._episode_step,
-            self._valid,
-        )
+        arrays = self._arrays().values()
         return sum(int(a.nbytes) for a in arrays) + (self._tree.nbytes if self._tree else 0)
 
     def __len__(self) -> int:
@@ -316,8 +330,12 @@ class ReplayBuffer:
             self._tree.set(slot, priority)
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, batch_size: int, beta: float = 0.4) -> Batch:
-        """Draw ``batch_size`` transitions (with replacement); ``beta`` is the IS exponent."""
+    def sample(self, batch_size: int, beta: float = 0.4, rng: np.random.Generator | None = None) -> Batch:
+        """Draw ``batch_size`` transitions (with replacement); ``beta`` is the IS exponent.
+
+        ``rng`` draws instead of the buffer's own generator (which it leaves untouched), for
+        samples that must not change the training's later draws, such as diagnostics.
+        """
         if not _is_int(batch_size) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if self._num_valid == 0:
@@ -332,30 +350,33 @@ class ReplayBuffer:
             )
         if not (math.isfinite(beta) and beta >= 0):
             raise ValueError(f"beta must be finite and >= 0, got {beta!r}")
+        rng = self._rng if rng is None else rng
         if self._tree is None:
-            slots = self._sample_uniform(batch_size)
+            slots = self._sample_uniform(batch_size, rng)
             weight = np.ones(batch_size, dtype=np.float32)
         else:
-            slots, weight = self._sample_prioritized(batch_size, beta)
+            slots, weight = self._sample_prioritized(batch_size, beta, rng)
         return self._gather(slots, weight)
 
-    def _sample_uniform(self, batch_size: int) -> np.ndarray:
+    def _sample_uniform(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
         stored = len(self)
         accept_rate = self._num_valid / stored
         chosen: list[np.ndarray] = []
         missing = batch_size
         for _ in range(_MAX_REJECTION_ROUNDS):
-            draws = self._rng.integers(0, stored, size=int(missing / accept_rate * 1.2) + 8)
+            draws = rng.integers(0, stored, size=int(missing / accept_rate * 1.2) + 8)
             accepted = draws[self._valid[draws]][:missing]
             chosen.append(accepted)
             missing -= accepted.size
             if missing == 0:
                 return np.concatenate(chosen)
         # Rarely reached (unlucky draws): pick the rest directly among sampleable slots.
-        chosen.append(self._rng.choice(np.flatnonzero(self._valid), size=missing))
+        chosen.append(rng.choice(np.flatnonzero(self._valid), size=missing))
         return np.concatenate(chosen).astype(np.int64)
 
-    def _sample_prioritized(self, batch_size: int, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    def _sample_prioritized(
+        self, batch_size: int, beta: float, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         assert self._tree is not None
         total = self._tree.total
         if total <= 0:
@@ -364,7 +385,7 @@ class ReplayBuffer:
                 "priorities to update_priorities, e.g. |TD error| + 1e-6)"
             )
         segment = total / batch_size
-        mass = (np.arange(batch_size) + self._rng.random(batch_size)) * segment
+        mass = (np.arange(batch_size) + rng.random(batch_size)) * segment
         slots = self._tree.find(mass)
         probability = self._tree.get(slots) / total
         weight = (self._num_valid * probability) ** -beta
@@ -395,13 +416,14 @@ class ReplayBuffer:
         )
 
     def _stack(self, steps: np.ndarray) -> np.ndarray:
-        """Observations ending at the given steps, zero before each episode's first frame."""
+        """Observations ending at the given steps, padded before each episode's first frame."""
         if self._frame_stack == 1:
             return self._frames[steps % self._capacity]
-        frame_steps = steps[:, None] - self._stack_back
-        frames = self._frames[frame_steps % self._capacity]
-        episode_step = self._episode_step[steps % self._capacity]
-        frames[self._stack_back > episode_step[:, None]] = 0
+        episode_step = self._episode_step[steps % self._capacity][:, None]
+        back = np.minimum(self._stack_back, episode_step)  # the first frame stands in for earlier
+        frames = self._frames[(steps[:, None] - back) % self._capacity]
+        if self._stack_padding == "zero":
+            frames[self._stack_back > episode_step] = 0
         return frames.reshape(steps.size, *self.obs_shape)
 
     # ------------------------------------------------------------------ priorities
@@ -446,20 +468,30 @@ class ReplayBuffer:
             "gamma": self._gamma,
             "prioritized": self._prioritized,
             "priority_exponent": self._priority_exponent,
+            "stack_padding": self._stack_padding,
+        }
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """The per-slot storage arrays, by their ``state_dict`` keys."""
+        return {
+            "frames": self._frames,
+            "actions": self._actions,
+            "rewards": self._rewards,
+            "terminal": self._terminal,
+            "episode_end": self._episode_end,
+            "episode_step": self._episode_step,
+            "valid": self._valid,
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue: config, stored steps (copies), counters, RNG state."""
+        """Everything needed to continue: config, stored steps, counters, RNG state.
+
+        The stored steps are tensors sharing memory with the buffer (see "Checkpoints" above).
+        """
         stored = len(self)
         state: dict[str, Any] = {"version": _STATE_VERSION, "config": self._config()}
+        state.update({key: torch.from_numpy(array[:stored]) for key, array in self._arrays().items()})
         state.update(
-            frames=self._frames[:stored].copy(),
-            actions=self._actions[:stored].copy(),
-            rewards=self._rewards[:stored].copy(),
-            terminal=self._terminal[:stored].copy(),
-            episode_end=self._episode_end[:stored].copy(),
-            episode_step=self._episode_step[:stored].copy(),
-            valid=self._valid[:stored].copy(),
             priorities=self._tree.values()[:stored] if self._tree else np.zeros(0),
             num_added=self._num_added,
             next_episode_step=self._next_episode_step,
@@ -476,31 +508,24 @@ class ReplayBuffer:
                 f"unsupported replay state version {state.get('version')!r}; "
                 f"expected {_STATE_VERSION}"
             )
-        theirs, ours = state["config"], self._config()
+        # States saved before stack_padding existed were all zero-padded.
+        theirs, ours = {"stack_padding": "zero", **state["config"]}, self._config()
         mismatched = sorted(k for k in ours if theirs.get(k) != ours[k])
         if mismatched:
             details = ", ".join(f"{k}: saved {theirs.get(k)!r} vs {ours[k]!r}" for k in mismatched)
             raise ValueError(f"replay state does not match this buffer ({details})")
         num_added = int(state["num_added"])
         stored = min(num_added, self._capacity)
-        arrays = {
-            "frames": self._frames,
-            "actions": self._actions,
-            "rewards": self._rewards,
-            "terminal": self._terminal,
-            "episode_end": self._episode_end,
-            "episode_step": self._episode_step,
-            "valid": self._valid,
-        }
+        arrays = self._arrays()
+        values = {key: np.asarray(state[key]) for key in arrays}  # numpy arrays or CPU tensors
         for key, target in arrays.items():
-            value = np.asarray(state[key])
-            if value.shape != (stored, *target.shape[1:]):
+            if values[key].shape != (stored, *target.shape[1:]):
                 raise ValueError(
-                    f"replay state array {key!r} has shape {value.shape}, expected "
+                    f"replay state array {key!r} has shape {values[key].shape}, expected "
                     f"{(stored, *target.shape[1:])}"
                 )
         for key, target in arrays.items():
-            target[:stored] = state[key]
+            target[:stored] = values[key]
             target[stored:] = 0
         self._num_added = num_added
         self._num_valid = int(self._valid.sum())

@@ -1,4 +1,7 @@
-"""Evaluation: whole episodes with the agent's evaluation policy, raw returns.
+"""Evaluation: whole games with the agent's evaluation policy, raw returns.
+
+An env may end episodes within a game (Atari's life losses): it is reset, which continues the
+game, and the game's return is recorded when ``info["game_over"]``.
 
 Rainbow acts with noise off and a small ε (Atari-100k protocol); DrQ (SAC) with the mean action
 tanh(μ), deterministically.
@@ -12,23 +15,31 @@ import gymnasium as gym
 import numpy as np
 
 
+def evaluation_seeds(run_seed: int, index: int, num_envs: int) -> list[int]:
+    """Seeds of the environments of a run's ``index``-th evaluation: fresh start states at every
+    evaluation, yet the same ones when the run is repeated or resumed."""
+    return [int(s) for s in np.random.SeedSequence([run_seed, index]).generate_state(num_envs)]
+
+
 def evaluate(
     act: Callable[[np.ndarray], np.ndarray],
     make_env: Callable[[int], gym.Env],
     episodes: int,
     num_envs: int,
     seed: int,
+    index: int = 0,
 ) -> list[float]:
     """Play ``episodes`` whole games with ``num_envs`` environments in lockstep.
 
     Each environment plays an equal share of the episodes (so short games are not
-    over-represented), and ``act`` sees one batch of observations per step.
+    over-represented), and ``act`` sees one batch of observations per step. The environments
+    are seeded by ``evaluation_seeds(seed, index, num_envs)``.
     """
     if episodes < 1:
         raise ValueError(f"evaluation needs at least one episode, got {episodes}")
     num_envs = max(1, min(num_envs, episodes))
     quotas = [episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)]
-    envs = [make_env(seed + 10_000 * (i + 1)) for i in range(num_envs)]
+    envs = [make_env(s) for s in evaluation_seeds(seed, index, num_envs)]
     discrete = isinstance(envs[0].action_space, gym.spaces.Discrete)
     obs = [env.reset()[0] for env in envs]
     returns: list[float] = []

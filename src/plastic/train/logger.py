@@ -14,8 +14,9 @@ from plastic.train.checkpoint import _atomic_write
 class RunLogger:
     """``log(stream, step, values)`` appends a row to ``<stream>.csv`` and scalars to TensorBoard.
 
-    A stream's columns are fixed by its first row; later rows may omit columns (left empty) but
-    may not add new ones. ``truncate(step)`` drops rows after ``step`` — what a resumed run
+    A stream's columns are set by its first row; later rows may omit columns (left empty), and a
+    row with new columns widens the file's header (earlier rows left empty there), e.g. when a run
+    logged by an older version resumes. ``truncate(step)`` drops rows after ``step`` — what a resumed run
     will log again — from every CSV and (via purge_step) from TensorBoard.
     """
 
@@ -41,13 +42,7 @@ class RunLogger:
             if not rows:
                 continue
             header, body = rows[0], rows[1:]
-            kept = [r for r in body if r and float(r[0]) <= step]
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(header)
-            writer.writerows(kept)
-            text = buffer.getvalue()
-            _atomic_write(path, lambda f, text=text: f.write(text.encode()))
+            _write_csv(path, header, [r for r in body if r and float(r[0]) <= step])
 
     def log(self, stream: str, step: int, values: dict[str, Any]) -> None:
         values = {k: _scalar(v) for k, v in values.items()}
@@ -62,9 +57,12 @@ class RunLogger:
                 with path.open("w", newline="") as handle:
                     csv.writer(handle).writerow(["step", *columns])
             self._columns[stream] = columns
-        unknown = set(values) - set(columns)
-        if unknown:
-            raise ValueError(f"stream {stream!r} has columns {columns}; got new ones {sorted(unknown)}")
+        added = [c for c in values if c not in columns]
+        if added:
+            columns = self._columns[stream] = [*columns, *added]
+            with path.open(newline="") as handle:
+                body = list(csv.reader(handle))[1:]
+            _write_csv(path, ["step", *columns], [row + [""] * len(added) for row in body])
         with path.open("a", newline="") as handle:
             csv.writer(handle).writerow([step, *(_fmt(values.get(c)) for c in columns)])
         if self._writer is not None:
@@ -77,6 +75,15 @@ class RunLogger:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    text = buffer.getvalue()
+    _atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def _scalar(value: Any) -> float | int | None:

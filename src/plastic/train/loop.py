@@ -26,7 +26,7 @@ import torch
 from plastic import metrics
 from plastic.agents.rainbow import resolve_device
 from plastic.bench.threads import configure_threads
-from plastic.configs.schema import Config, flatten
+from plastic.configs.schema import LOGGING_KEYS, Config, flatten
 from plastic.envs import get_env_state, make_env, set_env_state
 from plastic.envs.scores import RANDOM_SCORES, human_normalized_score
 from plastic.replay.buffer import ReplayBuffer
@@ -49,18 +49,21 @@ class LoopState:
     update_budget: float = 0.0
     last_return: float = math.nan
     resets: int = 0
+    evaluations: int = 0  # evaluations done; each draws fresh env seeds from (seed, its index)
     wall_seconds: float = 0.0
 
 
 def check_run_dir(run_dir: Path, config: Config) -> str:
-    """'new', 'resume' or 'finished'; refuses a directory that holds a different config."""
+    """'new', 'resume' or 'finished'; refuses a directory that holds a different config (keys
+    that only change logging, ``LOGGING_KEYS``, may differ)."""
     path = run_dir / "config.json"
     if not path.exists():
         return "new"
-    saved = flatten(read_json(path))
+    # A key newer than the saved run counts as its default, the behaviour the run had.
+    saved = {**flatten(Config().to_dict()), **flatten(read_json(path))}
     wanted = flatten(config.to_dict())
     differing = sorted(k for k in set(saved) | set(wanted)
-                       if saved.get(k) != wanted.get(k) and k != "device")
+                       if saved.get(k) != wanted.get(k) and k not in LOGGING_KEYS)
     if differing:
         details = "; ".join(f"{k}: run has {saved.get(k)!r}, asked {wanted.get(k)!r}"
                             for k in differing[:8])
@@ -107,8 +110,11 @@ class Trainer:
             action_shape=action_shape, action_dtype=np.int64 if self.discrete else np.float32,
             n_step=replay.n_step, gamma=replay.gamma, prioritized=replay.prioritized,
             priority_exponent=replay.priority_exponent, seed=cfg.seed + 2,
+            stack_padding=self.runtime.stack_padding,
         )
         self.rng = np.random.default_rng(cfg.seed + 3)
+        self.metrics_rng = np.random.default_rng(cfg.seed + 4)
+        self.action_repeat = self.runtime.action_repeat(cfg)
         self.state = LoopState()
         self.obs: np.ndarray | None = None
 
@@ -116,7 +122,8 @@ class Trainer:
         save_checkpoint(self.run_dir / CHECKPOINT, {
             "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
             "env": get_env_state(self.env), "obs": self.obs, "loop": dataclasses.asdict(self.state),
-            "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "rng": self.rng.bit_generator.state, "metrics_rng": self.metrics_rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         })
 
@@ -128,6 +135,8 @@ class Trainer:
         self.replay.load_state_dict(ckpt["replay"])
         self.state = LoopState(**ckpt["loop"])
         self.rng.bit_generator.state = ckpt["rng"]
+        if "metrics_rng" in ckpt:  # checkpoints from before the metrics had their own generator
+            self.metrics_rng.bit_generator.state = ckpt["metrics_rng"]
         torch.set_rng_state(ckpt["torch_rng"])
         if ckpt["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
@@ -137,7 +146,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------- run
     def run(self) -> dict[str, Any]:
-        cfg = self.config
+        cfg = self.config.validate()
         status = check_run_dir(self.run_dir, cfg)
         if status == "finished":
             summary = read_json(self.run_dir / "summary.json")
@@ -147,7 +156,9 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_json(self.run_dir / "config.json", cfg.to_dict())
         resumed = self._load()
-        self.logger = RunLogger(self.run_dir, resume_step=self.state.step if resumed else None)
+        # Resuming starts from the checkpoint's step, or from step 0 when the run was killed before
+        # its first checkpoint: logs beyond that step go, as they will be written again.
+        self.logger = RunLogger(self.run_dir, resume_step=self.state.step if status == "resume" else None)
         if cfg.train.wandb_project:
             self.logger.attach_wandb(_wandb_run(cfg, self.run_dir))
         if resumed:
@@ -230,7 +241,7 @@ class Trainer:
         if "episode_return" in info:
             state.episodes += 1
             state.last_return = float(info["episode_return"])
-            self.logger.log("episodes", state.step, {
+            self._log("episodes", {
                 "episode": state.episodes, "return": state.last_return,
                 "length": info["episode_length"],
             })
@@ -246,7 +257,7 @@ class Trainer:
             self.replay.update_priorities(batch.index, stats["priority"].cpu().numpy())
         if stats["reset"]:
             self.state.resets += 1
-            self.logger.log("resets", self.state.step, {"updates": self.agent.updates})
+            self._log("resets", {"updates": self.agent.updates})
         return stats
 
     def _log_train(self, pending: list[dict[str, Any]], rates: dict[str, float]) -> None:
@@ -258,10 +269,16 @@ class Trainer:
                 continue
             found = [s[key] for s in pending if key in s]
             values[key] = torch.stack(found).float().mean().item() if found else None
-        self.logger.log("train", self.state.step, values)
+        self._log("train", values)
+
+    def _log(self, stream: str, values: dict[str, Any]) -> None:
+        step = self.state.step
+        self.logger.log(stream, step, {"env_steps": step * self.action_repeat, **values})
 
     def _log_plasticity(self) -> None:
-        batch = self.replay.sample(min(256, self.replay.num_valid), beta=1.0)
+        # The metrics draw their batch with their own generator: how often they are measured
+        # must not change the replay's draws, and so the training that follows.
+        batch = self.replay.sample(min(256, self.replay.num_valid), beta=1.0, rng=self.metrics_rng)
         x = torch.from_numpy(batch.obs).to(self.device).float() / self.config.network.input_scale
         encoder, heads = self.agent.plasticity_modules()
         with torch.no_grad():
@@ -275,20 +292,21 @@ class Trainer:
             values[f"{part}_dormant"] = float(np.mean(list(dormant.values())))
             values[f"{part}_weight_norm"] = metrics.weight_norm(module)
         values["feature_srank"] = metrics.srank(features)
-        self.logger.log("plasticity", self.state.step, values)
+        self._log("plasticity", values)
 
     def _evaluate(self) -> dict[str, Any]:
         cfg = self.config
         returns = evaluate(
             lambda obs: self.agent.act(obs, evaluate=True),
-            lambda seed: self._make_env(seed, train=False),
-            cfg.train.eval_episodes, cfg.train.eval_envs, seed=cfg.seed,
+            lambda seed: self._make_env(seed, train=self.runtime.eval_with_train_envs),
+            cfg.train.eval_episodes, cfg.train.eval_envs, seed=cfg.seed, index=self.state.evaluations,
         )
+        self.state.evaluations += 1
         result: dict[str, Any] = {"score": float(np.mean(returns)), "score_std": float(np.std(returns)),
                                   "episodes": len(returns)}
         if cfg.suite == "atari" and cfg.game in RANDOM_SCORES:
             result["human_normalized_score"] = human_normalized_score(cfg.game, result["score"])
-        self.logger.log("eval", self.state.step, result)
+        self._log("eval", result)
         return {**result, "returns": returns}
 
     def _finish(self) -> dict[str, Any]:
@@ -296,7 +314,8 @@ class Trainer:
         result = self._evaluate()
         summary = {
             "suite": cfg.suite, "game": cfg.game, "preset": cfg.preset, "seed": cfg.seed,
-            "steps": self.state.step, "updates": self.agent.updates, "resets": self.state.resets,
+            "steps": self.state.step, "env_steps": self.state.step * self.action_repeat,
+            "updates": self.agent.updates, "resets": self.state.resets,
             "train_episodes": self.state.episodes, "wall_seconds": self.state.wall_seconds,
             "device": str(self.device), **result,
         }

@@ -1,6 +1,7 @@
 """What the training loop needs to know about a suite: its agent, the arguments of its
-environments, the frame stack the replay rebuilds, the replay's settings, whether learning sees
-clipped rewards, the update statistics worth logging and the networks a finished run keeps.
+environments, the frame stack the replay rebuilds, the env steps an agent step takes, the replay's
+settings, whether learning sees clipped rewards, the update statistics worth logging and the
+networks a finished run keeps.
 
 One loop serves every agent; adding a suite is an entry in ``SUITES``, not a branch in the loop.
 """
@@ -15,6 +16,7 @@ import gymnasium as gym
 import torch
 
 from plastic.configs.schema import Config
+from plastic.envs.dmc_tasks import task_settings
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,14 @@ class SuiteRuntime:
     clip_rewards: bool  # learning sees sign(r); episode logs and evaluations see raw returns
     frame_stack: Callable[[Config], int]
     env_kwargs: Callable[[Config], dict[str, Any]]
+    # Env steps per agent step, the x axis of the benchmark's curves (logged as ``env_steps``).
+    # Atari-100k and MinAtar count agent steps (Atari's 4 frames are an emulator detail): 1.
+    action_repeat: Callable[[Config], int] = lambda _: 1
+    # Atari evaluates with train=True envs, as Dopamine's runner does: a life loss ends the
+    # episode, and the reset that follows continues the game with a fresh zero-padded stack, so
+    # the agent sees the stacks it trained on while the score spans the whole game.
+    eval_with_train_envs: bool = False
+    stack_padding: str = "zero"  # how the env pads its frame stack at reset (ReplayBuffer's)
 
 
 def _build_rainbow(config: Config, obs_shape: tuple[int, ...], action_space: gym.Space,
@@ -94,11 +104,13 @@ DRQ_SAC = AgentKind(
 
 
 def _atari_env_kwargs(config: Config) -> dict[str, Any]:
-    return {"max_episode_frames": 4 * config.env.max_episode_steps}
+    return {"max_episode_frames": 4 * config.env.max_episode_steps,
+            "repeat_action_probability": config.env.repeat_action_probability}
 
 
 def _minatar_env_kwargs(config: Config) -> dict[str, Any]:
-    return {"max_episode_steps": config.env.max_episode_steps}
+    return {"max_episode_steps": config.env.max_episode_steps,
+            "repeat_action_probability": config.env.repeat_action_probability}
 
 
 def _dmc_frame_stack(config: Config) -> int:
@@ -111,13 +123,18 @@ def _dmc_env_kwargs(config: Config) -> dict[str, Any]:
             "action_repeat": config.env.action_repeat or None}
 
 
+def _dmc_action_repeat(config: Config) -> int:
+    return config.env.action_repeat or task_settings(config.game).action_repeat
+
+
 SUITES: dict[str, SuiteRuntime] = {
     "atari": SuiteRuntime(RAINBOW, clip_rewards=True, frame_stack=lambda _: 4,
-                          env_kwargs=_atari_env_kwargs),
+                          env_kwargs=_atari_env_kwargs, eval_with_train_envs=True),
     "minatar": SuiteRuntime(RAINBOW, clip_rewards=True, frame_stack=lambda _: 1,
                             env_kwargs=_minatar_env_kwargs),
     "dmc": SuiteRuntime(DRQ_SAC, clip_rewards=False, frame_stack=_dmc_frame_stack,
-                        env_kwargs=_dmc_env_kwargs),
+                        env_kwargs=_dmc_env_kwargs, stack_padding="first",
+                        action_repeat=_dmc_action_repeat),
 }
 
 
