@@ -313,6 +313,35 @@ def test_sam_perturbs_only_encoder_parameters_and_head_takes_clean_gradient():
 
 
 # ---------------------------------------------------------------------------- learning, resume
+def test_authors_dmc_exclusion_perturbs_the_head_but_steps_it_with_the_clean_gradient():
+    agent = make_agent(pixels=True, sam={"enabled": True, "rho": 0.05, "exclusion": "authors-dmc"})
+    clean = make_agent(pixels=True, sam={"enabled": True, "rho": 0.05})
+    plain = make_agent(pixels=True)  # the same initial networks, no SAM
+    before = {n: p.detach().clone() for n, p in agent.critic.named_parameters()}
+    seen = []
+
+    def record(module, inputs):
+        if torch.is_grad_enabled():
+            seen.append({n: p.detach().clone() for n, p in agent.critic.named_parameters()})
+
+    handle = agent.critic.register_forward_pre_hook(record)
+    batch = make_batch(True, seed=1)
+    for which in (agent, clean, plain):
+        torch.manual_seed(9)
+        which.update(batch)
+    handle.remove()
+    perturbed = seen[1]
+    assert all(not torch.equal(perturbed[n], before[n]) for n in before)  # the head moves too
+    moved = torch.sqrt(sum(((perturbed[n] - before[n]) ** 2).sum() for n in before))
+    assert moved.item() == pytest.approx(0.05, rel=1e-4)  # one ρ-ball over the whole critic
+    for (n, p), q, r in zip(agent.critic.named_parameters(), plain.critic.parameters(),
+                            clean.critic.parameters()):
+        if n.startswith("head."):  # clean gradient: the same step as without SAM
+            assert torch.allclose(p, q, rtol=0, atol=1e-7), n
+        else:  # the encoder's perturbed gradient saw a perturbed head: not the paper's SAM step
+            assert not torch.equal(p, r), n
+
+
 def test_updates_on_a_fixed_terminal_batch_fit_the_rewards():
     agent = make_agent(critic_lr=1e-3)
     batch = make_batch(False, seed=2, terminal=True)  # y = r exactly

@@ -26,6 +26,7 @@ CASES = [
     ("minatar", "plastic", {}),
     ("minatar", "plastic", {"agent.max_grad_norm": 0.05}),  # clipping active
     ("minatar", "drq+sam", {"sam.exclusion": "authors", "sam.resample_noise": True}),
+    ("minatar", "drq+sam", {"sam.exclusion": "authors-dmc"}),
     ("minatar", "drq+sam+ln", {"sam.scope": "all", "sam.adaptive": True}),
     ("minatar", "drq+crelu", {"agent.double_q": False, "network.dueling": False}),
 ]

@@ -109,6 +109,20 @@ def test_authors_exclusion_perturbs_head_and_accumulates_its_gradient():
     assert torch.allclose(head.detach(), w0[4:] - 0.1 * (g[4:] + g_perturbed[4:]), atol=1e-6, rtol=0)
 
 
+def test_authors_dmc_exclusion_perturbs_head_but_keeps_its_clean_gradient():
+    A, w0, enc, head, opt, loss = _two_group_setup("authors-dmc")
+    loss().backward()
+    opt.first_step(zero_grad=True)
+    g = A @ w0
+    e = 0.2 * g / g.norm()  # every parameter perturbed, norm over all
+    assert torch.allclose(head.detach(), w0[4:] + e[4:], atol=1e-12)
+    loss().backward()
+    opt.second_step()
+    g_perturbed = A @ (w0 + e)  # the encoder's gradient sees the perturbed head
+    assert torch.allclose(enc.detach(), w0[:4] - 0.1 * g_perturbed[:4], atol=1e-6, rtol=0)
+    assert torch.allclose(head.detach(), w0[4:] - 0.1 * g[4:], atol=1e-6, rtol=0)
+
+
 class RecordingSGD(torch.optim.SGD):
     """SGD that records the parameter values it is asked to step from."""
 
@@ -252,7 +266,7 @@ def test_lr_change_reaches_base_optimizer():
     ("kwargs", "message"),
     [
         ({"rho": -0.1}, "rho must be a non-negative"),
-        ({"exclusion": "bogus"}, "valid choices: clean, authors"),
+        ({"exclusion": "bogus"}, "valid choices: clean, authors, authors-dmc"),
         ({"base_optimizer": "adam"}, "torch.optim.Optimizer class"),
     ],
 )

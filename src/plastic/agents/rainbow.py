@@ -292,7 +292,7 @@ class RainbowAgent:
         """
         sam = self.config.sam
         self.optimizer.first_step(zero_grad=True)
-        head_moved = sam.scope != "encoder" or sam.exclusion == "authors" or sam.resample_noise
+        head_moved = sam.scope != "encoder" or sam.exclusion != "clean" or sam.resample_noise
         if sam.resample_noise:
             self._load_noise(self._noisy_online, r.perturbed_noise)
         if head_moved:

@@ -179,7 +179,7 @@ class ReferenceLearner:
             "all": lambda k: True,
         }[sam.scope]
         keys = list(self.online)
-        perturbed = [k for k in keys if in_scope(k) or sam.exclusion == "authors"]
+        perturbed = [k for k in keys if in_scope(k) or sam.exclusion != "clean"]
         clean = [k for k in keys if not in_scope(k)]
         return perturbed, clean
 

@@ -37,7 +37,9 @@ class SAMConfig:
     scope: str = "encoder"  # "encoder" (paper), "head" or "all": which parameters SAM perturbs
     adaptive: bool = False
     resample_noise: bool = False  # fresh noisy-layer noise in the perturbed pass
-    exclusion: str = "clean"  # "authors": the authors' head quirk (see SAM's docstring)
+    # "clean": the paper's intent. The authors' code perturbs the excluded head too; its final
+    # gradient is clean + perturbed ("authors", their Atari code) or clean ("authors-dmc").
+    exclusion: str = "clean"
 
 
 @dataclass
@@ -262,7 +264,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "env.obs": ("pixels", "state"),
     "network.encoder": ("nature", "minatar"),
     "sam.scope": ("encoder", "head", "all"),
-    "sam.exclusion": ("clean", "authors"),
+    "sam.exclusion": ("clean", "authors", "authors-dmc"),
     "reset.scope": ("head", "all"),
 }
 

@@ -20,7 +20,7 @@ import torch
 from torch.optim import Optimizer
 
 _EPS = 1e-12
-EXCLUSION_MODES = ("clean", "authors")
+EXCLUSION_MODES = ("clean", "authors", "authors-dmc")
 
 
 class SAM(Optimizer):
@@ -35,7 +35,9 @@ class SAM(Optimizer):
         exclusion: how ``"sam": False`` groups are treated. ``"clean"`` (default) is the paper's
             stated intent. ``"authors"`` reproduces the PLASTIC authors' code: those groups are
             perturbed too (and enter the norm), and their final gradient is the clean gradient plus
-            the gradient at the perturbed point.
+            the gradient at the perturbed point (their Atari code). ``"authors-dmc"``, their DMC
+            code: those groups are perturbed too (and enter the norm), and their final gradient is
+            the clean gradient alone.
         **base_kwargs: passed to ``base_optimizer`` (lr, eps, weight_decay, ...).
 
     Usage, explicit::
@@ -95,7 +97,7 @@ class SAM(Optimizer):
             with_grad = [p for p in group["params"] if p.grad is not None]
             if not with_grad:
                 continue
-            if group["sam"] or self.exclusion == "authors":
+            if group["sam"] or self.exclusion != "clean":
                 perturb.append((group, with_grad))
             if not group["sam"]:
                 clean.extend(with_grad)
