@@ -201,7 +201,8 @@ class Trainer:
                 self._log_train(pending, rates)
                 pending = []
                 window_start, window_step, window_updates = now, state.step, self.agent.updates
-                message = (f"ret={state.last_return:.1f} steps/s={rates['steps_per_s']:.0f} "
+                last = "-" if math.isnan(state.last_return) else f"{state.last_return:.1f}"  # no episode yet
+                message = (f"ret={last} steps/s={rates['steps_per_s']:.0f} "
                            f"updates/s={rates['updates_per_s']:.0f}")
                 if bar is not None:
                     bar.set_postfix_str(message, refresh=False)

@@ -1,0 +1,45 @@
+"""Device selection: auto picks CUDA when torch sees a GPU, a missing GPU is a clear error, and
+(on a machine with CUDA) both agents train end to end on it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from plastic.agents.rainbow import resolve_device
+from plastic.configs import build_config
+from plastic.train.loop import train
+
+
+def test_auto_picks_cuda_only_when_torch_sees_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ValueError, match="no CUDA GPU; use --device cpu"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="valid: auto, cpu, cuda, cuda:N"):
+        resolve_device("tpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize(("suite", "game", "overrides"), [
+    ("minatar", "breakout", {"agent.batch_size": 8, "agent.replay_capacity": 1000}),
+    ("dmc", "cartpole-swingup", {"env.obs": "state", "env.action_repeat": 8, "sac.batch_size": 16,
+                                 "sac.hidden": 32, "sac.state_encoder_hidden": 32}),
+])
+def test_plastic_trains_on_cuda(tmp_path, suite, game, overrides):
+    config = build_config(suite, game, "plastic", overrides={
+        **overrides, "device": "cuda", "train.steps": 300, "train.learning_starts": 100,
+        "train.replay_ratio": 0.5, "train.eval_episodes": 1, "train.eval_envs": 1,
+        "train.eval_interval": 0, "reset.interval": 50, "train.checkpoint_interval": 200})
+    train(config, tmp_path, progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["device"].startswith("cuda") and summary["updates"] == 100 and summary["resets"] == 2
+    final = torch.load(tmp_path / "final_model.pt", map_location="cpu")
+    tensors = [t for part in final.values() for t in part.values()]
+    assert tensors and all(np.isfinite(t.float().numpy()).all() for t in tensors)
