@@ -13,4 +13,5 @@ out="${1:-runs/demo-minatar}"
     --set train.learning_starts=1000 --set train.eval_interval=1000 \
     --set train.eval_episodes=5 --set train.eval_envs=5 --set reset.interval=2000
 .venv/bin/plastic report "$out" --out "$out/report"
-echo "report: $root/$out/report/report.md (and report.html)"
+[[ "$out" = /* ]] || out="$root/$out"
+echo "report: $out/report/report.md (and report.html)"
