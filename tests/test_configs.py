@@ -32,6 +32,8 @@ def test_paper_defaults():
     assert c.agent.lr == pytest.approx(2**0.5 * 1e-4, rel=1e-3)
     assert (c.sam.rho, c.sam.scope, c.reset.interval, c.reset.scope) == (0.1, "encoder", 40_000, "head")
     assert (c.train.replay_ratio, c.train.learning_starts, c.train.steps) == (2.0, 2000, 100_000)
+    # LN after every encoder conv, CReLU in the head
+    assert (c.network.layer_norm_scope, c.network.crelu_scope) == ("encoder", "head")
 
 
 def test_overrides_are_typed():
@@ -50,6 +52,10 @@ def test_overrides_are_typed():
         ({"train.steps": "lots"}, "train.steps: expected int"),
         ({"sam.scope": "neck"}, "valid: encoder, head, all"),
         ({"network.noisy": "maybe"}, "expected true or false"),
+        ({"network.layer_norm_scope": "neck"},
+         "network.layer_norm_scope: unknown value 'neck'; valid: encoder, head, all"),
+        ({"network.crelu_scope": "Head"},
+         "network.crelu_scope: unknown value 'Head'; valid: head, encoder, all"),
     ],
 )
 def test_bad_overrides(overrides, message):
@@ -122,8 +128,15 @@ def test_bad_values_stop_the_cli_and_train_before_a_run_directory_exists(tmp_pat
     assert main(["train", "minatar", "--game", "breakout", "--set", "agent.batch_size=0",
                  "--run-dir", str(run_dir)]) == 2
     assert "agent.batch_size = 0" in capsys.readouterr().err
+    assert main(["train", "minatar", "--game", "breakout", "--set", "network.crelu_scope=neck",
+                 "--run-dir", str(run_dir)]) == 2
+    assert "network.crelu_scope: unknown value 'neck'; valid: head, encoder, all" in capsys.readouterr().err
     config = build_config("minatar", "breakout", "drq")
     config.reset.interval = 0  # a config built in code, not through build_config
     with pytest.raises(ValueError, match="reset.interval = 0 is out of range"):
+        train(config, run_dir, progress=False)
+    config = build_config("minatar", "breakout", "drq+ln")
+    config.network.layer_norm_scope = "neck"
+    with pytest.raises(ValueError, match="network.layer_norm_scope: unknown value 'neck'; valid: encoder"):
         train(config, run_dir, progress=False)
     assert not run_dir.exists()

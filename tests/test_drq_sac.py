@@ -10,10 +10,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from plastic import metrics
 from plastic.agents.drq_sac import DrQSACAgent, SACConfig
 from plastic.configs.schema import NetworkConfig, ResetConfig, SAMConfig
+from plastic.nn.layers import CReLU, LayerNorm2d
 from plastic.nn.sac_networks import squashed_gaussian_log_prob, squashed_gaussian_sample
 from plastic.replay.buffer import Batch, ReplayBuffer
 
@@ -24,10 +26,10 @@ BATCH = 8
 
 
 def make_config(pixels: bool, *, sam: dict | None = None, reset: dict | None = None,
-                **sac) -> SimpleNamespace:
+                network: dict | None = None, **sac) -> SimpleNamespace:
     return SimpleNamespace(
         seed=0,
-        network=NetworkConfig(input_scale=255.0 if pixels else 1.0),
+        network=NetworkConfig(input_scale=255.0 if pixels else 1.0, **(network or {})),
         sam=SAMConfig(**(sam or {})),
         reset=ResetConfig(**(reset or {})),
         sac=SACConfig(**{"batch_size": BATCH, "encoder_channels": "8-8-8-8", "hidden": 32,
@@ -462,6 +464,84 @@ def test_crelu_and_layer_norm_switches_build_the_networks():
     assert agent.critic.head.q1.trunk[2].in_features == 2 * config.sac.hidden  # CReLU doubles
     stats = agent.update(make_batch(True))
     assert torch.isfinite(stats["critic_loss"]) and torch.isfinite(stats["actor_loss"])
+
+
+def count(module: nn.Module, kind: type[nn.Module]) -> int:
+    return sum(isinstance(m, kind) for m in module.modules())
+
+
+def placement(ln_scope: str, crelu_scope: str) -> dict:
+    return {"layer_norm": True, "crelu": True, "layer_norm_scope": ln_scope, "crelu_scope": crelu_scope}
+
+
+@pytest.mark.parametrize(
+    ("ln_scope", "crelu_scope", "placed"),  # placed: LN in encoder, head; CReLU in encoder, head
+    [("encoder", "head", (1, 0, 0, 1)), ("head", "encoder", (0, 1, 1, 0)), ("all", "all", (1, 1, 1, 1))],
+)
+def test_layer_norm_and_crelu_placement(ln_scope, crelu_scope, placed):
+    """Pixels 9x16x16 through convs 8-8-8-8 (3x3, stride 2) -> 8x1x1 = 8 features; projections to 50
+    (Linear, LayerNorm, tanh: always there); MLPs of 2 x 32 units; 2 actions."""
+    agent = make_agent(pixels=True, network=placement(ln_scope, crelu_scope))
+    encoder, critic_head, actor = agent.critic.encoder, agent.critic.head, agent.actor
+    ln_encoder, ln_head, crelu_encoder, crelu_head = placed
+    assert (count(encoder, LayerNorm2d), count(encoder, nn.LayerNorm)) == (4 * ln_encoder, 0)
+    assert count(critic_head, nn.LayerNorm) == 1 + 4 * ln_head  # projection + 2 layers in q1 and q2
+    assert count(actor, nn.LayerNorm) == 1 + 2 * ln_head
+    assert count(critic_head, LayerNorm2d) == count(actor, LayerNorm2d) == 0
+    assert (count(encoder, CReLU), count(encoder, nn.ReLU)) == (4 * crelu_encoder, 4 - 4 * crelu_encoder)
+    assert (count(critic_head, CReLU), count(actor, CReLU)) == (4 * crelu_head, 2 * crelu_head)
+
+    c = 4 if crelu_encoder else 8  # each conv's own output channels; CReLU concatenates back to 8
+    conv_params = (9 * c * 9 + c) + 3 * (8 * c * 9 + c) + 4 * 2 * c * ln_encoder
+    assert sum(p.numel() for p in encoder.parameters()) == conv_params
+    width = 64 if crelu_head else 32  # the authors' CReLU in the MLPs doubles the features
+    projection = 8 * 50 + 50 + 2 * 50
+
+    def trunk(inputs: int) -> int:  # Linear(inputs, 32), [LN(32)], act, Linear(width, 32), [LN(32)], act
+        return (inputs * 32 + 32) + (width * 32 + 32) + 2 * 2 * 32 * ln_head
+
+    q = trunk(50 + ACTIONS) + width + 1
+    assert sum(p.numel() for p in critic_head.parameters()) == projection + 2 * q
+    mean_and_log_std = 2 * (width * ACTIONS + ACTIONS)
+    assert sum(p.numel() for p in actor.parameters()) == projection + trunk(50) + mean_and_log_std
+
+    batch = make_batch(True)
+    x = agent.to_input(batch.obs)
+    assert encoder(x).shape == (BATCH, 8)
+    q1, q2 = agent.critic(x, torch.as_tensor(batch.action))
+    assert q1.shape == q2.shape == (BATCH,)
+    assert agent.actor(encoder(x))[0].shape == (BATCH, ACTIONS)
+    stats = agent.update(batch)
+    assert torch.isfinite(stats["critic_loss"]) and torch.isfinite(stats["actor_loss"])
+
+
+def test_crelu_in_the_state_encoder_halves_its_units_and_refuses_odd_widths():
+    agent = make_agent(network=placement("all", "encoder"))
+    linear, norm = agent.critic.encoder.layers[0], agent.critic.encoder.layers[1]
+    assert (linear.out_features, norm.normalized_shape) == (16, (16,))  # 16 + 16 = 32 units
+    assert agent.critic.encoder(torch.zeros(BATCH, *STATE_SHAPE)).shape == (BATCH, 32)
+    with pytest.raises(ValueError, match="CReLU in the encoder needs even widths .* got 7"):
+        make_agent(pixels=True, encoder_channels="8-7-8-8", network=placement("encoder", "encoder"))
+    with pytest.raises(ValueError, match="crelu_scope: unknown value 'neck'; valid: head, encoder, all"):
+        make_agent(network=placement("encoder", "neck"))
+
+
+def test_reset_reinitialises_head_layer_norm_and_sam_leaves_it_out():
+    agent = make_agent(pixels=True, critic_lr=1e-2, actor_lr=1e-2, sam={"enabled": True, "rho": 0.01},
+                       network=placement("all", "head"))
+    sam = {p for group in agent.critic_optimizer.param_groups if group["sam"] for p in group["params"]}
+    head_norms = [m for m in agent.critic.head.modules() if isinstance(m, nn.LayerNorm)]
+    assert all(p in sam for p in agent.critic.encoder.parameters())
+    assert not any(p in sam for m in head_norms for p in m.parameters())
+    for seed in range(2):
+        agent.update(make_batch(True, seed))
+    touched = set(agent.reset_heads())
+    for network, prefix in ((agent.critic, "critic"), (agent.actor, "actor")):
+        for name, module in network.named_modules():
+            if isinstance(module, (nn.LayerNorm, LayerNorm2d)):
+                in_head = not name.startswith("encoder.")
+                assert (f"{prefix}.{name}.weight" in touched) == in_head, name
+                assert torch.equal(module.weight, torch.ones_like(module.weight)) == in_head, name
 
 
 def test_bad_settings_raise_clear_errors():

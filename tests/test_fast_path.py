@@ -29,6 +29,10 @@ CASES = [
     ("minatar", "drq+sam", {"sam.exclusion": "authors-dmc"}),
     ("minatar", "drq+sam+ln", {"sam.scope": "all", "sam.adaptive": True}),
     ("minatar", "drq+crelu", {"agent.double_q": False, "network.dueling": False}),
+    # LN and CReLU placement: LayerNorm in the head streams, CReLU after the convs
+    ("minatar", "plastic", {"network.layer_norm_scope": "all", "network.crelu_scope": "all"}),
+    ("minatar", "drq+ln+sam", {"network.layer_norm_scope": "head", "sam.scope": "head"}),
+    ("atari", "drq+ln+crelu", {"network.layer_norm_scope": "all", "network.crelu_scope": "encoder"}),
 ]
 
 
@@ -103,6 +107,18 @@ def test_flop_count_of_the_nature_encoder_by_hand():
     assert update_flops(config, (4, 84, 84), 18) == 2 * 32 * (2 * forward + 2 * forward + forward - first)
 
 
+def test_flop_count_follows_ln_and_crelu_placement():
+    """CReLU in the encoder halves each conv's own outputs; LN shifts the layer indices."""
+    scopes = {"network.layer_norm_scope": "all", "network.crelu_scope": "all"}
+    config = make_config("atari", "drq+ln+crelu", 32, "cpu", scopes)
+    macs = dict(layer_macs(build_q_network(config, (4, 84, 84), 18), (4, 84, 84)))
+    assert macs["encoder.0"] == 20 * 20 * 16 * (4 * 8 * 8)
+    assert macs["encoder.3"] == 9 * 9 * 32 * (32 * 4 * 4)
+    assert macs["encoder.6"] == 7 * 7 * 32 * (64 * 3 * 3)
+    assert macs["head.advantage.0"] == 3136 * 256 and macs["head.advantage.3"] == 512 * 18 * 51
+    assert update_flops(config, (4, 84, 84), 18) > 0
+
+
 @pytest.mark.parametrize("what", ["learner", "acting"])
 def test_bench_cli_prints_one_json_line(capsys, what):
     args = [what, "--suite", "minatar", "--preset", "plastic", "--rounds", "1"]
@@ -138,8 +154,9 @@ def test_noisy_linear_factorised_and_built_forms_agree(rows):
         assert torch.allclose(grads[k], p.grad, atol=1e-4), k
 
 
-def test_head_with_prebuilt_parameters_equals_its_own_forward():
-    config = make_config("minatar", "plastic", 8, "cpu")
+@pytest.mark.parametrize("scope", ["encoder", "all"])
+def test_head_with_prebuilt_parameters_equals_its_own_forward(scope):
+    config = make_config("minatar", "plastic", 8, "cpu", {"network.layer_norm_scope": scope})
     torch.manual_seed(0)
     network = build_q_network(config, (4, 10, 10), 5)
     x = torch.rand(8, 4, 10, 10)

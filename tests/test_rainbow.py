@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from plastic.agents import rainbow
 from plastic.agents.rainbow import RainbowAgent
 from plastic.configs import build_config
+from plastic.nn.layers import CReLU, LayerNorm2d
 from plastic.replay.buffer import ReplayBuffer
 
 OBS_SHAPE = (4, 10, 10)
@@ -31,6 +33,75 @@ def make_agent(preset: str, **overrides) -> RainbowAgent:
 
 def head_state(net) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in net.head.state_dict().items()}
+
+
+def count(module: nn.Module, kind: type[nn.Module]) -> int:
+    return sum(isinstance(m, kind) for m in module.modules())
+
+
+@pytest.mark.parametrize(
+    ("preset", "ln_scope", "crelu_scope", "placed"),  # placed: LN in encoder, head; CReLU in encoder, head
+    [
+        ("drq+ln+crelu", "encoder", "head", (1, 0, 0, 1)),  # the paper's (the defaults)
+        ("drq+ln+crelu", "head", "encoder", (0, 1, 1, 0)),
+        ("drq+ln+crelu", "all", "all", (1, 1, 1, 1)),
+        ("drq", "all", "all", (0, 0, 0, 0)),  # the scopes only matter when the switches are on
+    ],
+)
+def test_layer_norm_and_crelu_placement(preset, ln_scope, crelu_scope, placed):
+    """MinAtar: one 3x3 conv to 16 channels (4x10x10 -> 16x8x8 = 1024 features); a dueling noisy
+    head of 128 hidden units for 3 actions x 51 atoms."""
+    agent = make_agent(preset, **{"network.layer_norm_scope": ln_scope, "network.crelu_scope": crelu_scope})
+    encoder, head = agent.online.encoder, agent.online.head
+    ln_encoder, ln_head, crelu_encoder, crelu_head = placed
+    assert (count(encoder, LayerNorm2d), count(encoder, nn.LayerNorm)) == (ln_encoder, 0)
+    assert (count(head, nn.LayerNorm), count(head, LayerNorm2d)) == (2 * ln_head, 0)  # both streams
+    assert (count(encoder, CReLU), count(encoder, nn.ReLU)) == (crelu_encoder, 1 - crelu_encoder)
+    assert (count(head, CReLU), count(head, nn.ReLU)) == (2 * crelu_head, 2 - 2 * crelu_head)
+
+    channels = 8 if crelu_encoder else 16  # CReLU concatenates 8 channels back to 16
+    conv_and_norm = 4 * channels * 9 + channels + 2 * channels * ln_encoder
+    assert sum(p.numel() for p in encoder.parameters()) == conv_and_norm
+    width = 64 if crelu_head else 128
+
+    def noisy(i: int, o: int) -> int:
+        return 2 * (i * o + o)  # μ and σ of weight and bias
+
+    def stream(out: int) -> int:
+        return noisy(1024, width) + 2 * width * ln_head + noisy(128, out)
+
+    assert sum(p.numel() for p in head.parameters()) == stream(3 * 51) + stream(51)
+    x = torch.rand(2, *OBS_SHAPE)
+    assert agent.online.features(x).shape == (2, 1024)
+    assert agent.online(x).shape == (2, 3, 51)
+    assert torch.allclose(agent.online(x, head.linear_parameters()), agent.online(x), atol=1e-6)
+
+
+def test_odd_head_width_with_crelu_is_refused():
+    with pytest.raises(ValueError, match="CReLU in the head needs even widths .* got 127"):
+        make_agent("drq+crelu", **{"network.hidden": 127})
+    make_agent("drq+crelu", **{"network.hidden": 127, "network.crelu_scope": "encoder"})  # head: ReLU
+
+
+def test_head_reset_reinitialises_head_layer_norm_and_sam_leaves_it_out():
+    agent = make_agent("drq+ln+sam+reset", **{"network.layer_norm_scope": "all", "reset.interval": 2})
+    norms = {n: m for n, m in agent.online.named_modules() if isinstance(m, (nn.LayerNorm, LayerNorm2d))}
+    assert sorted(norms) == ["encoder.1", "head.advantage.1", "head.value.1"]  # inside `head`
+    sam = {p for group in agent.optimizer.param_groups if group["sam"] for p in group["params"]}
+    assert all(p in sam for p in norms["encoder.1"].parameters())
+    assert not any(p in sam for n in ("head.advantage.1", "head.value.1") for p in norms[n].parameters())
+
+    def fresh(module: nn.Module) -> bool:
+        return torch.equal(module.weight, torch.ones_like(module.weight)) \
+            and torch.equal(module.bias, torch.zeros_like(module.bias))
+
+    replay = filled_replay()
+    assert not agent.update(replay.sample(8))["reset"]
+    assert not any(fresh(m) for m in norms.values())  # every LayerNorm learned
+    assert agent.update(replay.sample(8))["reset"]
+    target = dict(agent.target.named_modules())
+    for name, module in norms.items():
+        assert fresh(module) == fresh(target[name]) == name.startswith("head."), name
 
 
 def test_head_reset_at_exact_update_counts_in_both_networks():

@@ -13,9 +13,10 @@ One update, in the order of the PLASTIC authors' code (jaxrl's DrQ):
    critic encoder's features detached, so only its own projection and MLP learn from it.
 6. Temperature step on α·(H − H_target), H the actor step's entropy estimate.
 
-PLASTIC's switches: LayerNorm after each encoder conv, CReLU in the actor and critic MLPs, SAM on
-the encoder only, and a Reset of everything but the encoder (actor, critic heads in the online
-and target critics, log α; their optimizer state cleared) every ``reset.interval`` updates.
+PLASTIC's switches: LayerNorm after each encoder conv, CReLU in the actor and critic MLPs (both
+placements are knobs: ``network.layer_norm_scope``, ``network.crelu_scope``), SAM on the encoder
+only, and a Reset of everything but the encoder (actor, critic heads in the online and target
+critics, log α; their optimizer state cleared) every ``reset.interval`` updates.
 """
 
 from __future__ import annotations
@@ -89,11 +90,13 @@ class DrQSACAgent:
         net = config.network
 
         encoder = make_sac_encoder(
-            self.obs_shape, channels=parse_channels(sac.encoder_channels), layer_norm=net.layer_norm,
+            self.obs_shape, channels=parse_channels(sac.encoder_channels),
+            layer_norm=net.layer_norm_in("encoder"), crelu=net.crelu_in("encoder"),
             state_hidden=sac.state_encoder_hidden, state_layers=sac.state_encoder_layers,
         )
         feature_dim = output_size(encoder, self.obs_shape)
-        mlp = dict(latent_dim=sac.latent_dim, hidden=sac.hidden, layers=sac.hidden_layers, crelu=net.crelu)
+        mlp = dict(latent_dim=sac.latent_dim, hidden=sac.hidden, layers=sac.hidden_layers,
+                   crelu=net.crelu_in("head"), layer_norm=net.layer_norm_in("head"))
         self.critic = Critic(encoder, CriticHead(feature_dim, action_dim, **mlp)).to(device)
         if self.pixels:
             self.critic.to(memory_format=torch.channels_last)

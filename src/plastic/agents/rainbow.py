@@ -2,8 +2,9 @@
 
 C51 (Bellemare et al., 2017) with a dueling noisy head, double Q, n-step returns, prioritized
 replay, an EMA target network that also acts, random-shift + intensity augmentation of s and s′.
-PLASTIC's components are flags in the config: LayerNorm in the encoder, CReLU in the head, SAM
-on the encoder (the head takes the clean gradient), and a periodic Reset of the head.
+PLASTIC's components are flags in the config: LayerNorm in the encoder, CReLU in the head (both
+placements are knobs: ``network.layer_norm_scope``, ``network.crelu_scope``), SAM on the encoder
+(the head takes the clean gradient), and a periodic Reset of the head.
 """
 
 from __future__ import annotations
@@ -67,11 +68,13 @@ def resolve_device(device: str) -> torch.device:
 
 def build_q_network(config: Config, obs_shape: tuple[int, ...], num_actions: int) -> QNetwork:
     net_cfg = config.network
-    encoder = make_encoder(net_cfg.encoder, obs_shape[0], net_cfg.layer_norm)
+    encoder = make_encoder(net_cfg.encoder, obs_shape[0], layer_norm=net_cfg.layer_norm_in("encoder"),
+                           crelu=net_cfg.crelu_in("encoder"))
     head = DistributionalHead(
         encoder_output_size(encoder, obs_shape), num_actions, net_cfg.num_atoms,
         hidden=net_cfg.hidden, dueling=net_cfg.dueling, noisy=net_cfg.noisy,
-        crelu=net_cfg.crelu, noisy_std=net_cfg.noisy_std,
+        crelu=net_cfg.crelu_in("head"), layer_norm=net_cfg.layer_norm_in("head"),
+        noisy_std=net_cfg.noisy_std,
     )
     return QNetwork(encoder, head)
 

@@ -36,22 +36,31 @@ ENCODER_LAYOUTS: dict[str, list[tuple[int, int, int]]] = {  # (out channels, ker
 }
 
 
-def layer_norm_channels(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def layer_norm_features(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """LayerNorm over dim 1 (the channels of NCHW, the features of (B, F)) at every other index."""
+    shape = (1, -1, *[1] * (x.dim() - 2))
     mean = x.mean(dim=1, keepdim=True)
     var = ((x - mean) ** 2).mean(dim=1, keepdim=True)
-    return (x - mean) / torch.sqrt(var + _LAYER_NORM_EPS) * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
+    return (x - mean) / torch.sqrt(var + _LAYER_NORM_EPS) * weight.view(shape) + bias.view(shape)
+
+
+def activate(params: dict[str, torch.Tensor], name: str, x: torch.Tensor, *, layer_norm: bool,
+             crelu: bool) -> tuple[torch.Tensor, int]:
+    """[LayerNorm (module ``name``)], then ReLU or CReLU; also how many modules that took."""
+    if layer_norm:
+        x = layer_norm_features(x, params[f"{name}.weight"], params[f"{name}.bias"])
+    x = torch.cat([torch.relu(x), torch.relu(-x)], 1) if crelu else torch.relu(x)
+    return x, 1 + int(layer_norm)
 
 
 def encoder_forward(config: Config, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     net = config.network
     index = 0
-    for _, _, stride in ENCODER_LAYOUTS[net.encoder]:
+    for _, _, stride in ENCODER_LAYOUTS[net.encoder]:  # CReLU: the conv's weight has half the channels
         x = F.conv2d(x, params[f"encoder.{index}.weight"], params[f"encoder.{index}.bias"], stride=stride)
-        if net.layer_norm:
-            x = layer_norm_channels(x, params[f"encoder.{index + 1}.weight"],
-                                    params[f"encoder.{index + 1}.bias"])
-        x = torch.relu(x)
-        index += 3 if net.layer_norm else 2
+        x, modules = activate(params, f"encoder.{index + 1}", x, layer_norm=net.layer_norm_in("encoder"),
+                              crelu=net.crelu_in("encoder"))
+        index += 1 + modules
     return x.reshape(x.shape[0], -1)
 
 
@@ -69,10 +78,11 @@ def linear_forward(config: Config, params: dict[str, torch.Tensor], name: str, x
 
 def mlp_forward(config: Config, params: dict[str, torch.Tensor], name: str, x: torch.Tensor,
                 noise: dict[str, tuple[torch.Tensor, torch.Tensor]] | None) -> torch.Tensor:
+    net = config.network
     hidden = linear_forward(config, params, f"{name}.0", x, noise)
-    hidden = torch.cat([torch.relu(hidden), torch.relu(-hidden)], 1) if config.network.crelu \
-        else torch.relu(hidden)
-    return linear_forward(config, params, f"{name}.2", hidden, noise)
+    hidden, modules = activate(params, f"{name}.1", hidden, layer_norm=net.layer_norm_in("head"),
+                               crelu=net.crelu_in("head"))
+    return linear_forward(config, params, f"{name}.{1 + modules}", hidden, noise)
 
 
 def network_forward(config: Config, params: dict[str, torch.Tensor], x: torch.Tensor,

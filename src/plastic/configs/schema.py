@@ -18,8 +18,14 @@ from typing import Any
 @dataclass
 class NetworkConfig:
     encoder: str = "nature"  # "nature" (32-64-64 convs, Atari) or "minatar" (one 16-channel conv)
-    layer_norm: bool = False  # LayerNorm after every encoder conv, before ReLU
-    crelu: bool = False  # CReLU in the head: hidden/2 units, concatenated back to hidden
+    layer_norm: bool = False  # LayerNorm on pre-activations, in the layers of layer_norm_scope
+    # Where LayerNorm goes when on: "encoder" (paper: after every conv), "head" (every head MLP's
+    # hidden layer) or "all".
+    layer_norm_scope: str = "encoder"
+    crelu: bool = False  # CReLU instead of ReLU, in the layers of crelu_scope
+    # Where CReLU goes when on: "head" (paper: hidden/2 units, concatenated back to hidden),
+    # "encoder" (each conv outputs half its channels, concatenated back) or "all".
+    crelu_scope: str = "head"
     hidden: int = 512
     noisy: bool = True
     noisy_std: float = 0.5
@@ -28,6 +34,19 @@ class NetworkConfig:
     v_min: float = -10.0
     v_max: float = 10.0
     input_scale: float = 255.0  # observations are divided by this (MinAtar boards are 0/1: 1.0)
+
+    def layer_norm_in(self, part: str) -> bool:
+        """Whether LayerNorm goes in ``part`` ("encoder" or "head") of the network."""
+        return self.layer_norm and _in_scope("network.layer_norm_scope", self.layer_norm_scope, part)
+
+    def crelu_in(self, part: str) -> bool:
+        """Whether CReLU goes in ``part`` ("encoder" or "head") of the network."""
+        return self.crelu and _in_scope("network.crelu_scope", self.crelu_scope, part)
+
+
+def _in_scope(key: str, scope: str, part: str) -> bool:
+    check_choice(key, scope)
+    return scope in (part, "all")
 
 
 @dataclass
@@ -145,7 +164,7 @@ class Config:
     seed: int = 0
     device: str = "auto"  # "auto": cuda when available, else cpu
     env: EnvConfig = field(default_factory=EnvConfig)
-    network: NetworkConfig = field(default_factory=NetworkConfig)  # DMC reads layer_norm, crelu, input_scale
+    network: NetworkConfig = field(default_factory=NetworkConfig)  # DMC reads LN, CReLU, input_scale
     sam: SAMConfig = field(default_factory=SAMConfig)
     reset: ResetConfig = field(default_factory=ResetConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)  # Rainbow: Atari, MinAtar
@@ -170,6 +189,8 @@ class Config:
         for key, valid in RANGES.items():
             if values[key] not in valid:
                 raise ValueError(f"{key} = {values[key]!r} is out of range; valid: {valid}")
+        for key in CHOICES:
+            check_choice(key, values[key])
         for key in UNBOUNDED:
             if not math.isfinite(values[key]):
                 raise ValueError(f"{key} = {values[key]!r} must be a finite number")
@@ -263,10 +284,18 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "suite": ("atari", "minatar", "dmc"),
     "env.obs": ("pixels", "state"),
     "network.encoder": ("nature", "minatar"),
+    "network.layer_norm_scope": ("encoder", "head", "all"),  # "encoder": the paper's
+    "network.crelu_scope": ("head", "encoder", "all"),  # "head": the paper's
     "sam.scope": ("encoder", "head", "all"),
     "sam.exclusion": ("clean", "authors", "authors-dmc"),
     "reset.scope": ("head", "all"),
 }
+
+
+def check_choice(key: str, value: Any) -> None:
+    """Raise ``ValueError`` naming the valid values if ``value`` is not one of ``key``'s choices."""
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ValueError(f"{key}: unknown value {value!r}; valid: {', '.join(CHOICES[key])}")
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -320,8 +349,7 @@ def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
             raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(valid_keys())}")
         kind = typing.get_type_hints(type(node))[leaf]
         coerced = _coerce(key, value, kind)
-        if key in CHOICES and coerced not in CHOICES[key]:
-            raise ValueError(f"{key}: unknown value {coerced!r}; valid: {', '.join(CHOICES[key])}")
+        check_choice(key, coerced)
         setattr(node, leaf, coerced)
     return config
 

@@ -9,36 +9,57 @@ from torch import nn
 from plastic.nn.layers import CReLU, LayerNorm2d, NoisyLinear
 
 
-def _conv_block(in_ch: int, out_ch: int, kernel: int, stride: int, layer_norm: bool) -> list[nn.Module]:
-    block: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel, stride)]
+def crelu_input_width(width: int, crelu: bool, what: str) -> int:
+    """Units a layer outputs so that its activation outputs ``width``: CReLU doubles ``width``/2."""
+    if not crelu:
+        return width
+    if width % 2:
+        raise ValueError(f"CReLU in the {what} needs even widths (width/2 units, concatenated back "
+                         f"to width), got {width}")
+    return width // 2
+
+
+def norm_and_activation(width: int, *, layer_norm: bool, crelu: bool, spatial: bool) -> list[nn.Module]:
+    """[LayerNorm over the ``width`` features (channels if ``spatial``)], then ReLU or CReLU."""
+    modules: list[nn.Module] = []
     if layer_norm:
-        block.append(LayerNorm2d(out_ch))
-    block.append(nn.ReLU())
-    return block
+        modules.append(LayerNorm2d(width) if spatial else nn.LayerNorm(width, eps=1e-6))
+    modules.append(CReLU(dim=1 if spatial else -1) if crelu else nn.ReLU())
+    return modules
 
 
-def nature_encoder(in_channels: int, layer_norm: bool = False) -> nn.Sequential:
+def _conv_block(in_ch: int, out_ch: int, kernel: int, stride: int, layer_norm: bool,
+                crelu: bool) -> list[nn.Module]:
+    """Conv → [LayerNorm2d] → ReLU, or with CReLU: a conv to out_ch/2 channels, CReLU back to out_ch."""
+    width = crelu_input_width(out_ch, crelu, "encoder")
+    return [nn.Conv2d(in_ch, width, kernel, stride),
+            *norm_and_activation(width, layer_norm=layer_norm, crelu=crelu, spatial=True)]
+
+
+def nature_encoder(in_channels: int, layer_norm: bool = False, crelu: bool = False) -> nn.Sequential:
     """Nature-DQN CNN (32-64-64); for 84×84 inputs it outputs 3136 features."""
     return nn.Sequential(
-        *_conv_block(in_channels, 32, 8, 4, layer_norm),
-        *_conv_block(32, 64, 4, 2, layer_norm),
-        *_conv_block(64, 64, 3, 1, layer_norm),
+        *_conv_block(in_channels, 32, 8, 4, layer_norm, crelu),
+        *_conv_block(32, 64, 4, 2, layer_norm, crelu),
+        *_conv_block(64, 64, 3, 1, layer_norm, crelu),
         nn.Flatten(),
     )
 
 
-def minatar_encoder(in_channels: int, layer_norm: bool = False) -> nn.Sequential:
+def minatar_encoder(in_channels: int, layer_norm: bool = False, crelu: bool = False) -> nn.Sequential:
     """MinAtar's DQN encoder (Young & Tian, 2019): one 3×3 conv with 16 channels."""
-    return nn.Sequential(*_conv_block(in_channels, 16, 3, 1, layer_norm), nn.Flatten())
+    return nn.Sequential(*_conv_block(in_channels, 16, 3, 1, layer_norm, crelu), nn.Flatten())
 
 
 ENCODERS = {"nature": nature_encoder, "minatar": minatar_encoder}
 
 
-def make_encoder(name: str, in_channels: int, layer_norm: bool = False) -> nn.Sequential:
+def make_encoder(name: str, in_channels: int, layer_norm: bool = False,
+                 crelu: bool = False) -> nn.Sequential:
+    """An encoder by name; ``layer_norm``/``crelu`` put LayerNorm2d/CReLU after every conv."""
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; valid encoders: {', '.join(ENCODERS)}")
-    return ENCODERS[name](in_channels, layer_norm)
+    return ENCODERS[name](in_channels, layer_norm, crelu)
 
 
 def encoder_output_size(encoder: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -47,16 +68,15 @@ def encoder_output_size(encoder: nn.Module, input_shape: tuple[int, ...]) -> int
 
 
 def mlp(in_features: int, hidden: int, out_features: int, *, noisy: bool, crelu: bool,
-        noisy_std: float = 0.5) -> nn.Sequential:
-    """Linear → ReLU (or CReLU on hidden/2 units, concatenated back to hidden) → Linear."""
+        layer_norm: bool = False, noisy_std: float = 0.5) -> nn.Sequential:
+    """Linear → [LayerNorm] → ReLU (or CReLU on hidden/2 units, concatenated back to hidden) → Linear."""
     def linear(i: int, o: int) -> nn.Module:
         return NoisyLinear(i, o, noisy_std) if noisy else nn.Linear(i, o)
 
-    if crelu:
-        if hidden % 2:
-            raise ValueError(f"a CReLU head needs an even hidden size, got {hidden}")
-        return nn.Sequential(linear(in_features, hidden // 2), CReLU(), linear(hidden, out_features))
-    return nn.Sequential(linear(in_features, hidden), nn.ReLU(), linear(hidden, out_features))
+    width = crelu_input_width(hidden, crelu, "head")
+    return nn.Sequential(linear(in_features, width),
+                         *norm_and_activation(width, layer_norm=layer_norm, crelu=crelu, spatial=False),
+                         linear(hidden, out_features))
 
 
 # Image batches go through the encoder in channels_last memory format on CPU (see QNetwork).
@@ -75,10 +95,11 @@ class DistributionalHead(nn.Module):
     """C51 head, optionally dueling: logits of shape (batch, actions, atoms)."""
 
     def __init__(self, in_features: int, num_actions: int, num_atoms: int, *, hidden: int,
-                 dueling: bool, noisy: bool, crelu: bool, noisy_std: float = 0.5) -> None:
+                 dueling: bool, noisy: bool, crelu: bool, layer_norm: bool = False,
+                 noisy_std: float = 0.5) -> None:
         super().__init__()
         self.num_actions, self.num_atoms, self.dueling = num_actions, num_atoms, dueling
-        kw = dict(noisy=noisy, crelu=crelu, noisy_std=noisy_std)
+        kw = dict(noisy=noisy, crelu=crelu, layer_norm=layer_norm, noisy_std=noisy_std)
         self.advantage = mlp(in_features, hidden, num_actions * num_atoms, **kw)
         self.value = mlp(in_features, hidden, num_atoms, **kw) if dueling else None
 
@@ -91,7 +112,7 @@ class DistributionalHead(nn.Module):
         Pass them to ``forward`` to apply the head several times with the same noise without
         rebuilding the noisy weights each time. They carry autograd history to the parameters.
         """
-        return [_linear_parameters(stream[i]) for stream in self._streams() for i in (0, 2)]
+        return [_linear_parameters(stream[i]) for stream in self._streams() for i in (0, -1)]
 
     def forward(self, features: torch.Tensor, parameters: LinearParameters | None = None) -> torch.Tensor:
         outputs = []
@@ -100,7 +121,10 @@ class DistributionalHead(nn.Module):
                 outputs.append(stream(features))
             else:
                 (w1, b1), (w2, b2) = parameters[2 * k], parameters[2 * k + 1]
-                outputs.append(F.linear(stream[1](F.linear(features, w1, b1)), w2, b2))
+                hidden = F.linear(features, w1, b1)
+                for module in list(stream)[1:-1]:  # [LayerNorm], activation
+                    hidden = module(hidden)
+                outputs.append(F.linear(hidden, w2, b2))
         advantage = outputs[0].view(-1, self.num_actions, self.num_atoms)
         if self.value is None:
             return advantage

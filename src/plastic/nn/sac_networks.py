@@ -3,12 +3,14 @@
 The layout follows the PLASTIC authors' DMC code (built on jaxrl's DrQ):
 
 - ``encoder``: convs 32-64-128-256, 3×3, stride 2, SAME-sized padding, each optionally followed by
-  LayerNorm over channels, then ReLU; flattened. It belongs to the critic and is shared with the
+  LayerNorm over channels, then ReLU (or, with CReLU in the encoder, convs to half the channels
+  and CReLU back to the full count); flattened. It belongs to the critic and is shared with the
   actor, which sees its features detached (policy gradients never reach it).
 - ``projection``: Linear to 50 units, LayerNorm, tanh. The critic and the actor each have their
   own, on top of the shared encoder; it is part of the heads (reset, no SAM).
-- MLPs 256-256 with ReLU or CReLU. The authors' CReLU keeps 256 pre-activation units and doubles
-  the features (512) that the next layer reads.
+- MLPs 256-256 with ReLU or CReLU, optionally LayerNorm on each hidden layer's pre-activations.
+  The authors' CReLU keeps 256 pre-activation units and doubles the features (512) that the next
+  layer reads.
 
 Weights are initialised as in the authors' code: orthogonal with gain √2 for convs and MLP layers
 (output layers included), truncated LeCun normal for the projection, zero biases. The layers
@@ -23,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plastic.nn.layers import CReLU, LayerNorm2d
+from plastic.nn.networks import crelu_input_width, norm_and_activation
 
 _ORTHOGONAL_GAIN = math.sqrt(2.0)
 _TRUNCATED_NORMAL_STD = 0.87962566103423978  # std of a unit normal truncated to [-2, 2]
@@ -73,18 +75,19 @@ def parse_channels(text: str) -> tuple[int, ...]:
 class ConvEncoder(nn.Module):
     """3×3 stride-2 convs with padding 1 (output ⌈n/2⌉, the size of SAME padding), [LN], ReLU.
 
+    With ``crelu`` each conv outputs half its channels and CReLU concatenates them back.
     Inputs are put in ``channels_last`` memory format, which makes CPU convolutions several
     times faster and is what cuDNN prefers too.
     """
 
-    def __init__(self, in_channels: int, channels: tuple[int, ...], layer_norm: bool) -> None:
+    def __init__(self, in_channels: int, channels: tuple[int, ...], layer_norm: bool,
+                 crelu: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for out_channels in channels:
-            layers.append(OrthogonalConv2d(in_channels, out_channels, 3, stride=2, padding=1))
-            if layer_norm:
-                layers.append(LayerNorm2d(out_channels))
-            layers.append(nn.ReLU())
+            width = crelu_input_width(out_channels, crelu, "encoder")
+            layers.append(OrthogonalConv2d(in_channels, width, 3, stride=2, padding=1))
+            layers += norm_and_activation(width, layer_norm=layer_norm, crelu=crelu, spatial=True)
             in_channels = out_channels
         self.layers = nn.Sequential(*layers)
 
@@ -94,16 +97,19 @@ class ConvEncoder(nn.Module):
 
 
 class StateEncoder(nn.Module):
-    """For proprioceptive state: ``layers`` × (Linear, [LayerNorm], ReLU); identity if 0."""
+    """For proprioceptive state: ``layers`` × (Linear, [LayerNorm], ReLU); identity if 0.
 
-    def __init__(self, in_features: int, hidden: int, layers: int, layer_norm: bool) -> None:
+    With ``crelu``, as the conv encoder: Linear to hidden/2 units, CReLU back to ``hidden``.
+    """
+
+    def __init__(self, in_features: int, hidden: int, layers: int, layer_norm: bool,
+                 crelu: bool = False) -> None:
         super().__init__()
         modules: list[nn.Module] = []
         for _ in range(layers):
-            modules.append(OrthogonalLinear(in_features, hidden))
-            if layer_norm:
-                modules.append(nn.LayerNorm(hidden, eps=1e-6))
-            modules.append(nn.ReLU())
+            width = crelu_input_width(hidden, crelu, "encoder")
+            modules.append(OrthogonalLinear(in_features, width))
+            modules += norm_and_activation(width, layer_norm=layer_norm, crelu=crelu, spatial=False)
             in_features = hidden
         self.layers = nn.Sequential(*modules)
 
@@ -112,12 +118,12 @@ class StateEncoder(nn.Module):
 
 
 def make_sac_encoder(obs_shape: tuple[int, ...], *, channels: tuple[int, ...], layer_norm: bool,
-                     state_hidden: int, state_layers: int) -> nn.Module:
+                     state_hidden: int, state_layers: int, crelu: bool = False) -> nn.Module:
     """A conv encoder for (C, H, W) pixels, an MLP (or identity) encoder for (D,) state vectors."""
     if len(obs_shape) == 3:
-        return ConvEncoder(obs_shape[0], channels, layer_norm)
+        return ConvEncoder(obs_shape[0], channels, layer_norm, crelu)
     if len(obs_shape) == 1:
-        return StateEncoder(obs_shape[0], state_hidden, state_layers, layer_norm)
+        return StateEncoder(obs_shape[0], state_hidden, state_layers, layer_norm, crelu)
     raise ValueError(
         f"observation shape {tuple(obs_shape)} not supported; valid: (C, H, W) pixels or (D,) state"
     )
@@ -136,12 +142,13 @@ class Projection(nn.Sequential):
                          nn.Tanh())
 
 
-def mlp_trunk(in_features: int, hidden: int, layers: int, crelu: bool) -> tuple[nn.Sequential, int]:
-    """``layers`` × (Linear(hidden), ReLU or CReLU); returns the trunk and its output width."""
+def mlp_trunk(in_features: int, hidden: int, layers: int, crelu: bool,
+              layer_norm: bool = False) -> tuple[nn.Sequential, int]:
+    """``layers`` × (Linear(hidden), [LayerNorm], ReLU or CReLU); the trunk and its output width."""
     modules: list[nn.Module] = []
     for _ in range(layers):
         modules.append(OrthogonalLinear(in_features, hidden))
-        modules.append(CReLU(dim=-1) if crelu else nn.ReLU())
+        modules += norm_and_activation(hidden, layer_norm=layer_norm, crelu=crelu, spatial=False)
         in_features = 2 * hidden if crelu else hidden
     return nn.Sequential(*modules), in_features
 
@@ -171,12 +178,13 @@ class Actor(nn.Module):
     """
 
     def __init__(self, feature_dim: int, action_dim: int, *, latent_dim: int, hidden: int,
-                 layers: int, crelu: bool, log_std_min: float, log_std_max: float) -> None:
+                 layers: int, crelu: bool, log_std_min: float, log_std_max: float,
+                 layer_norm: bool = False) -> None:
         super().__init__()
         if not log_std_min < log_std_max:
             raise ValueError(f"log_std_min ({log_std_min}) must be below log_std_max ({log_std_max})")
         self.projection = Projection(feature_dim, latent_dim)
-        self.trunk, width = mlp_trunk(latent_dim, hidden, layers, crelu)
+        self.trunk, width = mlp_trunk(latent_dim, hidden, layers, crelu, layer_norm)
         self.mean = OrthogonalLinear(width, action_dim)
         self.log_std = OrthogonalLinear(width, action_dim)
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
@@ -193,9 +201,10 @@ class Actor(nn.Module):
 class QFunction(nn.Module):
     """Q(z, a): an MLP trunk on the concatenated latent and action, then one output."""
 
-    def __init__(self, in_features: int, hidden: int, layers: int, crelu: bool) -> None:
+    def __init__(self, in_features: int, hidden: int, layers: int, crelu: bool,
+                 layer_norm: bool = False) -> None:
         super().__init__()
-        self.trunk, width = mlp_trunk(in_features, hidden, layers, crelu)
+        self.trunk, width = mlp_trunk(in_features, hidden, layers, crelu, layer_norm)
         self.out = OrthogonalLinear(width, 1)
 
     def forward(self, latent_action: torch.Tensor) -> torch.Tensor:
@@ -206,11 +215,11 @@ class CriticHead(nn.Module):
     """Projection + twin Q functions, on encoder features and actions."""
 
     def __init__(self, feature_dim: int, action_dim: int, *, latent_dim: int, hidden: int,
-                 layers: int, crelu: bool) -> None:
+                 layers: int, crelu: bool, layer_norm: bool = False) -> None:
         super().__init__()
         self.projection = Projection(feature_dim, latent_dim)
-        self.q1 = QFunction(latent_dim + action_dim, hidden, layers, crelu)
-        self.q2 = QFunction(latent_dim + action_dim, hidden, layers, crelu)
+        self.q1 = QFunction(latent_dim + action_dim, hidden, layers, crelu, layer_norm)
+        self.q2 = QFunction(latent_dim + action_dim, hidden, layers, crelu, layer_norm)
 
     def forward(self, features: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([self.projection(features), action], dim=-1)
