@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from plastic.configs.schema import Config, apply_overrides
-from plastic.envs.dmc_tasks import task_settings
+from plastic.envs.dmc_tasks import resolve_action_repeat, task_settings
 
 BASES: dict[str, dict[str, Any]] = {
     # Atari/MinAtar: DrQ(ε)-style Rainbow, the paper's base agent; DMC: DrQ (SAC) (REFERENCE.md)
@@ -66,7 +66,7 @@ def dmc_task_defaults(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
     steps, and pixels divided by 255 (state vectors as they are).
     """
     settings = task_settings(config.game)
-    repeat = config.env.action_repeat or settings.action_repeat
+    repeat = resolve_action_repeat(config.game, config.env.action_repeat)
     defaults = {
         "train.steps": settings.env_steps // repeat,
         "train.eval_interval": max(1, DMC_EVAL_EVERY_ENV_STEPS // repeat),

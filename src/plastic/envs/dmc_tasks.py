@@ -57,6 +57,11 @@ def task_settings(task: str) -> DMCTaskSettings:
     return DMC_MEDIUM.get(task, DMCTaskSettings(name=task))
 
 
+def resolve_action_repeat(task: str, asked: int) -> int:
+    """Env steps per agent step: ``asked``, or the task's setting when ``asked`` is 0."""
+    return asked or task_settings(task).action_repeat
+
+
 def all_dmc_task_names() -> list[str]:
     """Every dm_control suite task as "domain-task", sorted. Imports dm_control on first use."""
     from plastic.envs.dmc import import_dm_control_suite

@@ -16,7 +16,7 @@ import gymnasium as gym
 import torch
 
 from plastic.configs.schema import Config
-from plastic.envs.dmc_tasks import task_settings
+from plastic.envs.dmc_tasks import resolve_action_repeat
 
 
 @dataclass(frozen=True)
@@ -118,13 +118,13 @@ def _dmc_frame_stack(config: Config) -> int:
 
 
 def _dmc_env_kwargs(config: Config) -> dict[str, Any]:
-    # env.action_repeat is resolved by the presets; 0 here still means the task's default.
     return {"obs": config.env.obs, "frame_stack": _dmc_frame_stack(config),
-            "action_repeat": config.env.action_repeat or None}
+            "action_repeat": _dmc_action_repeat(config)}
 
 
 def _dmc_action_repeat(config: Config) -> int:
-    return config.env.action_repeat or task_settings(config.game).action_repeat
+    # env.action_repeat is resolved by the presets; 0 here still means the task's default.
+    return resolve_action_repeat(config.game, config.env.action_repeat)
 
 
 SUITES: dict[str, SuiteRuntime] = {
