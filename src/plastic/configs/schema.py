@@ -34,6 +34,9 @@ class NetworkConfig:
     v_min: float = -10.0
     v_max: float = 10.0
     input_scale: float = 255.0  # observations are divided by this (MinAtar boards are 0/1: 1.0)
+    # The dueling head scales the gradient flowing back into the encoder by this factor (the
+    # authors' code: 2^-1/2, as in SPR/DER's dueling head; the paper does not mention it: 1).
+    dueling_grad_scale: float = 1.0
 
     def layer_norm_in(self, part: str) -> bool:
         """Whether LayerNorm goes in ``part`` ("encoder" or "head") of the network."""
@@ -59,6 +62,17 @@ class SAMConfig:
     # "clean": the paper's intent. The authors' code perturbs the excluded head too; its final
     # gradient is clean + perturbed ("authors", their Atari code) or clean ("authors-dmc").
     exclusion: str = "clean"
+    # Clip the clean gradient to agent.max_grad_norm before the perturbation (the authors' code):
+    # the excluded head then keeps (and, with exclusion "authors", adds) its clipped gradient.
+    preclip: bool = False
+    # SAM's perturbed pass: "reuse" the clean pass's noise, augmentation and target distribution,
+    # priorities from the clean pass; "fresh" (the authors' code): new noise in both networks, a
+    # new augmentation, the double-Q target recomputed at the perturbed point, and the replay's
+    # priorities from the perturbed pass.
+    perturbed_pass: str = "reuse"
+    # From the first Reset on, SAM perturbs and steps the whole network (the authors' code: the
+    # optimizer rebuilt at a Reset no longer sees the head's exclusion).
+    all_after_reset: bool = False
 
 
 @dataclass
@@ -71,6 +85,13 @@ class ResetConfig:
     # >= encoder_shrink_min_replay_ratio (the authors do it at 4 and 8).
     encoder_shrink: float = 0.6
     encoder_shrink_min_replay_ratio: float = 4.0
+    # Optimizer state cleared at a Reset: "touched" (the reset and shrunk parameters') or "all"
+    # (the authors' code rebuilds the optimizer: every moment and step count starts afresh).
+    optimizer_state: str = "touched"
+    # What a shrink-and-perturb pulls LayerNorm parameters toward: "init" (a fresh LayerNorm,
+    # (1, 0)) or "online" (the authors' code: their LayerNorm has no reset_parameters, so the
+    # online LN stays and the target LN moves toward the online one).
+    layer_norm_toward: str = "init"
 
 
 @dataclass
@@ -93,6 +114,10 @@ class AgentConfig:
     priority_exponent: float = 0.5
     importance_exponent_start: float = 0.4  # annealed linearly to 1 over training
     replay_capacity: int = 100_000
+    # The importance exponent goes from importance_exponent_start to 1 over "agent_steps" (the
+    # whole run, warm-up included) or "updates" (the authors': over the run's updates, from the
+    # first update).
+    importance_anneal: str = "agent_steps"
 
 
 @dataclass
@@ -107,6 +132,7 @@ class TrainConfig:
     metrics_interval: int = 10_000  # plasticity metrics (active units, ...) every N agent steps
     checkpoint_interval: int = 10_000
     threads: int = 0  # torch intra-op threads; 0: one on CPU (two oversubscribe a shared core)
+    eval_at_start: bool = False  # evaluate once after the first agent step too (the authors' DMC)
     wandb_project: str = ""  # log to Weights & Biases too (needs `pip install wandb`); "" = off
 
 
@@ -121,6 +147,13 @@ class EnvConfig:
     # by published MinAtar results, is 0.1. Atari snapshots cannot hold ALE's sticky action, so
     # Atari runs with sticky actions need train.checkpoint_interval=0.
     repeat_action_probability: float = 0.0
+    # Atari 210x160 -> 84x84: "area" (averaging, as Dopamine) or "bilinear" (the authors' code).
+    resize: str = "area"
+    # Atari episode cap: "frames" (ALE's limit of 4 x max_episode_steps frames, start no-ops
+    # included; the episode is truncated) or "agent_steps" (the authors': max_episode_steps
+    # agent steps after the start no-ops; the last transition is terminal).
+    time_limit: str = "frames"
+    life_loss_noop: bool = False  # Atari: one extra NOOP frame after each life loss (the authors')
 
 
 @dataclass
@@ -154,6 +187,10 @@ class SACConfig:
     # State observations (not in the paper): an MLP encoder so that SAM and LN have a target.
     state_encoder_hidden: int = 256
     state_encoder_layers: int = 1  # 0: identity encoder
+    # Pixel encoder padding: "symmetric" (1 on every side) or "same" (flax's SAME, the authors':
+    # 0 before, 1 after for a 3x3 stride-2 conv on an even size).
+    conv_padding: str = "symmetric"
+    log_std_gain: float = 1.4142135623730951  # orthogonal init gain of the actor's log-std layer
 
 
 @dataclass
@@ -163,6 +200,10 @@ class Config:
     preset: str = "drq"
     seed: int = 0
     device: str = "auto"  # "auto": cuda when available, else cpu
+    # "authors": the update the authors' code runs (which produced the paper's numbers); "intent":
+    # the method as the paper states it. A profile sets the fidelity knobs (FIDELITY_PROFILES);
+    # each stays its own key, and an explicit --set of one wins over the profile.
+    fidelity: str = "intent"
     env: EnvConfig = field(default_factory=EnvConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)  # DMC reads LN, CReLU, input_scale
     sam: SAMConfig = field(default_factory=SAMConfig)
@@ -253,6 +294,8 @@ RANGES: dict[str, Range] = {
     "network.noisy_std": _NON_NEGATIVE,
     "network.num_atoms": Range(2),
     "network.input_scale": _POSITIVE,
+    "network.dueling_grad_scale": _NON_NEGATIVE,
+    "sac.log_std_gain": _POSITIVE,
     "sam.rho": _NON_NEGATIVE,
     "reset.interval": _AT_LEAST_1,
     "reset.encoder_shrink": Range(0, 1, open_high=True),
@@ -289,6 +332,14 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "sam.scope": ("encoder", "head", "all"),
     "sam.exclusion": ("clean", "authors", "authors-dmc"),
     "reset.scope": ("head", "all"),
+    "fidelity": ("authors", "intent"),
+    "sam.perturbed_pass": ("reuse", "fresh"),
+    "reset.optimizer_state": ("touched", "all"),
+    "reset.layer_norm_toward": ("init", "online"),
+    "agent.importance_anneal": ("agent_steps", "updates"),
+    "env.resize": ("area", "bilinear"),
+    "env.time_limit": ("frames", "agent_steps"),
+    "sac.conv_padding": ("symmetric", "same"),
 }
 
 
