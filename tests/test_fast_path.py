@@ -20,9 +20,12 @@ from plastic.bench.learner import SUITE_SHAPES, layer_macs, make_config, synthet
 from plastic.bench.reference import ReferenceLearner, project_per_sample
 from plastic.nn.layers import FACTORISED_MAX_ROWS, NoisyLinear
 
-CASES = [
+CASES = [  # build_config's default fidelity profile is "authors"
     ("atari", "drq", {}),
     ("atari", "plastic", {}),
+    ("atari", "plastic", {"fidelity": "intent"}),
+    ("minatar", "plastic", {"fidelity": "intent"}),
+    ("minatar", "drq+sam", {"fidelity": "intent", "sam.perturbed_pass": "fresh"}),
     ("minatar", "plastic", {}),
     ("minatar", "plastic", {"agent.max_grad_norm": 0.05}),  # clipping active
     ("minatar", "drq+sam", {"sam.exclusion": "authors", "sam.resample_noise": True}),

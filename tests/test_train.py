@@ -198,7 +198,8 @@ def test_metrics_interval_does_not_change_training(tmp_path):
     assert all(torch.equal(finals[0][key], finals[1][key]) for key in finals[0])
 
 
-def test_prioritized_replay_importance_exponent_anneals_linearly_to_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("anneal", ["agent_steps", "updates"])
+def test_prioritized_replay_importance_exponent_anneals_linearly_to_one(tmp_path, monkeypatch, anneal):
     betas = []
     real_sample = ReplayBuffer.sample
 
@@ -207,12 +208,17 @@ def test_prioritized_replay_importance_exponent_anneals_linearly_to_one(tmp_path
         return real_sample(self, batch_size, beta, **kwargs)
 
     monkeypatch.setattr(ReplayBuffer, "sample", spy)
-    config = build_config("minatar", "breakout", "drq", overrides=TINY_MINATAR)
+    config = build_config("minatar", "breakout", "drq",
+                          overrides={**TINY_MINATAR, "agent.importance_anneal": anneal})
     assert config.agent.prioritized and config.agent.importance_exponent_start == 0.4
     train(config, tmp_path, progress=False)
-    # β = 0.4 + (1 − 0.4)·t/T at agent step t of T = 300; updates every 4th step after step 100.
+    # Updates every 4th step after step 100 of T = 300 agent steps: 50 updates.
     assert [t for t, _ in betas] == list(range(104, 301, 4))
-    assert [b for _, b in betas] == pytest.approx([0.4 + 0.6 * t / 300 for t, _ in betas], abs=1e-12)
+    if anneal == "agent_steps":  # β = 0.4 + (1 − 0.4)·t/T at agent step t
+        expected = [0.4 + 0.6 * t / 300 for t, _ in betas]
+    else:  # the authors': β = 0.4 + (1 − 0.4)·k/K at the k-th of K = 50 updates
+        expected = [0.4 + 0.6 * k / 50 for k in range(1, 51)]
+    assert [b for _, b in betas] == pytest.approx(expected, abs=1e-12)
     assert betas[-1][1] == pytest.approx(1.0)
 
 

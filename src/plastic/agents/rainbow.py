@@ -22,7 +22,7 @@ from plastic.agents.augment import draw_intensities, draw_shifts, shift_images
 from plastic.agents.distributional import project_distribution
 from plastic.configs.schema import Config
 from plastic.nn import networks
-from plastic.nn.layers import NoisyLinear
+from plastic.nn.layers import LayerNorm2d, NoisyLinear
 from plastic.nn.networks import (
     DistributionalHead,
     LinearParameters,
@@ -54,6 +54,9 @@ class UpdateRandomness:
     next_obs_shift: torch.Tensor | None = None
     obs_intensity: torch.Tensor | None = None
     next_obs_intensity: torch.Tensor | None = None
+    # SAM's perturbed pass with ``sam.perturbed_pass="fresh"``: its own noise for both networks
+    # and its own augmentation (the authors' code runs the whole forward again).
+    perturbed: UpdateRandomness | None = None
 
 
 def resolve_device(device: str) -> torch.device:
@@ -74,7 +77,7 @@ def build_q_network(config: Config, obs_shape: tuple[int, ...], num_actions: int
         encoder_output_size(encoder, obs_shape), num_actions, net_cfg.num_atoms,
         hidden=net_cfg.hidden, dueling=net_cfg.dueling, noisy=net_cfg.noisy,
         crelu=net_cfg.crelu_in("head"), layer_norm=net_cfg.layer_norm_in("head"),
-        noisy_std=net_cfg.noisy_std,
+        noisy_std=net_cfg.noisy_std, grad_scale=net_cfg.dueling_grad_scale,
     )
     return QNetwork(encoder, head)
 
@@ -128,15 +131,21 @@ class RainbowAgent:
                    exclusion=sam.exclusion, **kwargs)
 
     def _params_recomputed_by_sam(self) -> list[nn.Parameter]:
-        """Parameters whose final gradient needs SAM's second pass (the others keep the clean one)."""
-        sam = self.config.sam
-        if not sam.enabled:
+        """Parameters whose final gradient needs SAM's second pass (the others keep the clean one).
+
+        Read from the optimizer's groups, whose ``"sam"`` flags a Reset may change
+        (``sam.all_after_reset``) and a checkpoint restores.
+        """
+        if not isinstance(self.optimizer, SAM):
             return []
-        if sam.exclusion == "authors":  # every parameter: perturbed ones, and clean + perturbed
+        if self.optimizer.exclusion == "authors":  # every parameter: perturbed, or clean + perturbed
             return list(self._online_params)
-        parts = {"encoder": [self.online.encoder], "head": [self.online.head],
-                 "all": [self.online.encoder, self.online.head]}[sam.scope]
-        return [p for part in parts for p in part.parameters()]
+        return [p for group in self.optimizer.param_groups if group["sam"] for p in group["params"]]
+
+    def _head_perturbed(self) -> bool:
+        """Whether SAM's first step moves the head (so its noisy weights must be rebuilt)."""
+        head_group = self.optimizer.param_groups[1]
+        return head_group["sam"] or self.optimizer.exclusion != "clean"
 
     # -------------------------------------------------------------------------------- acting
     def _to_input(self, obs: torch.Tensor) -> torch.Tensor:
@@ -170,23 +179,37 @@ class RainbowAgent:
     # ------------------------------------------------------------------------ random draws
     def draw_randomness(self, batch_size: int) -> UpdateRandomness:
         """All random draws of one update, on the agent's device, in a few calls."""
-        agent, sam = self.config.agent, self.config.sam
-        sets = 3 if sam.enabled and sam.resample_noise else 2
+        sam = self.config.sam
+        extra_noise = sam.enabled and sam.resample_noise
+        noise = self._draw_noise(3 if extra_noise else 2)
+        randomness = UpdateRandomness(online_noise=noise[0], target_noise=noise[1],
+                                      perturbed_noise=noise[2] if extra_noise else None,
+                                      **self._draw_augmentation(batch_size))
+        if sam.enabled and sam.perturbed_pass == "fresh":
+            noise = self._draw_noise(2)
+            randomness.perturbed = UpdateRandomness(online_noise=noise[0], target_noise=noise[1],
+                                                    **self._draw_augmentation(batch_size))
+        return randomness
+
+    def _draw_noise(self, sets: int) -> list[NoiseDraw]:
+        """``sets`` noise draws for the noisy layers, f(ε) = sign(ε)·√|ε|, from one randn call."""
         sizes = [n for m in self._noisy_online.values() for n in (m.in_features, m.out_features)]
-        noise: list[NoiseDraw] = [{} for _ in range(sets)]
-        if sizes:
-            eps = torch.randn(sets * sum(sizes), device=self.device)
-            chunks = iter(eps.sign().mul_(eps.abs().sqrt_()).split(sizes * sets))
-            noise = [{name: (next(chunks), next(chunks)) for name in self._noisy_online}
-                     for _ in range(sets)]
+        if not sizes:
+            return [{} for _ in range(sets)]
+        eps = torch.randn(sets * sum(sizes), device=self.device)
+        chunks = iter(eps.sign().mul_(eps.abs().sqrt_()).split(sizes * sets))
+        return [{name: (next(chunks), next(chunks)) for name in self._noisy_online}
+                for _ in range(sets)]
+
+    def _draw_augmentation(self, batch_size: int) -> dict[str, torch.Tensor | None]:
+        """Shifts and intensities of s and s′ (``UpdateRandomness`` fields); None where off."""
+        agent = self.config.agent
         shifts = intensities = None
         if agent.augment and agent.shift_pad > 0:
             shifts = draw_shifts(2 * batch_size, agent.shift_pad, self.device)
         if agent.augment and agent.intensity_scale > 0:
             intensities = draw_intensities(2 * batch_size, self.device)
-        return UpdateRandomness(
-            online_noise=noise[0], target_noise=noise[1],
-            perturbed_noise=noise[2] if sets == 3 else None,
+        return dict(
             obs_shift=None if shifts is None else shifts[:batch_size],
             next_obs_shift=None if shifts is None else shifts[batch_size:],
             obs_intensity=None if intensities is None else intensities[:batch_size],
@@ -245,7 +268,6 @@ class RainbowAgent:
         gradients it changes (the encoder's, by default); gradient norms are computed once per
         gradient.
         """
-        agent = self.config.agent
         r = randomness if randomness is not None else self.draw_randomness(len(batch.action))
         self._load_noise(self._noisy_online, r.online_noise)
         self._load_noise(self._noisy_target, r.target_noise)
@@ -262,17 +284,25 @@ class RainbowAgent:
         params = [p for p in self._online_params if p.grad is not None]
         norms = dict(zip(params, torch._foreach_norm([p.grad for p in params])))
         stats: dict[str, Any] = {}
+        priority = per_sample
         if isinstance(self.optimizer, SAM):
-            stats["grad_norm_clean"] = torch.linalg.vector_norm(torch.stack(list(norms.values())))
-            stats["loss_perturbed"] = self._sam_second_pass(obs, action, target_dist, weight,
-                                                            head_parameters, r)
-            recomputed = [p for p in self._sam_recomputed if p.grad is not None]
-            norms.update(zip(recomputed, torch._foreach_norm([p.grad for p in recomputed])))
+            sam = self.config.sam
+            clean_norm = torch.linalg.vector_norm(torch.stack(list(norms.values())))
+            stats["grad_norm_clean"] = clean_norm
+            if sam.preclip:  # as clip_grad_norm_ before the perturbation (the authors' code)
+                torch._foreach_mul_([p.grad for p in params], self._clip_coefficient(clean_norm))
+            stats["loss_perturbed"], perturbed_priority = self._sam_second_pass(
+                batch, obs, action, target_dist, weight, head_parameters, r)
+            if sam.perturbed_pass == "fresh":  # the authors write the perturbed pass's last
+                priority = perturbed_priority
+            changed = params if sam.preclip else self._sam_recomputed
+            changed = [p for p in changed if p.grad is not None]
+            norms.update(zip(changed, torch._foreach_norm([p.grad for p in changed])))
         grads = [p.grad for p in self._online_params if p.grad is not None]
         total_norm = torch.linalg.vector_norm(torch.stack([norms[p] for p in self._online_params
                                                            if p.grad is not None]))
         # As torch.nn.utils.clip_grad_norm_, reusing the norms computed above.
-        torch._foreach_mul_(grads, (agent.max_grad_norm / (total_norm + 1e-6)).clamp_(max=1.0))
+        torch._foreach_mul_(grads, self._clip_coefficient(total_norm))
         stats["grad_norm"] = total_norm
         self.optimizer.step() if not isinstance(self.optimizer, SAM) else self.optimizer.second_step()
         self._update_target()
@@ -281,31 +311,48 @@ class RainbowAgent:
 
         with torch.no_grad():
             q = F.softmax(logits.detach(), dim=-1) @ self.support
-        stats.update(loss=loss.detach(), q_mean=q.mean(), priority=per_sample.detach())
+        stats.update(loss=loss.detach(), q_mean=q.mean(), priority=priority.detach())
         return stats
 
-    def _sam_second_pass(self, obs: torch.Tensor, action: torch.Tensor, target_dist: torch.Tensor,
-                         weight: torch.Tensor, head_parameters: LinearParameters,
-                         r: UpdateRandomness) -> torch.Tensor:
+    def _clip_coefficient(self, norm: torch.Tensor) -> torch.Tensor:
+        return (self.config.agent.max_grad_norm / (norm + 1e-6)).clamp_(max=1.0)
+
+    def _sam_second_pass(self, batch: Batch, obs: torch.Tensor, action: torch.Tensor,
+                         target_dist: torch.Tensor, weight: torch.Tensor,
+                         head_parameters: LinearParameters,
+                         r: UpdateRandomness) -> tuple[torch.Tensor, torch.Tensor]:
         """Perturb, recompute the gradients SAM needs at the perturbed point, restore.
 
-        With SAM on the encoder only (the paper), the head is not perturbed and keeps its clean
-        gradient: its noisy weights from the clean pass are reused as constants, and no head
-        weight gradient is computed.
+        Returns the perturbed loss and per-sample losses. With SAM on the encoder only (the
+        paper), the head is not perturbed and keeps its clean gradient: its noisy weights from
+        the clean pass are reused as constants, and no head weight gradient is computed. With
+        ``sam.perturbed_pass="fresh"`` (the authors' code) the pass draws new noise for both
+        networks and a new augmentation, and recomputes the target distribution with the
+        perturbed online network choosing the next action.
         """
         sam = self.config.sam
         self.optimizer.first_step(zero_grad=True)
-        head_moved = sam.scope != "encoder" or sam.exclusion != "clean" or sam.resample_noise
-        if sam.resample_noise:
-            self._load_noise(self._noisy_online, r.perturbed_noise)
-        if head_moved:
+        if r.perturbed is not None:
+            fresh = r.perturbed
+            self._load_noise(self._noisy_online, fresh.online_noise)
+            self._load_noise(self._noisy_target, fresh.target_noise)
+            obs, next_obs = self._inputs(batch, fresh)
             head_parameters = self.online.head.linear_parameters()
+            target_dist = self._target_distribution(next_obs, head_parameters,
+                                                    self._tensor(batch.reward),
+                                                    self._tensor(batch.discount))
         else:
-            head_parameters = [(w.detach(), b.detach()) for w, b in head_parameters]
-        perturbed_loss, _ = self._loss(self.online(obs, head_parameters), action, target_dist, weight)
+            if sam.resample_noise:
+                self._load_noise(self._noisy_online, r.perturbed_noise)
+            if sam.resample_noise or self._head_perturbed():
+                head_parameters = self.online.head.linear_parameters()
+            else:
+                head_parameters = [(w.detach(), b.detach()) for w, b in head_parameters]
+        perturbed_loss, per_sample = self._loss(self.online(obs, head_parameters), action,
+                                                target_dist, weight)
         perturbed_loss.backward(inputs=self._sam_recomputed)
         self.optimizer.restore()
-        return perturbed_loss.detach()
+        return perturbed_loss.detach(), per_sample.detach()
 
     @torch.no_grad()
     def _update_target(self) -> None:
@@ -324,12 +371,26 @@ class RainbowAgent:
         target = self.target if cfg.reset_target else None
         if cfg.scope == "all":
             reset_(self.online, [""], target=target, optimizer=self.optimizer)
+            self._after_reset()
             return True
         reset_(self.online, ["head"], target=target, optimizer=self.optimizer)
         if self.config.train.replay_ratio >= cfg.encoder_shrink_min_replay_ratio:
+            kept = _layer_norm_parameters(self.online.encoder, target and target.encoder)
             reset_(self.online, ["encoder"], target=target, optimizer=self.optimizer,
                    shrink=cfg.encoder_shrink)
+            if cfg.layer_norm_toward == "online":
+                _shrink_layer_norms_toward_online(kept, cfg.encoder_shrink)
+        self._after_reset()
         return True
+
+    def _after_reset(self) -> None:
+        """What the authors' optimizer rebuild at a Reset also changes (each its own knob)."""
+        if self.config.reset.optimizer_state == "all":
+            self.optimizer.state.clear()  # SAM shares its state with the base optimizer
+        if isinstance(self.optimizer, SAM) and self.config.sam.all_after_reset:
+            for group in self.optimizer.param_groups:
+                group["sam"] = True
+            self._sam_recomputed = self._params_recomputed_by_sam()
 
     # ---------------------------------------------------------------------------- checkpoint
     def plasticity_modules(self) -> tuple[nn.Module, dict[str, nn.Module]]:
@@ -349,6 +410,7 @@ class RainbowAgent:
         self.optimizer.load_state_dict(state["optimizer"])
         self.updates = state["updates"]
         self.rng.bit_generator.state = state["rng"]
+        self._sam_recomputed = self._params_recomputed_by_sam()  # the groups' flags came back too
 
 
 
@@ -356,3 +418,30 @@ def _pick_action(logits: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
     """The (B, N) rows of (B, A, N) ``logits`` at each sample's action."""
     index = action.view(-1, 1, 1).expand(-1, 1, logits.shape[-1])
     return logits.gather(1, index).squeeze(1)
+
+
+# Each LayerNorm parameter of the encoder: (online, target or None, copies of both before a reset).
+LayerNormCopies = list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]]
+
+
+def _layer_norm_parameters(encoder: nn.Module, target_encoder: nn.Module | None) -> LayerNormCopies:
+    def norm_params(module: nn.Module) -> list[torch.Tensor]:
+        return [p for m in module.modules() if isinstance(m, (nn.LayerNorm, LayerNorm2d))
+                for p in m.parameters()]
+
+    online = norm_params(encoder)
+    target = norm_params(target_encoder) if target_encoder is not None else [None] * len(online)
+    return [(p, t, p.detach().clone(), None if t is None else t.detach().clone())
+            for p, t in zip(online, target)]
+
+
+@torch.no_grad()
+def _shrink_layer_norms_toward_online(kept: LayerNormCopies, shrink: float) -> None:
+    """The authors' shrink-and-perturb of LayerNorm: their "fresh" copy of the network keeps the
+    online LayerNorm (it has no reset_parameters), so θ ← s·θ + (1 − s)·θ_online in the online
+    network (unchanged up to rounding) and in the target (which moves toward the online)."""
+    for online, target, online_before, target_before in kept:
+        keep = torch.full_like(online_before, shrink)
+        online.copy_(keep * online_before + (1 - keep) * online_before)
+        if target is not None:
+            target.copy_(keep * target_before + (1 - keep) * online_before)

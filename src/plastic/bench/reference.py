@@ -12,7 +12,9 @@ s′; target distribution from the target network at s′ with the action chosen
 network at s′ (double Q), projected onto the support; cross-entropy loss at s weighted by the
 importance weights; SAM (if on): perturb the SAM parameters by ρ·g/‖g‖, recompute the gradient
 there; parameters outside SAM take the clean gradient; clip the total gradient norm; Adam step;
-EMA of the target. Resets are not part of it (they happen between updates).
+EMA of the target. Resets are not part of it (they happen between updates). The fidelity knobs of
+the update are followed too: the dueling gradient scale, SAM's pre-clip of the clean gradient, and
+a perturbed pass that redraws noise and augmentation and recomputes the target.
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ def network_forward(config: Config, params: dict[str, torch.Tensor], x: torch.Te
     """Logits (B, actions, atoms) of the Q-network whose parameters are ``params``."""
     atoms = config.network.num_atoms
     features = encoder_forward(config, params, x)
+    scale = config.network.dueling_grad_scale
+    if config.network.dueling and scale != 1.0:  # same value; gradient into the encoder × scale
+        features = features * scale + (features * (1.0 - scale)).detach()
     advantage = mlp_forward(config, params, "head.advantage", features, noise).view(-1, num_actions, atoms)
     if not config.network.dueling:
         return advantage
@@ -173,12 +178,18 @@ class ReferenceLearner:
         def intensities() -> torch.Tensor | None:
             return torch.randn(batch_size, device=self.device).clamp(-2.0, 2.0) if scale else None
 
-        return UpdateRandomness(
+        sam = self.config.sam
+        draws = UpdateRandomness(
             online_noise=noise(), target_noise=noise(),
-            perturbed_noise=noise() if self.config.sam.enabled and self.config.sam.resample_noise else None,
+            perturbed_noise=noise() if sam.enabled and sam.resample_noise else None,
             obs_shift=offsets(), next_obs_shift=offsets(),
             obs_intensity=intensities(), next_obs_intensity=intensities(),
         )
+        if sam.enabled and sam.perturbed_pass == "fresh":
+            draws.perturbed = UpdateRandomness(
+                online_noise=noise(), target_noise=noise(), obs_shift=offsets(),
+                next_obs_shift=offsets(), obs_intensity=intensities(), next_obs_intensity=intensities())
+        return draws
 
     def _sam_keys(self) -> tuple[list[str], list[str]]:
         """(perturbed parameter names, names whose final gradient is the clean one)."""
@@ -200,31 +211,36 @@ class ReferenceLearner:
         r = randomness
         noisy = cfg.network.noisy
         online_noise = r.online_noise if noisy else None
-        target_noise = r.target_noise if noisy else None
 
         def tensor(a: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(a, device=self.device)
 
-        scale = cfg.network.input_scale
-        obs = augment_per_sample(tensor(batch.obs).float() / scale, r.obs_shift, r.obs_intensity,
-                                 agent.shift_pad, agent.intensity_scale)
-        next_obs = augment_per_sample(tensor(batch.next_obs).float() / scale, r.next_obs_shift,
-                                      r.next_obs_intensity, agent.shift_pad, agent.intensity_scale)
         action = tensor(batch.action).long()
         reward, discount, weight = tensor(batch.reward), tensor(batch.discount), tensor(batch.weight)
 
-        with torch.no_grad():
-            next_probs = F.softmax(network_forward(cfg, self.target, next_obs, target_noise,
-                                                   self.num_actions), -1)
-            selector = next_probs
-            if agent.double_q:
-                selector = F.softmax(network_forward(cfg, self.online, next_obs, online_noise,
-                                                     self.num_actions), -1)
-            next_action = (selector * self.support).sum(-1).argmax(1)
-            chosen = torch.stack([next_probs[i, next_action[i]] for i in range(len(next_action))])
-            target_dist = project_per_sample(chosen, reward, discount, self.support)
+        def inputs_and_target(draws: UpdateRandomness, online: dict[str, torch.Tensor]
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+            """Augmented s, and the projected target distribution at augmented s′."""
+            scale = cfg.network.input_scale
+            obs = augment_per_sample(tensor(batch.obs).float() / scale, draws.obs_shift,
+                                     draws.obs_intensity, agent.shift_pad, agent.intensity_scale)
+            next_obs = augment_per_sample(tensor(batch.next_obs).float() / scale, draws.next_obs_shift,
+                                          draws.next_obs_intensity, agent.shift_pad, agent.intensity_scale)
+            online_noise = draws.online_noise if noisy else None
+            with torch.no_grad():
+                next_probs = F.softmax(network_forward(cfg, self.target, next_obs,
+                                                       draws.target_noise if noisy else None,
+                                                       self.num_actions), -1)
+                selector = next_probs
+                if agent.double_q:
+                    selector = F.softmax(network_forward(cfg, online, next_obs, online_noise,
+                                                         self.num_actions), -1)
+                next_action = (selector * self.support).sum(-1).argmax(1)
+                chosen = torch.stack([next_probs[i, next_action[i]] for i in range(len(next_action))])
+                return obs, project_per_sample(chosen, reward, discount, self.support)
 
-        def loss_and_grads(params: dict[str, torch.Tensor], noise) -> tuple[torch.Tensor, ...]:
+        def loss_and_grads(params: dict[str, torch.Tensor], noise, obs: torch.Tensor,
+                           target_dist: torch.Tensor) -> tuple[torch.Tensor, ...]:
             leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
             logits = network_forward(cfg, leaves, obs, noise, self.num_actions)
             chosen_logits = torch.stack([logits[i, action[i]] for i in range(len(action))])
@@ -233,10 +249,19 @@ class ReferenceLearner:
             grads = torch.autograd.grad(loss, list(leaves.values()))
             return loss.detach(), per_sample.detach(), logits.detach(), dict(zip(leaves, grads))
 
-        loss, per_sample, logits, grads = loss_and_grads(self.online, online_noise)
+        def clipped(grads: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+            total_norm = torch.sqrt(sum((g * g).sum() for g in grads.values()))
+            clip = torch.clamp(agent.max_grad_norm / (total_norm + _CLIP_EPS), max=1.0)
+            return {k: g * clip for k, g in grads.items()}, total_norm
+
+        obs, target_dist = inputs_and_target(r, self.online)
+        loss, per_sample, logits, grads = loss_and_grads(self.online, online_noise, obs, target_dist)
+        priority = per_sample
         stats: dict[str, Any] = {}
         if sam.enabled:
             stats["grad_norm_clean"] = torch.sqrt(sum((g * g).sum() for g in grads.values()))
+            if sam.preclip:
+                grads, _ = clipped(grads)
             perturbed_keys, clean_keys = self._sam_keys()
             if sam.adaptive:
                 scaled = {k: self.online[k].abs() * grads[k] for k in perturbed_keys}
@@ -247,18 +272,22 @@ class ReferenceLearner:
                 norm = torch.sqrt(sum((grads[k] * grads[k]).sum() for k in perturbed_keys))
                 step = {k: sam.rho * grads[k] / (norm + _SAM_EPS) for k in perturbed_keys}
             perturbed = {k: v + step[k] if k in step else v for k, v in self.online.items()}
-            noise2 = (r.perturbed_noise if sam.resample_noise else r.online_noise) if noisy else None
-            loss2, _, _, grads2 = loss_and_grads(perturbed, noise2)
+            if r.perturbed is not None:  # the whole forward again, with its own draws
+                obs2, target_dist2 = inputs_and_target(r.perturbed, perturbed)
+                noise2 = r.perturbed.online_noise if noisy else None
+            else:
+                obs2, target_dist2 = obs, target_dist
+                noise2 = (r.perturbed_noise if sam.resample_noise else r.online_noise) if noisy else None
+            loss2, per_sample2, _, grads2 = loss_and_grads(perturbed, noise2, obs2, target_dist2)
             stats["loss_perturbed"] = loss2
+            if r.perturbed is not None:
+                priority = per_sample2
             final = dict(grads2)
             for k in clean_keys:
                 final[k] = grads[k] + grads2[k] if sam.exclusion == "authors" else grads[k]
             grads = final
 
-        total_norm = torch.sqrt(sum((g * g).sum() for g in grads.values()))
-        clip = torch.clamp(agent.max_grad_norm / (total_norm + _CLIP_EPS), max=1.0)
-        grads = {k: g * clip for k, g in grads.items()}
-        stats["grad_norm"] = total_norm
+        grads, stats["grad_norm"] = clipped(grads)
         self.grads = grads
         self._adam_step(grads)
         ema = agent.target_ema
@@ -266,7 +295,7 @@ class ReferenceLearner:
             self.target[k] = ema * self.target[k] + (1.0 - ema) * self.online[k]
 
         q = (F.softmax(logits, -1) * self.support).sum(-1)
-        stats.update(loss=loss, q_mean=q.mean(), priority=per_sample)
+        stats.update(loss=loss, q_mean=q.mean(), priority=priority)
         return stats
 
     def _adam_step(self, grads: dict[str, torch.Tensor]) -> None:

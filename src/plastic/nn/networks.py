@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plastic.nn.layers import CReLU, LayerNorm2d, NoisyLinear
+from plastic.nn.layers import CReLU, LayerNorm2d, NoisyLinear, scale_gradient
 
 
 def crelu_input_width(width: int, crelu: bool, what: str) -> int:
@@ -96,9 +96,11 @@ class DistributionalHead(nn.Module):
 
     def __init__(self, in_features: int, num_actions: int, num_atoms: int, *, hidden: int,
                  dueling: bool, noisy: bool, crelu: bool, layer_norm: bool = False,
-                 noisy_std: float = 0.5) -> None:
+                 noisy_std: float = 0.5, grad_scale: float = 1.0) -> None:
         super().__init__()
         self.num_actions, self.num_atoms, self.dueling = num_actions, num_atoms, dueling
+        # Dueling: the gradient into the encoder is scaled by this (the authors' code: 2^-1/2).
+        self.grad_scale = grad_scale if dueling else 1.0
         kw = dict(noisy=noisy, crelu=crelu, layer_norm=layer_norm, noisy_std=noisy_std)
         self.advantage = mlp(in_features, hidden, num_actions * num_atoms, **kw)
         self.value = mlp(in_features, hidden, num_atoms, **kw) if dueling else None
@@ -115,6 +117,7 @@ class DistributionalHead(nn.Module):
         return [_linear_parameters(stream[i]) for stream in self._streams() for i in (0, -1)]
 
     def forward(self, features: torch.Tensor, parameters: LinearParameters | None = None) -> torch.Tensor:
+        features = scale_gradient(features, self.grad_scale)
         outputs = []
         for k, stream in enumerate(self._streams()):
             if parameters is None:

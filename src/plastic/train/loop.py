@@ -250,9 +250,8 @@ class Trainer:
 
     def _update(self) -> dict[str, Any]:
         replay = self.replay_settings
-        progress = min(1.0, self.state.step / self.config.train.steps)
         start = replay.importance_exponent_start
-        batch = self.replay.sample(replay.batch_size, beta=start + (1.0 - start) * progress)
+        batch = self.replay.sample(replay.batch_size, beta=start + (1.0 - start) * self._anneal_progress())
         stats = self.agent.update(batch)
         if replay.prioritized:
             self.replay.update_priorities(batch.index, stats["priority"].cpu().numpy())
@@ -260,6 +259,14 @@ class Trainer:
             self.state.resets += 1
             self._log("resets", {"updates": self.agent.updates})
         return stats
+
+    def _anneal_progress(self) -> float:
+        """How far the importance exponent has gone from its start to 1 (``agent.importance_anneal``)."""
+        train = self.config.train
+        if self.config.agent.importance_anneal == "updates":  # the authors': the k-th update of T
+            total = max(1.0, (train.steps - train.learning_starts) * train.replay_ratio)
+            return min(1.0, (self.agent.updates + 1) / total)
+        return min(1.0, self.state.step / train.steps)
 
     def _log_train(self, pending: list[dict[str, Any]], rates: dict[str, float]) -> None:
         values: dict[str, Any] = {"updates": self.agent.updates, "episodes": self.state.episodes,
