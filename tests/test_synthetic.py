@@ -17,8 +17,22 @@ import torch.nn.functional as F
 from plastic.synthetic import data as data_mod
 from plastic.synthetic.artifacts import read_csv
 from plastic.synthetic.cli import main as cli_main
-from plastic.synthetic.data import _make_dataset, load_cifar10, load_digits_dataset
-from plastic.synthetic.experiment import METRIC_FIELDS, SyntheticConfig, run_synthetic
+from plastic.synthetic.data import (
+    CIFAR10_FIXED_MEAN,
+    CIFAR10_FIXED_STD,
+    _make_dataset,
+    load_cifar10,
+    load_digits_dataset,
+    with_normalization,
+)
+from plastic.synthetic.experiment import (
+    FIDELITY_PROFILES,
+    METRIC_FIELDS,
+    SyntheticConfig,
+    head_reset_due,
+    run_synthetic,
+    synthetic_config,
+)
 from plastic.synthetic.grid import run_grid
 from plastic.synthetic.models import METHODS, SyntheticConvNet, flatten_dim, get_method
 from plastic.synthetic.tasks import make_chunks
@@ -126,6 +140,7 @@ def test_label_task_shifts_train_and_test_labels_by_the_chunk_index(tiny_dataset
 
 @pytest.mark.parametrize("method", ["reset", "plastic"])
 def test_reset_every_10_chunks_on_the_head_only(tiny_dataset, tmp_path, method):
+    """The intent profile (SyntheticConfig's default): before chunks 10, 20; head momentum cleared."""
     snapshots = {}
     checks = []
 
@@ -163,6 +178,108 @@ def test_no_reset_without_the_reset_component(tiny_dataset):
     summary = run_synthetic(config, dataset=tiny_dataset, observer=rec)
     assert summary["resets"] == 0
     assert not [e for e, _ in rec.events if e == "reset"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Fidelity
+
+
+def test_reset_schedules_over_the_papers_100_chunks():
+    def stages(**kw):
+        config = SyntheticConfig(task="label", method="reset", **kw).resolved()
+        return [s for s in range(100) if head_reset_due(s, config)]
+
+    assert stages() == stages(fidelity="intent") == list(range(10, 100, 10))
+    # the authors reset after chunks 0, 10, ..., 90: before chunks 1, 11, ..., 91
+    assert stages(fidelity="authors") == stages(reset_schedule="after_chunk") == list(range(1, 100, 10))
+    assert stages(fidelity="authors", reset_schedule="before_chunk") == list(range(10, 100, 10))
+
+
+def test_profiles_fill_only_the_knobs_left_unset():
+    intent = SyntheticConfig(task="input", method="plastic").resolved()
+    authors = synthetic_config("input", "plastic").resolved()
+    knobs = list(FIDELITY_PROFILES["intent"])
+    assert {k: getattr(intent, k) for k in knobs} == FIDELITY_PROFILES["intent"]
+    assert authors.fidelity == "authors"
+    assert {k: getattr(authors, k) for k in knobs} == FIDELITY_PROFILES["authors"]
+    assert synthetic_config("input", "plastic", reset_momentum=True).resolved().reset_momentum is True
+    for bad in ({"fidelity": "paper"}, {"reset_schedule": "never"}, {"normalization": "imagenet"}):
+        with pytest.raises(ValueError, match="valid choices"):
+            synthetic_config("input", "plastic", **bad).resolved()
+    with pytest.raises(ValueError, match="reset_momentum must be true or false"):
+        synthetic_config("input", "plastic", reset_momentum="no").resolved()
+
+
+def test_authors_profile_resets_after_chunk_0_and_keeps_the_head_momentum(tiny_dataset):
+    checks = []
+
+    def observer(event, **info):
+        if event in ("pre_reset", "reset"):
+            model, opt = info["model"], info["optimizer"]
+            checks.append(
+                (
+                    event,
+                    info["stage"],
+                    [opt.state[p]["momentum_buffer"].clone() for p in model.head.parameters()],
+                )
+            )
+
+    config = synthetic_config("label", "reset", dataset="tiny", chunks=12, iters_per_chunk=1, batch_size=4)
+    summary = run_synthetic(config, dataset=tiny_dataset, observer=observer)
+    assert summary["resets"] == 2 and summary["fidelity"] == "authors"
+    assert [(event, stage) for event, stage, _ in checks] == [
+        ("pre_reset", 1), ("reset", 1), ("pre_reset", 11), ("reset", 11)
+    ]  # fmt: skip
+    for before, after in [(checks[0][2], checks[1][2]), (checks[2][2], checks[3][2])]:
+        assert all(torch.equal(b, a) for b, a in zip(before, after, strict=True))
+
+
+def test_cifar_normalization_uses_the_authors_constants(tiny_dataset):
+    x = tiny_dataset.x_train[:3]
+    fixed = with_normalization(tiny_dataset, "cifar")
+    mean = torch.tensor(CIFAR10_FIXED_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR10_FIXED_STD).view(1, 3, 1, 1)
+    assert torch.equal(fixed.prepare(x), (x.float() / 255 - mean) / std)
+    assert with_normalization(tiny_dataset, "data") is tiny_dataset
+    assert not torch.allclose(fixed.prepare(x), tiny_dataset.prepare(x))
+    assert fixed.x_train is tiny_dataset.x_train  # the images are shared, not copied
+    with pytest.raises(ValueError, match="valid choices: data, cifar"):
+        with_normalization(tiny_dataset, "imagenet")
+
+
+def test_a_config_saved_before_the_knobs_keeps_its_meaning(tmp_path):
+    """Recorded runs' config.json have no fidelity keys: they load as the intent profile, a
+    finished one is still skipped under its own config and refused under the authors profile."""
+    recorded = Path(__file__).parents[1] / "benchmarks/synthetic/reduced_grid/label/reset/seed_0"
+    saved = json.loads((recorded / "config.json").read_text())
+    assert "fidelity" not in saved
+    config = SyntheticConfig.from_dict(saved).resolved()
+    assert config.fidelity == "intent"
+    assert {k: getattr(config, k) for k in FIDELITY_PROFILES["intent"]} == FIDELITY_PROFILES["intent"]
+
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    for name in ("config.json", "summary.json", "metrics.csv"):
+        (run_dir / name).write_bytes((recorded / name).read_bytes())
+    assert run_synthetic(SyntheticConfig.from_dict(saved), run_dir)["skipped"]
+    values = {k: v for k, v in saved.items() if k not in ("task", "method")}
+    with pytest.raises(ValueError, match="different config .*fidelity: 'intent' there, 'authors' now"):
+        run_synthetic(synthetic_config(saved["task"], saved["method"], **values), run_dir)
+
+
+def test_cli_defaults_to_the_authors_profile(tmp_path):
+    common = ["input", "--method", "reset", "--dataset", "digits", "--chunks", "2", "--iters-per-chunk", "1",
+              "--batch-size", "8"]  # fmt: skip
+    assert cli_main([*common, "--out", str(tmp_path / "a")]) == 0
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert saved["fidelity"] == "authors"
+    assert {k: saved[k] for k in FIDELITY_PROFILES["authors"]} == FIDELITY_PROFILES["authors"]
+    assert (
+        cli_main([*common, "--fidelity", "intent", "--no-reset-momentum", "--out", str(tmp_path / "b")]) == 0
+    )
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert saved["fidelity"] == "intent" and saved["normalization"] == "data"
+    assert saved["reset_momentum"] is False  # an explicit option wins over the profile
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from plastic.synthetic.data import DATASETS
+from plastic.synthetic.data import DATASETS, NORMALIZATIONS
 from plastic.synthetic.models import METHODS
 from plastic.synthetic.tasks import TASKS
 
@@ -59,6 +59,33 @@ def _add_common(parser: argparse.ArgumentParser, chunks_default: int | None) -> 
         help="parameters SAM perturbs: the whole network (authors' synthetic code) or the backbone",
     )
     parser.add_argument("--reset-every", type=_positive_int, default=None, help="chunks between resets (10)")
+    parser.add_argument(
+        "--fidelity",
+        choices=("authors", "intent"),
+        default="authors",
+        help="authors (default): the update of the authors' synthetic code, which produced the "
+        "paper's numbers; intent: the method as the paper states it. Sets the three options below "
+        "unless they are given",
+    )
+    parser.add_argument(
+        "--reset-schedule",
+        choices=("before_chunk", "after_chunk"),
+        default=None,
+        help="reset the head before chunks 10, 20, ... (intent) or after chunks 0, 10, 20, ... (authors)",
+    )
+    parser.add_argument(
+        "--normalization",
+        choices=NORMALIZATIONS,
+        default=None,
+        help="standardise inputs by the data's own mean/std (intent) or the fixed CIFAR-10 constants "
+        "of the authors' code (cifar)",
+    )
+    parser.add_argument(
+        "--reset-momentum",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a Reset clears the head's SGD momentum (intent) or keeps it (--no-reset-momentum, authors)",
+    )
     parser.add_argument("--hessian", action="store_true", help="also log the top Hessian eigenvalue")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
 
@@ -125,6 +152,10 @@ def _config_from_args(args: argparse.Namespace, task: str, method: str, seed: in
         seed=seed,
         hessian=args.hessian,
         device=args.device,
+        fidelity=args.fidelity,
+        reset_schedule=args.reset_schedule,
+        normalization=args.normalization,
+        reset_momentum=args.reset_momentum,
     )
 
 

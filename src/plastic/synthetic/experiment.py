@@ -4,8 +4,16 @@ Protocol (PLASTIC Sec. 3; REFERENCE.md): ``chunks`` stages of ``iters_per_chunk`
 (momentum 0.9, batch 128) each. Input task: lr 1e-3, no weight decay, stage k trains on chunks
 0..k. Label task: lr 1e-2, weight decay 1e-3, all data with labels (y + k) mod 10. SAM ρ 0.1
 (SGD as base, perturbing the whole network as in the authors' synthetic code; ``sam_scope
-="backbone"`` keeps it off the head). Reset re-initialises the head, and clears its optimizer
-state, at the start of stages 10, 20, ... (``reset_every``), never at stage 0.
+="backbone"`` keeps it off the head). Reset re-initialises the head every ``reset_every`` (10)
+stages.
+
+Fidelity: three knobs of :class:`SyntheticConfig` choose between the method as the paper states
+it ("intent") and the update of the authors' synthetic code ("authors", github dojeon-ai/PLASTIC,
+synthetic/input_adaptation.py and output_adaptation.py), which produced the paper's numbers: when
+the head is reset (``reset_schedule``), how inputs are standardised (``normalization``) and
+whether a Reset clears the head's SGD momentum (``reset_momentum``). ``fidelity`` picks a profile
+(``FIDELITY_PROFILES``) for the knobs left unset; :func:`synthetic_config` and the CLI default to
+"authors", the dataclass to "intent" (what configs saved before the knobs existed meant).
 
 After each stage: test accuracy on the stage's labels, its running mean (area under the
 accuracy curve), mean training loss of the stage, active-unit ratios of backbone and head, and
@@ -30,7 +38,7 @@ from plastic.metrics import active_units, hessian_top_eigenvalue
 from plastic.optim.sam import SAM
 from plastic.reset import reset_
 from plastic.synthetic.artifacts import read_json, write_csv, write_json
-from plastic.synthetic.data import ImageDataset, load_dataset
+from plastic.synthetic.data import NORMALIZATIONS, ImageDataset, load_dataset, with_normalization
 from plastic.synthetic.models import METHODS, build_model, get_method
 from plastic.synthetic.tasks import (
     EpochSampler,
@@ -45,6 +53,14 @@ TASK_DEFAULTS: dict[str, dict[str, float]] = {
     "label": {"lr": 1e-2, "weight_decay": 1e-3},
 }
 SAM_SCOPES = ("all", "backbone")
+FIDELITIES = ("authors", "intent")
+RESET_SCHEDULES = ("before_chunk", "after_chunk")
+# The value of every fidelity knob under each profile (knob meanings: SyntheticConfig).
+FIDELITY_PROFILES: dict[str, dict[str, Any]] = {
+    "intent": {"reset_schedule": "before_chunk", "normalization": "data", "reset_momentum": True},
+    "authors": {"reset_schedule": "after_chunk", "normalization": "cifar", "reset_momentum": False},
+}
+DEFAULT_FIDELITY = "authors"  # of synthetic_config() and the CLI: the update behind the paper's numbers
 METRIC_FIELDS = (
     "chunk",
     "train_size",
@@ -84,20 +100,42 @@ class SyntheticConfig:
     hessian_iters: int = 20
     probe_size: int = 256  # test inputs for the active units; training inputs for the Hessian
     device: str = "cpu"
+    # "intent" (the method as the paper states it) or "authors" (the authors' synthetic code).
+    # The profile (FIDELITY_PROFILES) fills each knob below left None; an explicit value wins.
+    # "intent" by default, so a config saved before the knobs existed means what it meant.
+    fidelity: str = "intent"
+    # When Reset re-initialises the head. "before_chunk" (intent): at the start of chunks
+    # reset_every, 2·reset_every, ... (never chunk 0). "after_chunk" (authors,
+    # input_adaptation.py:301): after training and evaluating chunks 0, reset_every, ..., i.e. at
+    # the start of chunks 1, reset_every + 1, ... (one after the last chunk would change nothing
+    # and is not done).
+    reset_schedule: str | None = None
+    # Input standardisation. "data" (intent): the training set's per-channel mean and std.
+    # "cifar" (authors, input_adaptation.py:59): the fixed constants of their CIFAR-10 transform
+    # (data.CIFAR10_FIXED_MEAN/STD), whatever the dataset.
+    normalization: str | None = None
+    # Whether a Reset clears the reset head's SGD momentum (True, intent) or keeps it (False,
+    # authors: they re-initialise the layers in place and keep the optimizer and its state).
+    reset_momentum: bool | None = None
 
     def resolved(self) -> SyntheticConfig:
-        """A validated copy with the task's default lr and weight decay filled in."""
+        """A validated copy with the task's default lr and weight decay and the fidelity
+        profile's knobs filled in."""
         check_task(self.task)
         get_method(self.method)
-        if self.sam_scope not in SAM_SCOPES:
-            raise ValueError(f"unknown sam_scope {self.sam_scope!r}; valid choices: {', '.join(SAM_SCOPES)}")
+        _check_choice("sam_scope", self.sam_scope, SAM_SCOPES)
+        _check_choice("fidelity", self.fidelity, FIDELITIES)
         for name in ("chunks", "iters_per_chunk", "batch_size", "reset_every", "probe_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         values = asdict(self)
-        for key, default in TASK_DEFAULTS[self.task].items():
+        for key, default in {**TASK_DEFAULTS[self.task], **FIDELITY_PROFILES[self.fidelity]}.items():
             if values[key] is None:
                 values[key] = default
+        _check_choice("reset_schedule", values["reset_schedule"], RESET_SCHEDULES)
+        _check_choice("normalization", values["normalization"], NORMALIZATIONS)
+        if not isinstance(values["reset_momentum"], bool):
+            raise ValueError(f"reset_momentum must be true or false, got {values['reset_momentum']!r}")
         return SyntheticConfig(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,6 +148,18 @@ class SyntheticConfig:
         if unknown:
             raise ValueError(f"unknown config keys {unknown}; valid keys: {', '.join(sorted(known))}")
         return cls(**values)
+
+
+def synthetic_config(
+    task: str, method: str, *, fidelity: str = DEFAULT_FIDELITY, **values: Any
+) -> SyntheticConfig:
+    """A config with the ``fidelity`` profile ("authors" unless told) for the knobs not given."""
+    return SyntheticConfig(task=task, method=method, fidelity=fidelity, **values)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; valid choices: {', '.join(choices)}")
 
 
 def _make_optimizer(model: nn.Module, config: SyntheticConfig, use_sam: bool) -> torch.optim.Optimizer:
@@ -152,6 +202,21 @@ def _mean_ratio(ratios: dict[str, float], prefix: str) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
+def head_reset_due(stage: int, config: SyntheticConfig) -> bool:
+    """Whether a Reset re-initialises the head right before ``stage`` is trained (for a method
+    with Reset; ``config`` resolved)."""
+    if config.reset_schedule == "before_chunk":
+        return stage > 0 and stage % config.reset_every == 0
+    if config.reset_schedule == "after_chunk":  # after chunk k with k % reset_every == 0
+        return stage > 0 and (stage - 1) % config.reset_every == 0
+    raise ValueError(f"unknown reset_schedule {config.reset_schedule!r}; resolve the config first")
+
+
+def reset_head(model: nn.Module, optimizer: torch.optim.Optimizer, config: SyntheticConfig) -> list[str]:
+    """Re-initialise the head in place; clear its optimizer state only if ``reset_momentum``."""
+    return reset_(model, ["head"], optimizer=optimizer if config.reset_momentum else None)
+
+
 def _train_step(
     model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
 ) -> float:
@@ -172,18 +237,30 @@ def _finished_summary(out_dir: Path, config: SyntheticConfig) -> dict[str, Any] 
     summary_path, config_path = out_dir / "summary.json", out_dir / "config.json"
     if not summary_path.is_file():
         return None
-    saved = read_json(config_path) if config_path.is_file() else None
-    ignore = {"device", "data_dir"}  # where it ran and where the data lay do not change a result
-    if config.dataset == "auto":
-        ignore.add("dataset")  # the saved config holds what "auto" resolved to
-    if saved is not None and {k: v for k, v in saved.items() if k not in ignore} != {
-        k: v for k, v in config.to_dict().items() if k not in ignore
-    }:
-        raise ValueError(
-            f"{out_dir} already holds a finished run with a different config; "
-            "choose another --out or delete that directory"
-        )
+    if config_path.is_file():
+        ignore = {"device", "data_dir"}  # where it ran and where the data lay do not change a result
+        if config.dataset == "auto":
+            ignore.add("dataset")  # the saved config holds what "auto" resolved to
+        saved = _saved_config(read_json(config_path))
+        wanted = config.to_dict()
+        keys = (set(saved) | set(wanted)) - ignore
+        differ = sorted(k for k in keys if saved.get(k) != wanted.get(k))
+        if differ:
+            raise ValueError(
+                f"{out_dir} already holds a finished run with a different config "
+                f"({', '.join(f'{k}: {saved.get(k)!r} there, {wanted.get(k)!r} now' for k in differ)}); "
+                "choose another --out or delete that directory"
+            )
     return read_json(summary_path)
+
+
+def _saved_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config.json as a resolved config dict: keys it predates take the meaning they had
+    then (fidelity "intent"); unreadable ones stay as saved, and so differ."""
+    try:
+        return SyntheticConfig.from_dict(saved).resolved().to_dict()
+    except (TypeError, ValueError):
+        return saved
 
 
 def run_synthetic(
@@ -199,9 +276,9 @@ def run_synthetic(
     A finished ``out_dir`` (with summary.json and the same config) is not redone: its summary is
     returned with ``"skipped": True``. An unfinished one is started again from scratch.
     ``observer(event, **info)``, if given, sees the run from inside (used by the tests):
-    ``"batch"`` (stage, indices, labels), ``"pre_reset"``/``"reset"`` (stage, model, optimizer,
-    names),
-    ``"eval"`` (stage, labels).
+    ``"batch"`` (stage, indices, labels), ``"step"`` after each update (stage, loss, model,
+    optimizer), ``"pre_reset"``/``"reset"`` (stage, model, optimizer, names), ``"eval"`` (stage,
+    labels).
     """
     config = config.resolved()
     out = Path(out_dir) if out_dir is not None else None
@@ -220,6 +297,7 @@ def run_synthetic(
         config = replace(config, dataset=dataset.name)
     elif config.dataset != dataset.name:
         raise ValueError(f"config asks for dataset {config.dataset!r} but got {dataset.name!r}")
+    dataset = with_normalization(dataset, config.normalization)
     device = torch.device(config.device)
     if out is not None:
         write_json(out / "config.json", config.to_dict())
@@ -238,10 +316,10 @@ def run_synthetic(
     resets = 0
     start_time = time.perf_counter()
     for stage in range(config.chunks):
-        did_reset = method.reset and stage > 0 and stage % config.reset_every == 0
+        did_reset = method.reset and head_reset_due(stage, config)
         if did_reset:
             notify("pre_reset", stage=stage, model=model, optimizer=optimizer, names=["head"])
-            reset_(model, ["head"], optimizer=optimizer)
+            reset_head(model, optimizer, config)
             resets += 1
             notify("reset", stage=stage, model=model, optimizer=optimizer, names=["head"])
 
@@ -256,6 +334,7 @@ def run_synthetic(
             notify("batch", stage=stage, indices=idx, labels=y)
             x = dataset.prepare(dataset.x_train[idx], device)
             losses.append(_train_step(model, optimizer, x, y.to(device)))
+            notify("step", stage=stage, loss=losses[-1], model=model, optimizer=optimizer)
 
         test_labels = stage_labels(config.task, dataset.y_test, stage, dataset.num_classes)
         notify("eval", stage=stage, labels=test_labels)
@@ -297,6 +376,7 @@ def run_synthetic(
         "seed": config.seed,
         "chunks": config.chunks,
         "iters_per_chunk": config.iters_per_chunk,
+        "fidelity": config.fidelity,
         "final_test_acc": accuracies[-1],
         "mean_test_acc": float(np.mean(accuracies)),
         "final_train_loss": rows[-1]["train_loss"],
@@ -337,11 +417,18 @@ def _hessian(
 
 
 __all__ = [
+    "DEFAULT_FIDELITY",
+    "FIDELITIES",
+    "FIDELITY_PROFILES",
     "METHODS",
     "METRIC_FIELDS",
+    "RESET_SCHEDULES",
     "SAM_SCOPES",
     "TASK_DEFAULTS",
     "SyntheticConfig",
     "evaluate",
+    "head_reset_due",
+    "reset_head",
     "run_synthetic",
+    "synthetic_config",
 ]

@@ -165,9 +165,10 @@ def markdown_table(table: dict[str, Any], runs: dict[str, Any]) -> str:
     lines = []
     for task in [t for t in TASKS if t in table]:
         sample = next(iter(runs[task].values()))[0]
+        fidelity = f", fidelity {sample['fidelity']}" if "fidelity" in sample else ""  # older runs: none
         lines.append(
             f"### {task} adaptation ({sample['dataset']}, {sample['chunks']} chunks × "
-            f"{sample['iters_per_chunk']} iterations)\n"
+            f"{sample['iters_per_chunk']} iterations{fidelity})\n"
         )
         lines.append(
             "| method | final test acc (%) | mean test acc over chunks (%) | Δ final vs vanilla "
