@@ -178,6 +178,27 @@ def test_atari_breakout_resume_after_life_loss_is_exact(atari):
     assert any(r[0] == "reset" and r[2]["new_game"] for r in suffix)
 
 
+def test_atari_authors_settings_resume_is_exact(atari):
+    """The agent-step counter of the authors' horizon and their life-loss NOOP come back: the
+    suffix crosses life losses and the horizon's end of a game."""
+    authors = {"resize": "bilinear", "time_limit": "agent_steps", "max_episode_steps": 70,
+               "life_loss_noop": True}
+
+    def make() -> gym.Env:
+        return atari("breakout", 11, train=True, **authors)
+
+    suffix = check_resume(make, np.random.default_rng(8), prefix_until=is_life_loss,
+                          extra_prefix_steps=(1, 20), suffix_steps=200)
+    assert any(is_life_loss(r) for r in suffix)
+    assert any(r[0] == "step" and r[5]["game_over"] and r[5]["lives"] > 0 for r in suffix), \
+        "a game must end at the horizon after the snapshot"
+    state = get_env_state(make())
+    for key, value, setting in (("resize", "area", "resize"), ("life_loss_noop", False, "life_loss_noop"),
+                                ("max_episode_steps", 71, "horizon")):
+        with pytest.raises(ValueError, match=setting):
+            set_env_state(atari("breakout", 11, train=True, **{**authors, key: value}), state)
+
+
 def test_atari_pong_resume_across_the_frame_cap_is_exact(atari):
     def make() -> gym.Env:
         return atari("pong", 4, train=True, max_episode_frames=1000)

@@ -11,7 +11,7 @@ pytest.importorskip("ale_py")
 from ale_py.env import AtariEnv  # noqa: E402
 
 from plastic.envs import make_env  # noqa: E402
-from plastic.envs.atari import area_resize, make_atari_env  # noqa: E402
+from plastic.envs.atari import area_resize, bilinear_resize, make_atari_env  # noqa: E402
 from plastic.envs.scores import (  # noqa: E402
     ATARI_100K_GAMES,
     HUMAN_SCORES,
@@ -245,6 +245,127 @@ def test_frame_cap_truncates_the_game(noop_max):
     assert info["episode_frame_number"] == frames
     _, info = env.reset()
     assert info["new_game"] is True and info["episode_frame_number"] == info["noops"]
+
+
+# ---------------------------------------------------------------- the authors' settings
+
+
+def test_bilinear_resize_by_hand():
+    flat = np.full((210, 160), 77, np.uint8)
+    np.testing.assert_array_equal(bilinear_resize(flat, (84, 84)), np.full((84, 84), 77))
+    # 4 -> 2 pixels: each output centre lies halfway between two inputs (weights 1024, 1024).
+    row = np.array([[0, 10, 100, 201]], np.uint8)
+    np.testing.assert_array_equal(bilinear_resize(row, (1, 2)), [[5, 151]])  # 150.5 rounds up
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(210, 160), dtype=np.uint8)
+    exact = bilinear_float(image, 84, 84)
+    assert np.abs(bilinear_resize(image, (84, 84)) - exact).max() <= 1.0  # fixed point: off by < 1
+    with pytest.raises(ValueError, match="2-D uint8"):
+        bilinear_resize(image.astype(np.float32), (84, 84))
+
+
+def bilinear_float(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Half-pixel-centre bilinear interpolation in float64, edges clamped."""
+
+    def taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        centres = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        left = np.minimum(np.floor(centres).astype(int), n_in - 2)
+        return left, left + 1, centres - left
+
+    y0, y1, fy = taps(image.shape[0], height)
+    x0, x1, fx = taps(image.shape[1], width)
+    rows = image[y0] * (1 - fy)[:, None] + image[y1] * fy[:, None]
+    return rows[:, x0] * (1 - fx) + rows[:, x1] * fx
+
+
+def test_agent_step_horizon_ends_the_game_on_its_step_after_the_horizon():
+    horizon = 20
+    env = make_atari_env("pong", 4, train=True, time_limit="agent_steps", max_episode_steps=horizon)
+    assert env.unwrapped.ale.getInt("max_num_frames_per_episode") == 0  # no ALE frame cap
+    _, info = env.reset()
+    for step in range(1, horizon + 2):
+        _, _, terminated, truncated, info = env.step(0)
+        # As the authors' counter: the step taken with `horizon` steps behind it ends the game.
+        assert terminated == (step == horizon + 1) == info["game_over"] and not truncated
+    assert info["episode_length"] == horizon + 1
+    _, info = env.reset()
+    assert info["new_game"] is True
+    with pytest.raises(ValueError, match="no frame cap"):
+        make_atari_env("pong", 4, train=True, time_limit="agent_steps", max_episode_frames=100)
+    with pytest.raises(ValueError, match="time_limit"):
+        make_atari_env("pong", 4, train=True, time_limit="steps")
+
+
+def test_agent_step_horizon_counts_steps_across_life_losses():
+    env = make_atari_env("breakout", 7, train=True, time_limit="agent_steps", max_episode_steps=150)
+    env.reset()
+    rng = np.random.default_rng(0)
+    steps = life_losses = 0
+    while True:
+        _, _, terminated, _, info = env.step(int(rng.integers(4)))
+        steps += 1
+        if info["game_over"]:
+            break
+        if terminated:
+            life_losses += 1
+            assert env.reset()[1]["new_game"] is False
+    assert life_losses >= 1 and steps == info["episode_length"] == 151 and info["lives"] > 0
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_life_loss_noop_plays_one_noop_frame_at_the_start_and_after_each_lost_life(train):
+    game, seed = "breakout", 7
+    env = make_atari_env(game, seed, train=train, life_loss_noop=True, resize="bilinear")
+    obs, info = env.reset()
+    raw = raw_ale(game, seed)
+    for _ in range(1 + info["noops"]):  # the NOOP at the start of the game, then the no-ops
+        screen, *_ = raw.step(0)
+    assert info["episode_frame_number"] == 1 + info["noops"]
+    np.testing.assert_array_equal(obs[-1], bilinear_resize(screen, (84, 84)))
+
+    rng = np.random.default_rng(0)
+    lives, life_losses = info["lives"], 0
+    while True:
+        action = int(rng.integers(4))
+        obs, reward, terminated, _, info = env.step(action)
+        screens, raw_reward = [], 0.0
+        for _ in range(4):
+            screen, r, *_ = raw.step(action)
+            screens.append(screen)
+            raw_reward += r
+        if info["game_over"]:
+            break
+        pooled = np.maximum(screens[2], screens[3])
+        if info["lives"] < lives:
+            life_losses += 1
+            after_noop, noop_reward, *_ = raw.step(0)
+            assert noop_reward == 0
+            # Train: the frame after the NOOP alone (their internal reset zeroes the last screen);
+            # eval: pooled with the skip's third screen (their episodic_lives=False).
+            pooled = after_noop if train else np.maximum(screens[2], after_noop)
+            assert terminated == train
+            if train:
+                reset_obs, _ = env.reset()
+                np.testing.assert_array_equal(reset_obs[-1], obs[-1])
+        np.testing.assert_array_equal(obs[-1], bilinear_resize(pooled, (84, 84)))
+        assert reward == raw_reward
+        lives = info["lives"]
+    assert life_losses == 4
+    assert info["episode_frame_number"] == raw.unwrapped.ale.getEpisodeFrameNumber()
+
+
+def test_suite_passes_the_fidelity_settings_to_the_env():
+    from plastic.configs.presets import build_config
+    from plastic.train.suites import suite_runtime
+
+    runtime = suite_runtime("atari")
+    authors = runtime.env_kwargs(build_config("atari", "pong", "drq"))
+    intent = runtime.env_kwargs(build_config("atari", "pong", "drq", overrides={"fidelity": "intent"}))
+    keys = ("resize", "time_limit", "life_loss_noop", "max_episode_steps")
+    assert [authors[k] for k in keys] == ["bilinear", "agent_steps", True, 27_000]
+    assert [intent[k] for k in keys] == ["area", "frames", False, 27_000]
+    env = make_atari_env("pong", 0, train=True, **intent)
+    assert env.unwrapped.ale.getInt("max_num_frames_per_episode") == 108_000
 
 
 # ---------------------------------------------------------------- names and errors

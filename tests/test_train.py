@@ -51,8 +51,9 @@ def test_every_preset_runs_on_a_real_atari_game(tmp_path, preset):
         if (tmp_path / "resets.csv").exists() else []
     assert resets == ([(272, 8), (304, 16)] if "reset" in ALIASES.get(preset, preset) else [])
     assert summary["resets"] == len(resets)
-    episodes = read_csv(tmp_path / "episodes.csv")  # whole games of up to 100 steps
-    assert len(episodes) >= 3 and all(e["length"] <= 100 for e in episodes)
+    # Whole games of up to 101 steps: the authors' horizon ends a game on its 101st step.
+    episodes = read_csv(tmp_path / "episodes.csv")
+    assert len(episodes) >= 3 and all(e["length"] <= 101 for e in episodes)
     assert "human_normalized_score" in summary and summary["episodes"] == 1
     plasticity = read_csv(tmp_path / "plasticity.csv")
     assert [r["step"] for r in plasticity] == [280]
@@ -102,13 +103,18 @@ def assert_same_runs(killed: Path, straight: Path, streams: tuple[str, ...]) -> 
         assert rows == logged(straight, stream), stream  # no row lost or logged twice
 
 
-def test_killed_run_resumes_to_the_same_parameters(tmp_path):
-    killed, straight = killed_and_straight_runs(RESUME_ARGS, tmp_path)
+@pytest.mark.parametrize("fidelity", ["authors", "intent"])
+def test_killed_run_resumes_to_the_same_parameters(tmp_path, fidelity):
+    killed, straight = killed_and_straight_runs([*RESUME_ARGS, "--set", f"fidelity={fidelity}"], tmp_path)
+    assert json.loads((killed / "config.json").read_text())["sam"]["all_after_reset"] == (
+        fidelity == "authors")
     assert_same_runs(killed, straight, ("episodes", "train", "eval", "plasticity", "resets"))
 
 
 def test_killed_atari_run_resumes_to_the_same_parameters(tmp_path):
     killed, straight = killed_and_straight_runs(ATARI_RESUME_ARGS, tmp_path)
+    config = json.loads((killed / "config.json").read_text())  # the paper's preset: the authors' update
+    assert config["fidelity"] == "authors" and config["sam"]["perturbed_pass"] == "fresh"
     assert_same_runs(killed, straight, ("episodes", "train", "eval", "plasticity", "resets"))
     assert [r["step"] for r in read_csv(killed / "resets.csv")] == [260, 320]  # updates 15 and 30
 
@@ -245,8 +251,8 @@ def test_each_evaluation_draws_fresh_reproducible_env_seeds(tmp_path, monkeypatc
 
 
 def test_atari_evaluation_restarts_the_frame_stack_at_each_life_loss(tmp_path):
-    config = build_config("atari", "breakout", "drq", overrides={
-        "train.eval_episodes": 1, "train.eval_envs": 1})
+    config = build_config("atari", "breakout", "drq", overrides={  # the default env's settings
+        "train.eval_episodes": 1, "train.eval_envs": 1, "fidelity": "intent"})
     trainer = Trainer(config, tmp_path)
     trainer._setup()
     trainer.logger = RunLogger(tmp_path, tensorboard=False)

@@ -150,10 +150,12 @@ class EnvConfig:
     # Atari 210x160 -> 84x84: "area" (averaging, as Dopamine) or "bilinear" (the authors' code).
     resize: str = "area"
     # Atari episode cap: "frames" (ALE's limit of 4 x max_episode_steps frames, start no-ops
-    # included; the episode is truncated) or "agent_steps" (the authors': max_episode_steps
-    # agent steps after the start no-ops; the last transition is terminal).
+    # included; the episode is truncated) or "agent_steps" (the authors': counted from the end of
+    # the start no-ops, the game ends on its max_episode_steps + 1-th step, which is terminal).
     time_limit: str = "frames"
-    life_loss_noop: bool = False  # Atari: one extra NOOP frame after each life loss (the authors')
+    # Atari: one NOOP frame (reward dropped) at the start of a game and after each lost life but
+    # the last, whose screen alone (not max-pooled) is the next frame (the authors' env).
+    life_loss_noop: bool = False
 
 
 @dataclass

@@ -12,6 +12,12 @@ the game: the next ``reset()`` continues the same game from the current frame. E
 training loop evaluates with ``train=True`` envs too, as Dopamine's runner does, so that the stack
 restarts at a life loss in evaluation as in training; ``train=False`` stacks across life losses.
 
+Three settings reproduce the PLASTIC authors' Atari env instead (``env.resize``,
+``env.time_limit``, ``env.life_loss_noop``; tests/golden/test_atari_env.py checks them against
+frames recorded from their code): bilinear resizing bit-exact with their ``cv2.resize`` (OpenCV's
+``INTER_LINEAR``), a horizon in agent steps whose last step is terminal, and one NOOP frame at the
+start of a game and after each lost life.
+
 Gymnasium's ``AtariPreprocessing`` is not used: it needs OpenCV (not a dependency here), always
 restarts the game on ``reset()``, and cuts the frame skip short when a life is lost.
 """
@@ -70,11 +76,73 @@ def area_resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
 
 
+_LINEAR_COEF_SCALE = 2048  # OpenCV's INTER_RESIZE_COEF_SCALE: 11-bit fixed-point weights
+
+
+@functools.lru_cache(maxsize=8)
+def _linear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(left index, right index, left weight, right weight), each (n_out,), of a 1-D bilinear
+    resize with OpenCV's arithmetic: half-pixel centres computed in float32, edges clamped, and
+    weights rounded to 11-bit fixed point."""
+    scale = 1.0 / (n_out / n_in)  # as OpenCV: the inverse of its (double) inverse scale
+    centres = ((np.arange(n_out) + 0.5) * scale - 0.5).astype(np.float32)
+    left = np.floor(centres).astype(np.int64)
+    frac = centres - left.astype(np.float32)
+    at_edge = (left < 0) | (left >= n_in - 1)
+    frac[at_edge] = 0.0
+    left = np.clip(left, 0, n_in - 1)
+    right = np.minimum(left + 1, n_in - 1)
+    w_right = np.rint(frac * np.float32(_LINEAR_COEF_SCALE))
+    w_left = np.rint((np.float32(1.0) - frac) * np.float32(_LINEAR_COEF_SCALE))
+    taps = (left.astype(np.intp), right.astype(np.intp), w_left.astype(np.int32), w_right.astype(np.int32))
+    for array in taps:
+        array.flags.writeable = False
+    return taps
+
+
+def bilinear_resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a 2-D uint8 image to ``size`` = (height, width) as OpenCV's ``cv2.resize(frame,
+    (width, height))`` does with its default ``INTER_LINEAR``, bit for bit.
+
+    Rows are interpolated first in exact integers (fixed-point weights summing to 2048), then
+    columns with the rounding of OpenCV's vectorised 8-bit path (the one its x86 and ARM builds
+    run): the row sums lose their 4 low bits, each product with a column weight keeps its high 16
+    bits, and the sum is rounded off by 2 more bits. OpenCV's scalar fallback rounds only once,
+    which differs by 1 on some pixels. Checked bit-exact against opencv-python-headless 4.6.0.66
+    (the authors' pin) and 5.1.0 for 210x160 -> 84x84 (tests/golden/test_atari_env.py); other
+    sizes are not guaranteed (upscaling differs by 1 on some pixels of the edge rows).
+    """
+    if frame.ndim != 2 or frame.dtype != np.uint8:
+        raise ValueError(f"bilinear_resize expects a 2-D uint8 image, got {frame.dtype} {frame.shape}")
+    row0, row1, row_w0, row_w1 = _linear_taps(frame.shape[0], size[0])
+    col0, col1, col_w0, col_w1 = _linear_taps(frame.shape[1], size[1])
+    pixels = frame.astype(np.int32)
+    horizontal = pixels[:, col0] * col_w0 + pixels[:, col1] * col_w1  # at most 255 * 2048
+    horizontal >>= 4
+    resized = ((horizontal[row0] * row_w0[:, None]) >> 16) + ((horizontal[row1] * row_w1[:, None]) >> 16)
+    resized += 2
+    resized >>= 2
+    return resized.astype(np.uint8)
+
+
+RESIZERS = {"area": area_resize, "bilinear": bilinear_resize}
+TIME_LIMITS = ("frames", "agent_steps")
+
+
 class AtariProtocol(gym.Wrapper):
     """No-op starts, frame skip with max-pool, resize, life-loss terminals and whole-game stats.
 
     Wraps an ale-py ``AtariEnv`` made with ``obs_type="grayscale"`` and ``frameskip=1``.
     Observations are single (screen_size, screen_size) uint8 frames; stack them outside.
+
+    The authors' settings: ``resize="bilinear"``; ``horizon=H``, which ends the game
+    (``terminated=True``) on the step taken with H agent steps of the game already behind it, so a
+    game lasts at most H + 1 steps, life losses included and start no-ops not; and
+    ``life_loss_noop=True``, one NOOP frame (its reward dropped) right after the game's reset and
+    after every frame skip that loses a life but not the last one. After a lost life the new
+    frame is then the one after the NOOP alone, not max-pooled, as their env's internal reset
+    zeroes the previous screen; with ``terminal_on_life_loss=False`` it is pooled with the screen
+    of the skip's third frame, as their ``episodic_lives=False``.
     """
 
     def __init__(
@@ -86,6 +154,9 @@ class AtariProtocol(gym.Wrapper):
         frame_skip: int = FRAME_SKIP,
         noop_max: int = 30,
         screen_size: int = SCREEN_SIZE,
+        resize: str = "area",
+        horizon: int | None = None,
+        life_loss_noop: bool = False,
     ) -> None:
         super().__init__(env)
         if getattr(env.unwrapped, "_frameskip", None) != 1:
@@ -98,10 +169,19 @@ class AtariProtocol(gym.Wrapper):
             raise ValueError(f"noop_max must be >= 0, got {noop_max}")
         if noop_max > 0 and env.unwrapped.get_action_meanings()[_NOOP] != "NOOP":
             raise ValueError("no-op starts need action 0 to be NOOP")
+        if life_loss_noop and env.unwrapped.get_action_meanings()[_NOOP] != "NOOP":
+            raise ValueError("life_loss_noop needs action 0 to be NOOP")
+        if resize not in RESIZERS:
+            raise ValueError(f"resize must be one of {', '.join(RESIZERS)}, got {resize!r}")
+        if horizon is not None and horizon < 0:
+            raise ValueError(f"horizon must be >= 0 or None, got {horizon}")
         self.frame_skip = frame_skip
         self.noop_max = noop_max
         self.screen_size = screen_size
         self.terminal_on_life_loss = terminal_on_life_loss
+        self.resize = resize
+        self.horizon = horizon
+        self.life_loss_noop = life_loss_noop
         self.observation_space = spaces.Box(0, 255, (screen_size, screen_size), np.uint8)
 
         self._pending_seed = seed  # seeds the ALE at the next new game, then cleared
@@ -136,6 +216,8 @@ class AtariProtocol(gym.Wrapper):
         self._continue_after_life_loss = False
         seed, self._pending_seed = self._pending_seed, None
         screen, info = self.env.reset(seed=seed, options=options)
+        if self.life_loss_noop:
+            screen, _, _, _, info = self.env.step(_NOOP)
         noops = int(self._noop_rng.integers(1, self.noop_max + 1)) if self.noop_max > 0 else 0
         for _ in range(noops):
             screen, _, terminated, truncated, info = self.env.step(_NOOP)
@@ -164,6 +246,15 @@ class AtariProtocol(gym.Wrapper):
         lives = int(info["lives"])
         life_lost = lives < self._lives
         self._lives = lives
+        if life_lost and lives > 0 and self.life_loss_noop:
+            screen, _, terminated, truncated, info = self.env.step(_NOOP)
+            if self.terminal_on_life_loss:
+                self._screens.clear()
+            else:
+                self._screens.pop()
+            self._screens.append(screen)
+        if self.horizon is not None and self._episode_length > self.horizon:
+            terminated = True  # the authors' horizon: terminal for learning, and the game ends
         game_over = bool(terminated or truncated)
         info = {**info, "game_over": game_over}
         if game_over:
@@ -178,7 +269,7 @@ class AtariProtocol(gym.Wrapper):
         frame = self._screens[0]
         if len(self._screens) == 2:
             frame = np.maximum(self._screens[0], self._screens[1])
-        self._observation = area_resize(frame, (self.screen_size, self.screen_size))
+        self._observation = RESIZERS[self.resize](frame, (self.screen_size, self.screen_size))
         return self._observation.copy()
 
     def get_state(self) -> dict[str, Any]:
@@ -241,6 +332,9 @@ class AtariProtocol(gym.Wrapper):
             "noop_max": self.noop_max,
             "screen_size": self.screen_size,
             "terminal_on_life_loss": self.terminal_on_life_loss,
+            "resize": self.resize,
+            "horizon": self.horizon,
+            "life_loss_noop": self.life_loss_noop,
         }
 
 
@@ -278,7 +372,11 @@ def make_atari_env(
     train: bool,
     frame_stack: int = 4,
     noop_max: int = 30,
-    max_episode_frames: int = 108_000,
+    max_episode_steps: int = 27_000,
+    time_limit: str = "frames",
+    max_episode_frames: int | None = None,
+    resize: str = "area",
+    life_loss_noop: bool = False,
     repeat_action_probability: float = 0.0,
     full_action_space: bool = False,
 ) -> gym.Env:
@@ -286,13 +384,27 @@ def make_atari_env(
 
     ``train=True`` makes a lost life terminal for learning (the game goes on at the next
     ``reset()``); ``train=False`` plays whole games. ``seed`` seeds the ALE and the no-op
-    starts, so equal seeds and actions give equal trajectories. ``max_episode_frames`` counts
-    emulator frames from the start of the game, no-ops included (ALE's own episode cap), and
-    ends the game with ``truncated=True``.
+    starts, so equal seeds and actions give equal trajectories.
+
+    ``time_limit="frames"``: ALE's own cap of ``max_episode_frames`` emulator frames (default
+    4 x ``max_episode_steps``), counted from the start of the game, no-ops included; it ends the
+    game with ``truncated=True``. ``time_limit="agent_steps"``: the authors' horizon of
+    ``max_episode_steps`` agent steps after the start no-ops, whose last step (the game's
+    ``max_episode_steps + 1``-th, as their counter checks before it counts) ends the game with
+    ``terminated=True``; the ALE has no frame cap then. ``resize`` and ``life_loss_noop``: see
+    ``AtariProtocol``.
     """
     if frame_stack < 1:
         raise ValueError(f"frame_stack must be >= 1, got {frame_stack}")
-    if max_episode_frames < 1:
+    if time_limit not in TIME_LIMITS:
+        raise ValueError(f"time_limit must be one of {', '.join(TIME_LIMITS)}, got {time_limit!r}")
+    if max_episode_steps < 1:
+        raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
+    if time_limit == "agent_steps" and max_episode_frames is not None:
+        raise ValueError("time_limit='agent_steps' has no frame cap: leave max_episode_frames unset")
+    if max_episode_frames is None and time_limit == "frames":
+        max_episode_frames = FRAME_SKIP * max_episode_steps
+    if max_episode_frames is not None and max_episode_frames < 1:
         raise ValueError(f"max_episode_frames must be >= 1, got {max_episode_frames}")
     if not 0.0 <= repeat_action_probability <= 1.0:
         raise ValueError(
@@ -309,5 +421,9 @@ def make_atari_env(
         full_action_space=full_action_space,
         max_num_frames_per_episode=max_episode_frames,
     )
-    env = AtariProtocol(base, seed=seed, terminal_on_life_loss=train, noop_max=noop_max)
+    env = AtariProtocol(
+        base, seed=seed, terminal_on_life_loss=train, noop_max=noop_max, resize=resize,
+        horizon=max_episode_steps if time_limit == "agent_steps" else None,
+        life_loss_noop=life_loss_noop,
+    )
     return FrameStackObservation(env, frame_stack, padding_type="zero")

@@ -104,8 +104,10 @@ DRQ_SAC = AgentKind(
 
 
 def _atari_env_kwargs(config: Config) -> dict[str, Any]:
-    return {"max_episode_frames": 4 * config.env.max_episode_steps,
-            "repeat_action_probability": config.env.repeat_action_probability}
+    env = config.env
+    return {"max_episode_steps": env.max_episode_steps, "time_limit": env.time_limit,
+            "resize": env.resize, "life_loss_noop": env.life_loss_noop,
+            "repeat_action_probability": env.repeat_action_probability}
 
 
 def _minatar_env_kwargs(config: Config) -> dict[str, Any]:
