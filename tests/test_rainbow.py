@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -104,8 +106,9 @@ def test_head_reset_reinitialises_head_layer_norm_and_sam_leaves_it_out():
         assert fresh(module) == fresh(target[name]) == name.startswith("head."), name
 
 
-def test_head_reset_at_exact_update_counts_in_both_networks():
-    agent = make_agent("drq+reset", **{"reset.interval": 3})
+@pytest.mark.parametrize("optimizer_state", ["touched", "all"])
+def test_head_reset_at_exact_update_counts_in_both_networks(optimizer_state):
+    agent = make_agent("drq+reset", **{"reset.interval": 3, "reset.optimizer_state": optimizer_state})
     replay = filled_replay()
     resets_at = []
     for _ in range(7):
@@ -116,8 +119,11 @@ def test_head_reset_at_exact_update_counts_in_both_networks():
             assert all(torch.equal(online[k], target[k]) for k in online)  # same fresh values
             for p in agent.online.head.parameters():
                 assert p not in agent.optimizer.state
-            for p in agent.online.encoder.parameters():
-                assert agent.optimizer.state[p]["step"] == agent.updates
+            for p in agent.online.encoder.parameters():  # "all": rebuilt as the authors' code does
+                if optimizer_state == "touched":
+                    assert agent.optimizer.state[p]["step"] == agent.updates
+                else:
+                    assert p not in agent.optimizer.state
         else:
             online, target = head_state(agent.online), head_state(agent.target)
             assert not all(torch.equal(online[k], target[k]) for k in online)
@@ -143,8 +149,11 @@ def test_shrink_and_perturb_of_the_encoder_only_at_high_replay_ratio(monkeypatch
         assert calls == expected
 
 
-def test_sam_perturbs_only_encoder_parameters():
-    agent = make_agent("plastic")
+@pytest.mark.parametrize("fidelity", ["intent", "authors"])
+def test_sam_perturbs_only_encoder_parameters(fidelity):
+    """The paper's SAM moves the encoder alone by ρ; the authors' code moves the head too, and ρ
+    is the length of the whole move."""
+    agent = make_agent("plastic", fidelity=fidelity)
     replay = filled_replay()
     before = {n: p.detach().clone() for n, p in agent.online.named_parameters()}
     seen = []
@@ -160,11 +169,12 @@ def test_sam_perturbs_only_encoder_parameters():
     clean, perturbed = seen
     assert all(torch.equal(clean[n], before[n]) for n in before)
     for name in before:
-        if name.startswith("encoder."):
+        if name.startswith("encoder.") or fidelity == "authors":
             assert not torch.equal(perturbed[name], before[name]), name
         else:
             assert torch.equal(perturbed[name], before[name]), name
-    moved = (perturbed[n] - before[n] for n in before if n.startswith("encoder."))
+    moved = (perturbed[n] - before[n] for n in before
+             if n.startswith("encoder.") or fidelity == "authors")
     norm = torch.sqrt(sum((d * d).sum() for d in moved))
     assert norm.item() == pytest.approx(agent.config.sam.rho, rel=1e-4)
 
@@ -208,3 +218,26 @@ def test_acting_is_greedy_in_evaluation_and_uses_target():
     assert agent.target.training and agent.online.training  # act() restores the mode
     agent.config.agent.act_with_target = False
     assert np.array_equal(agent.act(obs, evaluate=True), by_online)
+
+
+def test_a_checkpoint_after_a_reset_keeps_sams_whole_network_scope():
+    """The authors profile widens SAM to the whole network at a Reset; a checkpoint taken after
+    it restores that scope (and the rebuilt optimizer state), so the next update is the same."""
+    agent = make_agent("plastic", **{"reset.interval": 2})
+    assert agent.config.sam.all_after_reset and agent.config.reset.optimizer_state == "all"
+    replay = filled_replay()
+    assert [agent.optimizer.param_groups[i]["sam"] for i in (0, 1)] == [True, False]
+    for _ in range(2):
+        agent.update(replay.sample(8))
+    assert [agent.optimizer.param_groups[i]["sam"] for i in (0, 1)] == [True, True]
+    state = copy.deepcopy(agent.state_dict())
+    resumed = make_agent("plastic", **{"reset.interval": 2})
+    resumed.load_state_dict(state)
+    assert [resumed.optimizer.param_groups[i]["sam"] for i in (0, 1)] == [True, True]
+    assert {id(p) for p in resumed._sam_recomputed} == {id(p) for p in resumed.online.parameters()}
+    batch = replay.sample(8)
+    draws = agent.draw_randomness(8)
+    agent.update(batch, copy.deepcopy(draws))
+    resumed.update(batch, copy.deepcopy(draws))
+    for (name, a), b in zip(agent.online.named_parameters(), resumed.online.parameters()):
+        assert torch.equal(a, b), name
