@@ -116,10 +116,13 @@ def test_critic_target_uses_target_critic_and_entropy_term():
     torch.manual_seed(42)
     with torch.no_grad():
         mean, log_std = agent.actor(agent.critic.encoder(t["next_obs"]))
-        u = mean + log_std.exp() * torch.randn_like(mean)
-        next_action = torch.tanh(u)
-        log_prob = torch.distributions.Normal(mean, log_std.exp()).log_prob(u).sum(-1) \
-            - torch.log(1 - next_action**2).sum(-1)
+        eps = torch.randn_like(mean)
+        next_action = torch.tanh(mean + log_std.exp() * eps)
+        # log π in float64: in float32, (u − mean)/std loses ε's digits where std ≪ |mean|
+        mean, std = mean.double(), log_std.double().exp()
+        u = mean + std * eps.double()
+        log_prob = (torch.distributions.Normal(mean, std).log_prob(u)
+                    - torch.log(1 - torch.tanh(u) ** 2)).sum(-1).float()
 
         def soft_target(critic):
             q1, q2 = critic(t["next_obs"], next_action)

@@ -19,7 +19,7 @@ from plastic.configs.schema import flatten  # noqa: E402
 from plastic.envs.dmc_tasks import DMC_MEDIUM_TASKS  # noqa: E402
 from plastic.experiments.collect import find_runs, resolve_normalization  # noqa: E402
 from plastic.train.logger import RunLogger, read_csv  # noqa: E402
-from plastic.train.loop import Trainer, train  # noqa: E402
+from plastic.train.loop import Trainer, _eval_due, train  # noqa: E402
 from run_helpers import killed_and_straight_runs  # noqa: E402
 
 TINY_PIXELS = {
@@ -120,6 +120,18 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     summary = assert_resumed_identically(*killed_and_straight_runs(RESUME_ARGS, tmp_path))
     assert summary["resets"] == 2
     assert len(read_csv(tmp_path / "killed" / "episodes.csv")) == 700 // 125
+    # fidelity "authors": an evaluation after the first agent step too, then every 400, and the final
+    assert [row["step"] for row in read_csv(tmp_path / "killed" / "eval.csv")] == [1, 400, 700]
+
+
+def test_evaluations_are_due_every_interval_and_after_the_first_step_with_eval_at_start():
+    def due(fidelity: str) -> list[int]:
+        config = build_config("dmc", "walker-run", "drq", overrides={
+            "fidelity": fidelity, "train.steps": 25, "train.eval_interval": 10})
+        return [step for step in range(1, 26) if _eval_due(config, step)]
+
+    assert due("authors") == [1, 10, 20]  # the final evaluation (step 25) is the finish's
+    assert due("intent") == [10, 20]
 
 
 PIXEL_RESUME_ARGS = [
@@ -142,7 +154,12 @@ def test_killed_pixel_run_resumes_to_the_same_parameters(tmp_path):
 def test_per_task_settings_land_in_the_resolved_config():
     cheetah = build_config("dmc", "cheetah-run", "plastic", overrides={"train.replay_ratio": "2"})
     assert cheetah.env.action_repeat == 4 and cheetah.sam.rho == 0.002 and cheetah.sam.enabled
-    assert cheetah.train.steps == 2_000_000 // 4 and cheetah.train.eval_interval == 5_000 // 4
+    # Evaluations: every 5k agent steps as the authors' code counts (fidelity "authors", the
+    # default), every 5k env steps as the paper states (fidelity "intent").
+    assert cheetah.train.steps == 2_000_000 // 4 and cheetah.train.eval_interval == 5_000
+    stated = build_config("dmc", "cheetah-run", "plastic", overrides={"fidelity": "intent"})
+    assert stated.train.eval_interval == 5_000 // 4 and not stated.train.eval_at_start
+    assert cheetah.train.eval_at_start
     assert cheetah.reset.interval == 100_000 * 2  # 100k agent steps in updates at replay ratio 2
     assert cheetah.network.input_scale == 255.0 and cheetah.env.obs == "pixels"
     walker = build_config("dmc", "walker-run", "drq", overrides={"env.obs": "state"})
@@ -154,22 +171,29 @@ def test_per_task_settings_land_in_the_resolved_config():
     mine = build_config("dmc", "cheetah-run", "plastic", overrides=parse_assignments([
         "sam.rho=0.05", "env.action_repeat=8", "reset.interval=777"]))
     assert (mine.sam.rho, mine.env.action_repeat, mine.reset.interval) == (0.05, 8, 777)
-    assert mine.train.steps == 250_000 and mine.train.eval_interval == 625
+    assert mine.train.steps == 250_000 and mine.train.eval_interval == 5_000
+    mine_stated = build_config("dmc", "cheetah-run", "plastic", overrides={
+        "fidelity": "intent", "env.action_repeat": 8})
+    assert mine_stated.train.eval_interval == 625
     default_repeat = build_config("dmc", "cheetah-run", "drq", overrides={"env.action_repeat": 0})
     assert default_repeat.env.action_repeat == 4
     assert type(cheetah).from_dict(cheetah.to_dict()) == cheetah
 
 
+@pytest.mark.parametrize("fidelity", ["intent", "authors"])
 @pytest.mark.parametrize("preset", ["drq+ln", "drq+sam", "drq+crelu", "drq+reset", "plastic"])
-def test_dmc_presets_are_the_same_components(preset):
+def test_dmc_presets_are_the_same_components(preset, fidelity):
     def diff(config):
-        base = flatten(build_config("dmc", "walker-run", "drq").to_dict())
+        base = flatten(build_config("dmc", "walker-run", "drq", overrides={"fidelity": fidelity}).to_dict())
         return {k for k, v in flatten(config.to_dict()).items() if base[k] != v and k != "preset"}
 
     expected = {"drq+ln": {"network.layer_norm"}, "drq+sam": {"sam.enabled"},
                 "drq+crelu": {"network.crelu"}, "drq+reset": {"reset.enabled"}}
+    if fidelity == "authors":  # their DrQ networks have CReLU whatever the flag: drq has it already
+        expected["drq+crelu"] = set()
     everything = set().union(*expected.values())
-    assert diff(build_config("dmc", "walker-run", preset)) == expected.get(preset, everything)
+    config = build_config("dmc", "walker-run", preset, overrides={"fidelity": fidelity})
+    assert diff(config) == expected.get(preset, everything)
 
 
 def test_sac_keys_are_reachable_and_unknown_ones_are_refused(capsys):

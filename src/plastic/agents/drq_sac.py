@@ -17,19 +17,27 @@ PLASTIC's switches: LayerNorm after each encoder conv, CReLU in the actor and cr
 placements are knobs: ``network.layer_norm_scope``, ``network.crelu_scope``), SAM on the encoder
 only, and a Reset of everything but the encoder (actor, critic heads in the online and target
 critics, log α; their optimizer state cleared) every ``reset.interval`` updates.
+
+The authors' code differs from the paper's statement in a few knobs, which fidelity "authors"
+sets: flax's SAME conv padding (``sac.conv_padding``), gain 1 for the log-std layer's init
+(``sac.log_std_gain``), CReLU in every DrQ network (``network.crelu``), and SAM's ρ-ball over the
+whole critic with the head stepped by its clean gradient (``sam.exclusion`` "authors-dmc").
+``tests/golden/test_dmc.py`` checks one update against their JAX learner, fed the same draws
+(``SACUpdateRandomness``).
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from plastic.agents.augment import random_shift
+from plastic.agents.augment import draw_shifts, shift_images
 from plastic.configs.schema import RANGES, SACConfig  # SACConfig: the config's ``sac`` section
 from plastic.nn.sac_networks import (
     Actor,
@@ -45,7 +53,7 @@ from plastic.optim.sam import SAM
 from plastic.replay.buffer import Batch
 from plastic.reset import reset_
 
-__all__ = ["DrQSACAgent", "SACConfig", "validate_sac_config"]
+__all__ = ["DrQSACAgent", "SACConfig", "SACUpdateRandomness", "validate_sac_config"]
 
 SAM_SCOPES = ("encoder", "head", "all")
 RESET_SCOPES = ("head", "all")
@@ -65,11 +73,27 @@ def validate_sac_config(sac: SACConfig) -> None:
     parse_channels(sac.encoder_channels)
 
 
+@dataclass
+class SACUpdateRandomness:
+    """The random draws of one update, so that another implementation can be fed the same ones.
+
+    Shifts are per-sample crop offsets (row, column) in [0, 2·pad] of the replicate-padded image;
+    noises are the standard normal ε of the reparameterised samples a = tanh(mean + std·ε), shape
+    (B, |A|): a′ for the critic target, a for the actor loss. ``None``: drawn where used.
+    """
+
+    obs_shift: torch.Tensor | None = None
+    next_obs_shift: torch.Tensor | None = None
+    next_action_noise: torch.Tensor | None = None
+    action_noise: torch.Tensor | None = None
+
+
 class DrQSACAgent:
     """Networks, optimizers and the update; knows nothing of environments or the training loop.
 
     Randomness (initialisation, augmentation, action sampling) comes from torch's global
-    generator, which the training loop seeds and checkpoints.
+    generator, which the training loop seeds and checkpoints, unless an update is handed its
+    draws (``SACUpdateRandomness``).
     """
 
     def __init__(self, config: Any, obs_shape: tuple[int, ...], action_dim: int,
@@ -93,6 +117,7 @@ class DrQSACAgent:
             self.obs_shape, channels=parse_channels(sac.encoder_channels),
             layer_norm=net.layer_norm_in("encoder"), crelu=net.crelu_in("encoder"),
             state_hidden=sac.state_encoder_hidden, state_layers=sac.state_encoder_layers,
+            conv_padding=sac.conv_padding,
         )
         feature_dim = output_size(encoder, self.obs_shape)
         mlp = dict(latent_dim=sac.latent_dim, hidden=sac.hidden, layers=sac.hidden_layers,
@@ -104,7 +129,7 @@ class DrQSACAgent:
         for p in self.target_critic.parameters():
             p.requires_grad_(False)
         self.actor = Actor(feature_dim, action_dim, log_std_min=sac.log_std_min,
-                           log_std_max=sac.log_std_max, **mlp).to(device)
+                           log_std_max=sac.log_std_max, log_std_gain=sac.log_std_gain, **mlp).to(device)
         self.log_alpha = torch.tensor(math.log(sac.init_temperature), device=device, requires_grad=True)
         self.target_entropy = sac.target_entropy_per_dim * action_dim
 
@@ -153,26 +178,36 @@ class DrQSACAgent:
         return action.float().cpu().numpy()
 
     # -------------------------------------------------------------------------------- update
-    def batch_tensors(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """The batch on the device; s and s′ scaled and (pixels, ``sac.augment``) random-shifted."""
+    def batch_tensors(self, batch: Batch,
+                      randomness: SACUpdateRandomness | None = None) -> dict[str, torch.Tensor]:
+        """The batch on the device; s and s′ scaled and (pixels, ``sac.augment``) random-shifted,
+        by the given shifts or by fresh draws."""
         def put(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(array).to(self.device, non_blocking=True)
 
-        sac = self.config.sac
+        sac, r = self.config.sac, randomness or SACUpdateRandomness()
         obs, next_obs = self.to_input(put(batch.obs)), self.to_input(put(batch.next_obs))
-        if self.pixels and sac.augment:
-            obs, next_obs = random_shift(obs, sac.shift_pad), random_shift(next_obs, sac.shift_pad)
+        if self.pixels and sac.augment and sac.shift_pad > 0:
+            obs = self._shift(obs, r.obs_shift)
+            next_obs = self._shift(next_obs, r.next_obs_shift)
         return {
             "obs": obs, "next_obs": next_obs, "action": put(batch.action).float(),
             "reward": put(batch.reward).float(), "discount": put(batch.discount).float(),
             "weight": put(batch.weight).float(),
         }
 
+    def _shift(self, x: torch.Tensor, offsets: torch.Tensor | None) -> torch.Tensor:
+        pad = self.config.sac.shift_pad
+        if offsets is None:
+            offsets = draw_shifts(x.shape[0], pad, x.device)
+        return shift_images(x, offsets.to(x.device), pad)
+
     @torch.no_grad()
-    def critic_target(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        """y = r + discount·(min(Q1′, Q2′)(s′, a′) − α·log π(a′|s′)), a′ ~ π(·|s′), target critic."""
+    def critic_target(self, t: dict[str, torch.Tensor], noise: torch.Tensor | None = None) -> torch.Tensor:
+        """y = r + discount·(min(Q1′, Q2′)(s′, a′) − α·log π(a′|s′)), a′ ~ π(·|s′) (by ``noise``
+        if given), target critic."""
         mean, log_std = self.actor(self.critic.encoder(t["next_obs"]))
-        next_action, next_log_prob = squashed_gaussian_sample(mean, log_std)
+        next_action, next_log_prob = squashed_gaussian_sample(mean, log_std, noise)
         q1, q2 = self.target_critic(t["next_obs"], next_action)
         soft_value = torch.min(q1, q2) - self.log_alpha.exp() * next_log_prob
         return t["reward"] + t["discount"] * soft_value
@@ -182,8 +217,9 @@ class DrQSACAgent:
         loss = (t["weight"] * ((q1 - target).pow(2) + (q2 - target).pow(2))).mean()
         return loss, q1, q2
 
-    def _update_critic(self, t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        target = self.critic_target(t)
+    def _update_critic(self, t: dict[str, torch.Tensor],
+                       noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        target = self.critic_target(t, noise)
         optimizer = self.critic_optimizer
         optimizer.zero_grad(set_to_none=True)
         loss, q1, q2 = self._critic_loss(t, target)
@@ -203,11 +239,12 @@ class DrQSACAgent:
         stats.update(critic_loss=loss.detach(), q_mean=q_mean, target_q_mean=target.mean())
         return stats
 
-    def _update_actor_and_alpha(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _update_actor_and_alpha(self, obs: torch.Tensor,
+                                noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             features = self.critic.encoder(obs)
         mean, log_std = self.actor(features)
-        action, log_prob = squashed_gaussian_sample(mean, log_std)
+        action, log_prob = squashed_gaussian_sample(mean, log_std, noise)
         q1, q2 = self.critic.head(features, action)
         alpha = self.log_alpha.detach().exp()
         actor_loss = (alpha * log_prob - torch.min(q1, q2)).mean()
@@ -236,16 +273,20 @@ class DrQSACAgent:
         torch._foreach_lerp_(list(self.target_critic.parameters()), list(self.critic.parameters()),
                              self.config.sac.critic_tau)
 
-    def update(self, batch: Batch) -> dict[str, Any]:
-        """One SAC update. Returns detached tensors (no host sync) and ``"reset"``: bool."""
-        sac = self.config.sac
+    def update(self, batch: Batch, randomness: SACUpdateRandomness | None = None) -> dict[str, Any]:
+        """One SAC update. Returns detached tensors (no host sync) and ``"reset"``: bool.
+
+        ``randomness`` (default: drawn where used, from torch's global generator) feeds the
+        update given augmentation shifts and sampling noise.
+        """
+        sac, r = self.config.sac, randomness or SACUpdateRandomness()
         number = self.updates + 1
-        t = self.batch_tensors(batch)
-        stats: dict[str, Any] = self._update_critic(t)
+        t = self.batch_tensors(batch, r)
+        stats: dict[str, Any] = self._update_critic(t, r.next_action_noise)
         if number % sac.target_update_every == 0:
             self._update_target()
         if number % sac.actor_update_every == 0:
-            stats.update(self._update_actor_and_alpha(t["obs"]))
+            stats.update(self._update_actor_and_alpha(t["obs"], r.action_noise))
         stats["alpha"] = self.log_alpha.detach().exp()
         self.updates = number
         stats["reset"] = self._maybe_reset()

@@ -76,11 +76,11 @@ AUTHORS_ATARI_ENV: dict[str, Any] = {
 }
 AUTHORS_DMC: dict[str, Any] = {
     "network.crelu": True,  # their use_CReLU flag never reaches the networks, whose default is on
-    "sam.exclusion": "authors-dmc",
-    "sac.conv_padding": "same",
-    "sac.log_std_gain": 1.0,
-    "train.eval_at_start": True,
-}
+    "sam.exclusion": "authors-dmc",  # one ρ-ball over the whole critic; the head steps clean
+    "sac.conv_padding": "same",  # flax's SAME: 0 before, 1 after on even sizes
+    "sac.log_std_gain": 1.0,  # NormalTanhPolicy's log_std_scale
+    "train.eval_at_start": True,  # their `i == 1` evaluation
+}  # and an evaluation every 5k agent steps, not env steps: dmc_task_defaults
 FIDELITY_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "intent": {"atari": {}, "minatar": {}, "dmc": {}},
     "authors": {"atari": {**AUTHORS_RAINBOW, **AUTHORS_ATARI_ENV}, "minatar": AUTHORS_RAINBOW,
@@ -95,13 +95,16 @@ def dmc_task_defaults(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
     ``resolved`` always applies: ``env.action_repeat`` 0 becomes the task's. ``defaults`` apply
     where the preset and the user set nothing: the paper's 2M env steps as agent steps, SAM's ρ,
     a Reset every 100k agent steps in updates at the replay ratio, an evaluation every 5k env
-    steps, and pixels divided by 255 (state vectors as they are).
+    steps (fidelity "authors": every 5k agent steps, as their code counts), and pixels divided
+    by 255 (state vectors as they are).
     """
     settings = task_settings(config.game)
     repeat = resolve_action_repeat(config.game, config.env.action_repeat)
+    # The authors' train_pixels.py counts its eval_interval (5k) in agent steps.
+    eval_interval = 5_000 if config.fidelity == "authors" else max(1, DMC_EVAL_EVERY_ENV_STEPS // repeat)
     defaults = {
         "train.steps": settings.env_steps // repeat,
-        "train.eval_interval": max(1, DMC_EVAL_EVERY_ENV_STEPS // repeat),
+        "train.eval_interval": eval_interval,
         "sam.rho": settings.sam_rho,
         "reset.interval": max(1, round(settings.reset_interval_agent_steps * config.train.replay_ratio)),
         "network.input_scale": 255.0 if config.env.obs == "pixels" else 1.0,

@@ -2,10 +2,12 @@
 
 The layout follows the PLASTIC authors' DMC code (built on jaxrl's DrQ):
 
-- ``encoder``: convs 32-64-128-256, 3×3, stride 2, SAME-sized padding, each optionally followed by
+- ``encoder``: convs 32-64-128-256, 3×3, stride 2, output ⌈n/2⌉, each optionally followed by
   LayerNorm over channels, then ReLU (or, with CReLU in the encoder, convs to half the channels
-  and CReLU back to the full count); flattened. It belongs to the critic and is shared with the
-  actor, which sees its features detached (policy gradients never reach it).
+  and CReLU back to the full count); flattened. Padding "symmetric" pads 1 on every side;
+  "same" is flax's SAME, the authors': (total − total//2) after and total//2 before, i.e. 0
+  before and 1 after for a 3×3 stride-2 conv on an even size. It belongs to the critic and is
+  shared with the actor, which sees its features detached (policy gradients never reach it).
 - ``projection``: Linear to 50 units, LayerNorm, tanh. The critic and the actor each have their
   own, on top of the shared encoder; it is part of the heads (reset, no SAM).
 - MLPs 256-256 with ReLU or CReLU, optionally LayerNorm on each hidden layer's pre-activations.
@@ -13,7 +15,8 @@ The layout follows the PLASTIC authors' DMC code (built on jaxrl's DrQ):
   layer reads.
 
 Weights are initialised as in the authors' code: orthogonal with gain √2 for convs and MLP layers
-(output layers included), truncated LeCun normal for the projection, zero biases. The layers
+(output layers included; the actor's log-std layer takes ``log_std_gain``, the authors' 1.0),
+truncated LeCun normal for the projection, zero biases. The layers
 re-initialise themselves through ``reset_parameters``, so ``plastic.reset_`` reproduces the init.
 """
 
@@ -32,15 +35,41 @@ _TRUNCATED_NORMAL_STD = 0.87962566103423978  # std of a unit normal truncated to
 
 
 class OrthogonalLinear(nn.Linear):
-    """``nn.Linear`` with orthogonal weights (gain √2) and zero bias."""
+    """``nn.Linear`` with orthogonal weights (gain √2 unless given) and zero bias."""
+
+    def __init__(self, in_features: int, out_features: int, gain: float = _ORTHOGONAL_GAIN) -> None:
+        self.gain = gain  # before nn.Linear's __init__, which calls reset_parameters
+        super().__init__(in_features, out_features)
 
     def reset_parameters(self) -> None:
-        nn.init.orthogonal_(self.weight, _ORTHOGONAL_GAIN)
+        nn.init.orthogonal_(self.weight, self.gain)
         nn.init.zeros_(self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, gain={self.gain:g}"
+
+
+CONV_PADDINGS = ("symmetric", "same")
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) of flax's/TF's SAME padding: output ⌈size/stride⌉, the odd pixel after."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
 
 
 class OrthogonalConv2d(nn.Conv2d):
-    """``nn.Conv2d`` with orthogonal kernels (gain √2) and zero bias."""
+    """3×3 stride-2 ``nn.Conv2d`` with orthogonal kernels (gain √2) and zero bias.
+
+    ``padding`` "symmetric" pads 1 on every side; "same" pads as flax's SAME, which on an even size
+    is 0 before and 1 after (one pad per call, sized to the input).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, padding: str = "symmetric") -> None:
+        if padding not in CONV_PADDINGS:
+            raise ValueError(f"conv padding {padding!r} unknown; valid: {', '.join(CONV_PADDINGS)}")
+        super().__init__(in_channels, out_channels, 3, stride=2, padding=1 if padding == "symmetric" else 0)
+        self.same = padding == "same"
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -48,6 +77,16 @@ class OrthogonalConv2d(nn.Conv2d):
         kernel = torch.empty(self.weight.shape, dtype=self.weight.dtype, device=self.weight.device)
         self.weight.copy_(nn.init.orthogonal_(kernel, _ORTHOGONAL_GAIN))
         nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.same:
+            top, bottom = same_padding(x.shape[-2], 3, 2)
+            left, right = same_padding(x.shape[-1], 3, 2)
+            x = F.pad(x, (left, right, top, bottom))
+        return super().forward(x)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, same_padding={self.same}"
 
 
 class LecunLinear(nn.Linear):
@@ -73,7 +112,7 @@ def parse_channels(text: str) -> tuple[int, ...]:
 
 
 class ConvEncoder(nn.Module):
-    """3×3 stride-2 convs with padding 1 (output ⌈n/2⌉, the size of SAME padding), [LN], ReLU.
+    """3×3 stride-2 convs (output ⌈n/2⌉; ``padding`` "symmetric" or "same"), [LN], ReLU.
 
     With ``crelu`` each conv outputs half its channels and CReLU concatenates them back.
     Inputs are put in ``channels_last`` memory format, which makes CPU convolutions several
@@ -81,12 +120,12 @@ class ConvEncoder(nn.Module):
     """
 
     def __init__(self, in_channels: int, channels: tuple[int, ...], layer_norm: bool,
-                 crelu: bool = False) -> None:
+                 crelu: bool = False, padding: str = "symmetric") -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for out_channels in channels:
             width = crelu_input_width(out_channels, crelu, "encoder")
-            layers.append(OrthogonalConv2d(in_channels, width, 3, stride=2, padding=1))
+            layers.append(OrthogonalConv2d(in_channels, width, padding))
             layers += norm_and_activation(width, layer_norm=layer_norm, crelu=crelu, spatial=True)
             in_channels = out_channels
         self.layers = nn.Sequential(*layers)
@@ -118,10 +157,11 @@ class StateEncoder(nn.Module):
 
 
 def make_sac_encoder(obs_shape: tuple[int, ...], *, channels: tuple[int, ...], layer_norm: bool,
-                     state_hidden: int, state_layers: int, crelu: bool = False) -> nn.Module:
+                     state_hidden: int, state_layers: int, crelu: bool = False,
+                     conv_padding: str = "symmetric") -> nn.Module:
     """A conv encoder for (C, H, W) pixels, an MLP (or identity) encoder for (D,) state vectors."""
     if len(obs_shape) == 3:
-        return ConvEncoder(obs_shape[0], channels, layer_norm, crelu)
+        return ConvEncoder(obs_shape[0], channels, layer_norm, crelu, conv_padding)
     if len(obs_shape) == 1:
         return StateEncoder(obs_shape[0], state_hidden, state_layers, layer_norm, crelu)
     raise ValueError(
@@ -165,28 +205,34 @@ def squashed_gaussian_log_prob(u: torch.Tensor, mean: torch.Tensor, log_std: tor
     return (normal - squash_log_det(u)).sum(-1)
 
 
-def squashed_gaussian_sample(mean: torch.Tensor, log_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A reparameterised sample a = tanh(mean + std·ε), ε ~ N(0, I), and log π(a)."""
-    u = mean + log_std.exp() * torch.randn_like(mean)
-    return torch.tanh(u), squashed_gaussian_log_prob(u, mean, log_std)
+def squashed_gaussian_sample(mean: torch.Tensor, log_std: torch.Tensor,
+                             noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A reparameterised sample a = tanh(mean + std·ε), ε ~ N(0, I) (or ``noise``), and log π(a)."""
+    if noise is None:
+        noise = torch.randn_like(mean)
+    u = mean + log_std.exp() * noise
+    # log N(u; mean, std) from ε itself: (u − mean)/std would lose ε's digits when std ≪ |mean|.
+    normal = -0.5 * noise.pow(2) - log_std - 0.5 * math.log(2.0 * math.pi)
+    return torch.tanh(u), (normal - squash_log_det(u)).sum(-1)
 
 
 class Actor(nn.Module):
     """Tanh-squashed Gaussian policy on (detached) encoder features.
 
-    ``log_std`` is squashed smoothly into [log_std_min, log_std_max] with a tanh, as in DrQ.
+    ``log_std`` is squashed smoothly into [log_std_min, log_std_max] with a tanh, as in DrQ; its
+    layer's orthogonal init has gain ``log_std_gain`` (the authors': 1.0).
     """
 
     def __init__(self, feature_dim: int, action_dim: int, *, latent_dim: int, hidden: int,
                  layers: int, crelu: bool, log_std_min: float, log_std_max: float,
-                 layer_norm: bool = False) -> None:
+                 layer_norm: bool = False, log_std_gain: float = _ORTHOGONAL_GAIN) -> None:
         super().__init__()
         if not log_std_min < log_std_max:
             raise ValueError(f"log_std_min ({log_std_min}) must be below log_std_max ({log_std_max})")
         self.projection = Projection(feature_dim, latent_dim)
         self.trunk, width = mlp_trunk(latent_dim, hidden, layers, crelu, layer_norm)
         self.mean = OrthogonalLinear(width, action_dim)
-        self.log_std = OrthogonalLinear(width, action_dim)
+        self.log_std = OrthogonalLinear(width, action_dim, gain=log_std_gain)
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

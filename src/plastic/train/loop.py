@@ -74,6 +74,13 @@ def check_run_dir(run_dir: Path, config: Config) -> str:
     return "finished" if (run_dir / "summary.json").exists() else "resume"
 
 
+def _eval_due(cfg: Config, step: int) -> bool:
+    """An intermediate evaluation after agent step ``step``: every ``eval_interval`` steps and,
+    with ``eval_at_start``, after the first (the final one is ``_finish``'s)."""
+    periodic = bool(cfg.train.eval_interval) and step % cfg.train.eval_interval == 0
+    return (periodic or (cfg.train.eval_at_start and step == 1)) and step < cfg.train.steps
+
+
 def _frame(obs: np.ndarray, stack: int) -> np.ndarray:
     per_frame = obs.shape[0] // stack
     return obs[-1] if stack > 1 and per_frame == 1 else obs[obs.shape[0] - per_frame:]
@@ -211,8 +218,7 @@ class Trainer:
             if cfg.train.metrics_interval and state.step % cfg.train.metrics_interval == 0 \
                     and self.replay.num_valid >= batch_size:
                 self._log_plasticity()
-            if cfg.train.eval_interval and state.step % cfg.train.eval_interval == 0 \
-                    and state.step < total:
+            if _eval_due(cfg, state.step):
                 self._evaluate()
             if bar is not None:
                 bar.update(1)
