@@ -103,9 +103,11 @@ def assert_same_runs(killed: Path, straight: Path, streams: tuple[str, ...]) -> 
         assert rows == logged(straight, stream), stream  # no row lost or logged twice
 
 
-@pytest.mark.parametrize("fidelity", ["authors", "intent"])
-def test_killed_run_resumes_to_the_same_parameters(tmp_path, fidelity):
-    killed, straight = killed_and_straight_runs([*RESUME_ARGS, "--set", f"fidelity={fidelity}"], tmp_path)
+@pytest.mark.parametrize(("fidelity", "precision"), [("authors", "fp32"), ("intent", "fp32"),
+                                                     ("authors", "bf16")])
+def test_killed_run_resumes_to_the_same_parameters(tmp_path, fidelity, precision):
+    args = [*RESUME_ARGS, "--set", f"fidelity={fidelity}", "--set", f"train.precision={precision}"]
+    killed, straight = killed_and_straight_runs(args, tmp_path)
     assert json.loads((killed / "config.json").read_text())["sam"]["all_after_reset"] == (
         fidelity == "authors")
     assert_same_runs(killed, straight, ("episodes", "train", "eval", "plasticity", "resets"))
@@ -329,7 +331,8 @@ def test_dmc_logs_count_env_steps(tmp_path):
     assert [(r["step"], r["env_steps"]) for r in read_csv(tmp_path / "train.csv")] == [(65, 520), (130, 1040)]
     # One 1000-step episode (the task's time limit) takes 125 agent steps at action repeat 8.
     assert [(r["step"], r["env_steps"]) for r in read_csv(tmp_path / "episodes.csv")] == [(125, 1000)]
-    assert [(r["step"], r["env_steps"]) for r in read_csv(tmp_path / "eval.csv")] == [(130, 1040)]
+    # The authors' schedule evaluates after the first agent step too (train.eval_at_start).
+    assert [(r["step"], r["env_steps"]) for r in read_csv(tmp_path / "eval.csv")] == [(1, 8), (130, 1040)]
     by_hand = Config(suite="dmc", game="cheetah-run")  # action repeat 0: the task's, 4
     assert Trainer(by_hand, tmp_path).runtime.action_repeat(by_hand) == 4
 

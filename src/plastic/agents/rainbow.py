@@ -10,7 +10,10 @@ placements are knobs: ``network.layer_norm_scope``, ``network.crelu_scope``), SA
 from __future__ import annotations
 
 import copy
+import re
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,6 +94,34 @@ def _adam_options(device: torch.device) -> dict[str, Any]:
     return {"fused": True}
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.precision`` on ``device`` (None: plain fp32).
+
+    bf16 runs the networks' matrix products and convolutions in bfloat16 (autocast); parameters,
+    gradients, optimizer state, SAM's norms and everything after the logits stay fp32. On a CPU
+    without native bf16 (AVX512-BF16 or AMX) torch emulates it, slower than fp32: said once.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"train.precision: unknown value {precision!r}; valid: {', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    if dtype is torch.bfloat16 and device.type == "cpu" and not cpu_has_native_bf16():
+        warnings.warn("train.precision=bf16: this CPU has no native bf16 (AVX512-BF16 or AMX); "
+                      "torch emulates it, slower than fp32", RuntimeWarning, stacklevel=2)
+    return dtype
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (Linux: the avx512_bf16 or amx_bf16 flag)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
 def _noisy_layers(network: nn.Module) -> dict[str, NoisyLinear]:
     return {name: m for name, m in network.named_modules() if isinstance(m, NoisyLinear)}
 
@@ -115,6 +146,7 @@ class RainbowAgent:
         self._target_params = list(self.target.parameters())
         self._noisy_online, self._noisy_target = _noisy_layers(self.online), _noisy_layers(self.target)
         self._sam_recomputed = self._params_recomputed_by_sam()
+        self._autocast_dtype = autocast_dtype(config.train.precision, device)
 
     # ----------------------------------------------------------------------------- optimizer
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -147,6 +179,16 @@ class RainbowAgent:
         head_group = self.optimizer.param_groups[1]
         return head_group["sam"] or self.optimizer.exclusion != "clean"
 
+    def _forward(self, network: nn.Module, x: torch.Tensor,
+                 head_parameters: LinearParameters | None = None) -> torch.Tensor:
+        """Logits of ``network``: its passes in ``train.precision``, the logits back in fp32 (the
+        softmaxes, the projection, the loss and the priorities are computed in fp32)."""
+        if self._autocast_dtype is None:
+            return network(x, head_parameters)
+        with torch.autocast(self.device.type, dtype=self._autocast_dtype):
+            logits = network(x, head_parameters)
+        return logits.float()
+
     # -------------------------------------------------------------------------------- acting
     def _to_input(self, obs: torch.Tensor) -> torch.Tensor:
         return obs.float().div_(self.config.network.input_scale)
@@ -156,10 +198,10 @@ class RainbowAgent:
         x = self._to_input(torch.as_tensor(obs, device=self.device))
         was_training = network.training
         if was_training == noise:  # switching modes walks every module: only when needed
-            return F.softmax(network(x), dim=-1) @ self.support
+            return F.softmax(self._forward(network, x), dim=-1) @ self.support
         network.train(noise)
         try:
-            probs = F.softmax(network(x), dim=-1)
+            probs = F.softmax(self._forward(network, x), dim=-1)
         finally:
             network.train(was_training)
         return probs @ self.support
@@ -247,8 +289,9 @@ class RainbowAgent:
     @torch.no_grad()
     def _target_distribution(self, next_obs: torch.Tensor, head_parameters: LinearParameters,
                              reward: torch.Tensor, discount: torch.Tensor) -> torch.Tensor:
-        target_logits = self.target(next_obs)  # (B, A, N)
-        selector = self.online(next_obs, head_parameters) if self.config.agent.double_q else target_logits
+        target_logits = self._forward(self.target, next_obs)  # (B, A, N)
+        selector = self._forward(self.online, next_obs, head_parameters) \
+            if self.config.agent.double_q else target_logits
         next_action = (F.softmax(selector, dim=-1) @ self.support).argmax(dim=1)
         chosen = _pick_action(target_logits, next_action)
         return project_distribution(F.softmax(chosen, dim=-1), reward, discount, self.support)
@@ -278,7 +321,7 @@ class RainbowAgent:
                                                 self._tensor(batch.discount))
 
         self.optimizer.zero_grad(set_to_none=True)
-        logits = self.online(obs, head_parameters)
+        logits = self._forward(self.online, obs, head_parameters)
         loss, per_sample = self._loss(logits, action, target_dist, weight)
         loss.backward()
         params = [p for p in self._online_params if p.grad is not None]
@@ -348,7 +391,7 @@ class RainbowAgent:
                 head_parameters = self.online.head.linear_parameters()
             else:
                 head_parameters = [(w.detach(), b.detach()) for w, b in head_parameters]
-        perturbed_loss, per_sample = self._loss(self.online(obs, head_parameters), action,
+        perturbed_loss, per_sample = self._loss(self._forward(self.online, obs, head_parameters), action,
                                                 target_dist, weight)
         perturbed_loss.backward(inputs=self._sam_recomputed)
         self.optimizer.restore()

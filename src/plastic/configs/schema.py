@@ -132,6 +132,9 @@ class TrainConfig:
     metrics_interval: int = 10_000  # plasticity metrics (active units, ...) every N agent steps
     checkpoint_interval: int = 10_000
     threads: int = 0  # torch intra-op threads; 0: one on CPU (two oversubscribe a shared core)
+    # Arithmetic of the networks' passes: "fp32", or "bf16" (autocast; parameters, gradients,
+    # optimizer state and the loss stay fp32). The Rainbow agent (Atari, MinAtar) reads it.
+    precision: str = "fp32"
     eval_at_start: bool = False  # evaluate once after the first agent step too (the authors' DMC)
     wandb_project: str = ""  # log to Weights & Biases too (needs `pip install wandb`); "" = off
 
@@ -335,6 +338,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "sam.exclusion": ("clean", "authors", "authors-dmc"),
     "reset.scope": ("head", "all"),
     "fidelity": ("authors", "intent"),
+    "train.precision": ("fp32", "bf16"),
     "sam.perturbed_pass": ("reuse", "fresh"),
     "reset.optimizer_state": ("touched", "all"),
     "reset.layer_norm_toward": ("init", "online"),

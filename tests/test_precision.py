@@ -1,0 +1,72 @@
+"""train.precision: bf16 autocast of the networks' passes, fp32 everywhere else."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import pytest
+import torch
+
+from plastic.agents import rainbow
+from plastic.agents.rainbow import RainbowAgent
+from plastic.bench.learner import SUITE_SHAPES, make_config, synthetic_batch
+from plastic.configs import build_config
+
+
+def agents(suite: str, preset: str, batch_size: int) -> tuple[RainbowAgent, RainbowAgent]:
+    shapes = SUITE_SHAPES[suite]
+    made = []
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        config = make_config(suite, preset, batch_size, "cpu", {"train.precision": precision})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # emulated bf16 on this CPU
+            made.append(RainbowAgent(config, shapes["obs_shape"], 5, torch.device("cpu")))
+    return made[0], made[1]
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
+
+
+@pytest.mark.parametrize(("suite", "preset"), [("minatar", "plastic"), ("atari", "drq")])
+def test_a_bf16_update_stays_close_to_the_fp32_update(suite, preset):
+    """Same weights, batch and draws: the loss within 1%, every parameter's step pointing the same
+    way (cosine > 0.9 per tensor), and fp32 parameters, gradients and optimizer state throughout."""
+    shapes = SUITE_SHAPES[suite]
+    batch_size = 8 if suite == "atari" else 32
+    fp32, bf16 = agents(suite, preset, batch_size)
+    before = {n: p.detach().clone() for n, p in fp32.online.named_parameters()}
+    batch = synthetic_batch(shapes["obs_shape"], 5, batch_size, shapes["high"])
+    draws = fp32.draw_randomness(batch_size)
+    a = fp32.update(batch, copy.deepcopy(draws))
+    b = bf16.update(batch, copy.deepcopy(draws))
+    assert b["loss"].dtype == torch.float32 and b["priority"].dtype == torch.float32
+    assert b["loss"].item() == pytest.approx(a["loss"].item(), rel=1e-2)
+    assert torch.allclose(b["priority"], a["priority"], rtol=5e-2)
+    params_b = dict(bf16.online.named_parameters())
+    for name, p in fp32.online.named_parameters():
+        q = params_b[name]
+        assert q.dtype == torch.float32 and q.grad.dtype == torch.float32
+        assert bf16.optimizer.state[q]["exp_avg"].dtype == torch.float32
+        assert cosine(p.grad, q.grad) > 0.9, name
+        assert cosine(p.detach() - before[name], q.detach() - before[name]) > 0.9, name
+    # ... and bf16 did change the arithmetic: the two are not equal.
+    assert a["loss"].item() != b["loss"].item()
+
+
+def test_unknown_precision_is_refused_with_the_valid_ones():
+    with pytest.raises(ValueError, match="train.precision.*fp32, bf16"):
+        build_config("minatar", "breakout", "drq", overrides={"train.precision": "fp8"})
+
+
+def test_bf16_on_a_cpu_without_native_bf16_says_it_is_emulated(monkeypatch):
+    monkeypatch.setattr(rainbow, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(RuntimeWarning, match="no native bf16"):
+        assert rainbow.autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
+    monkeypatch.setattr(rainbow, "cpu_has_native_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rainbow.autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
+        assert rainbow.autocast_dtype("fp32", torch.device("cpu")) is None
