@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from plastic.configs import build_config
 from plastic.experiments.backends import LocalBackend, RayBackend, make_backend, parse_resources
@@ -95,6 +96,27 @@ def test_worker_turns_errors_into_results(tmp_path):
     assert result["status"] == "failed" and "Unknown MinAtar game 'pong'" in result["error"]
     assert "Traceback" in result["traceback"] and result["seconds"] >= 0
     assert "Unknown MinAtar game" in (tmp_path / "run" / "sweep.log").read_text()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_workers_threads_reach_its_run(tmp_path, monkeypatch, threads):
+    """plastic sweep --threads N: the run trains with N torch threads (it used to reset itself to 1)."""
+    from plastic.train import loop
+
+    used = []
+    real = loop.configure_threads
+    monkeypatch.setattr(loop, "configure_threads",
+                        lambda wanted, device: used.append(wanted) or real(wanted, device))
+    config = build_config("minatar", "breakout", "drq", overrides={
+        "train.steps": 20, "train.learning_starts": 10, "train.eval_episodes": 1,
+        "train.eval_envs": 1, "train.checkpoint_interval": 0, "train.metrics_interval": 0})
+    job = {"id": "breakout/drq/seed0", "benchmark": "minatar", "run_dir": str(tmp_path / "run"),
+           "config": config.to_dict()}
+    try:
+        assert execute(job, threads)["status"] == "finished"
+    finally:
+        torch.set_num_threads(1)
+    assert used == [threads]
 
 
 class ScriptedBackend:

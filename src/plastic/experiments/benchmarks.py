@@ -132,14 +132,18 @@ def finished_summary(job: dict[str, Any]) -> dict[str, Any] | None:
     return run_synthetic(SyntheticConfig.from_dict(job["config"]), run_dir)
 
 
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Runs (or resumes, or just reads back) one run; returns its summary."""
+def run_job(job: dict[str, Any], threads: int = 0) -> dict[str, Any]:
+    """Runs (or resumes, or just reads back) one run; returns its summary. ``threads``: the
+    worker's torch threads, used by an RL run whose config leaves ``train.threads`` at 0."""
     benchmark = get_benchmark(job["benchmark"])
     if benchmark.kind == "rl":
         from plastic.configs import Config
         from plastic.train.loop import train
 
-        return train(Config.from_dict(job["config"]), job["run_dir"], progress=False)
+        config = Config.from_dict(job["config"])
+        if threads and not config.train.threads:  # a logging key: resuming with another is fine
+            config.train.threads = threads
+        return train(config, job["run_dir"], progress=False)
     from plastic.synthetic import SyntheticConfig, run_synthetic
 
     return run_synthetic(SyntheticConfig.from_dict(job["config"]), job["run_dir"], verbose=True)

@@ -61,7 +61,7 @@ def execute(job: dict[str, Any], threads: int = 1) -> dict[str, Any]:
         with output_to(Path(job["run_dir"]) / LOG_NAME):
             print(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {job['id']} on {result['host']}", flush=True)
             try:
-                summary = run_job(job)
+                summary = run_job(job, threads)
             except Exception:
                 traceback.print_exc()  # into the run's log as well as the sweep's status
                 raise
