@@ -89,18 +89,19 @@ def import_authors_code(root: Path) -> SimpleNamespace:
                            BasePolicy=BasePolicy)
 
 
-def agent_config(case: dict[str, Any]) -> dict[str, Any]:
+def agent_config(case: dict[str, Any], obs_shape: tuple[int, ...] = OBS_SHAPE,
+                 num_actions: int = NUM_ACTIONS, batch_size: int = BATCH) -> dict[str, Any]:
     """Their configs/agent/drq.yaml with the case's overrides, as their scripts pass them."""
     cfg: dict[str, Any] = dict(
-        type="rainbow", num_timesteps=case["env_steps"], obs_shape=(4, 1, *OBS_SHAPE[1:]),
-        action_size=NUM_ACTIONS, aug_types=["random_shift", "intensity"], aug_target=True,
+        type="rainbow", num_timesteps=case["env_steps"], obs_shape=(obs_shape[0], 1, *obs_shape[1:]),
+        action_size=num_actions, aug_types=["random_shift", "intensity"], aug_target=True,
         optimizer={"type": "adam", "lr": 0.0001414, "weight_decay": 0.0, "betas": [0.9, 0.999],
                    "eps": 0.00015},
         eps_scheduler={"initial_value": 1.0, "final_value": 0.0, "step_size": 1.0},
         noise_scheduler={"initial_value": 1.0, "final_value": 1.0, "step_size": 98000},
         exploration_model="target", min_buffer_size=1, optimize_per_env_step=case["replay_ratio"],
         train_online_mode="train", train_target_mode="train", v_min=-10, v_max=10, double=True,
-        gamma=0.99, batch_size=BATCH, clip_grad_norm=10, target_tau=0.99, update_state_dict=False,
+        gamma=0.99, batch_size=batch_size, clip_grad_norm=10, target_tau=0.99, update_state_dict=False,
         reset_per_optimize_step=-1, reset_target=True, reset_type="llf", reset_weight_type="random",
         shrink_perturb=False, shrink_perturb_alpha=0.6, evaluate_freq=-1, rollout_freq=-1,
         log_freq=10**9, eval_eps=0.001, pd_per_optimize_step=-1,
@@ -113,15 +114,17 @@ def agent_config(case: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def model_config(case: dict[str, Any]) -> dict[str, Any]:
+def model_config(case: dict[str, Any], obs_shape: tuple[int, ...] = OBS_SHAPE,
+                 num_actions: int = NUM_ACTIONS, hidden: int = HIDDEN) -> dict[str, Any]:
     """Their configs/model/nature.yaml (backbone nature, identity head, rainbow policy)."""
     model = case["model"]
     return {
-        "backbone": {"type": "nature", "obs_shape": (4, 1, *OBS_SHAPE[1:]), "action_size": NUM_ACTIONS,
+        "backbone": {"type": "nature", "obs_shape": (obs_shape[0], 1, *obs_shape[1:]),
+                     "action_size": num_actions,
                      "init_type": None, "renormalize": False, "activation": "ReLU",
                      "normalization": model.get("backbone_normalization", "None")},
         "head": {"type": "identity", "in_dim": None},
-        "policy": {"type": "rainbow", "in_dim": None, "hid_dim": HIDDEN, "action_size": NUM_ACTIONS,
+        "policy": {"type": "rainbow", "in_dim": None, "hid_dim": hidden, "action_size": num_actions,
                    "num_atoms": NUM_ATOMS, "noisy_std": 0.5, "duel": True, "width": 1,
                    "activation": model.get("policy_activation", "ReLU"), "normalization": "None"},
     }
@@ -176,7 +179,7 @@ def their_batch(batch: dict[str, torch.Tensor]) -> dict[str, Any]:
     def frames(x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(x.numpy().astype(np.float32) / 255.0)[:, None, :, None]
 
-    return {"idxs": np.arange(BATCH), "obs": frames(batch["obs"]), "act": batch["action"],
+    return {"idxs": np.arange(len(batch["obs"])), "obs": frames(batch["obs"]), "act": batch["action"],
             "return": batch["return"], "done": batch["done"], "next_obs": frames(batch["next_obs"]),
             "weights": batch["weight"]}
 
@@ -205,8 +208,11 @@ class ScriptedBuffer:
 
 
 class ScriptedEnv:
+    def __init__(self, obs_shape: tuple[int, ...] = OBS_SHAPE) -> None:
+        self.obs_shape = obs_shape
+
     def reset(self) -> np.ndarray:
-        return np.zeros((4, 1, *OBS_SHAPE[1:]), np.uint8)
+        return np.zeros((self.obs_shape[0], 1, *self.obs_shape[1:]), np.uint8)
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, Any]:
         return self.reset(), 0.0, False, SimpleNamespace(traj_done=False)
