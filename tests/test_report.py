@@ -7,6 +7,7 @@ import base64
 import csv
 import json
 import shutil
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,17 @@ pytest.importorskip("rliable")
 from rliable import library as rly  # noqa: E402
 from rliable import metrics as rlm  # noqa: E402
 
+from plastic.data import published_baseline  # noqa: E402
+from plastic.envs.scores import human_normalized_score  # noqa: E402
 from plastic.experiments import stats  # noqa: E402
 from plastic.experiments.cli import main  # noqa: E402
-from plastic.experiments.collect import find_runs  # noqa: E402
+from plastic.experiments.collect import (  # noqa: E402
+    find_runs,
+    game_bounds,
+    load_baseline,
+    normalize,
+    score_matrices,
+)
 from plastic.experiments.plots import compact_number  # noqa: E402
 from plastic.experiments.report import (  # noqa: E402
     _binned_values,
@@ -337,3 +346,130 @@ def test_dmc_learning_curves_are_in_env_steps(tmp_path):
 def test_step_ticks_are_compact():
     assert [compact_number(v) for v in (0, 7, 999, 1000, 20_000, 62_500, 2_500_000, -3000)] == [
         "0", "7", "999", "1k", "20k", "62.5k", "2.5M", "-3k"]
+
+
+# ------------------------------------------------------------------------ published baselines
+PUBLISHED_IQM = {"der": 0.183, "drq": 0.224, "drq-eps": 0.280, "spr": 0.337}  # rliable authors' figures
+
+
+def bundled_file(name: str) -> Path:
+    return Path(str(resources.files("plastic.data").joinpath(published_baseline(name).filename)))
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_IQM))
+def test_bundled_baselines_give_the_published_iqm(name):
+    runs = load_baseline(name, "atari")
+    normalize(runs, game_bounds(runs, "human"))
+    matrices, games, notes = score_matrices(runs, [runs[0].label])
+    assert len(games) == 26 and not notes and matrices[runs[0].label].shape == (100, 26)
+    iqm = stats.aggregate_metrics(matrices, reps=500)[runs[0].label]["iqm"]
+    assert iqm["value"] == pytest.approx(PUBLISHED_IQM[name], abs=0.005)
+    assert iqm["low"] < iqm["value"] < iqm["high"] and iqm["high"] - iqm["low"] < 0.025
+
+
+def test_bundled_baseline_by_name_equals_the_file(tmp_path, capsys):
+    def content(runs):
+        return [(r.label, r.game, r.seed, r.score) for r in runs]
+
+    for name in PUBLISHED_IQM:
+        by_file = load_baseline(str(bundled_file(name)), "atari")
+        assert content(load_baseline(name, "atari")) == content(by_file)
+    assert load_baseline("drq-eps", "atari")[0].label == "DrQ(ε) (published)"
+    for spelling in ("DrQ-EPS", "drqeps", "drq_eps", "DrQ(ε)"):
+        assert content(load_baseline(spelling, "atari")) == content(load_baseline("drq-eps", "atari"))
+    assert {r.label for r in load_baseline("SPR 2021=spr", "atari")} == {"SPR 2021"}
+    # a bundled name is not a path: a directory or file called "spr" does not get in its way
+    (tmp_path / "spr").mkdir()
+    assert len(load_baseline("spr", "atari")) == 2600
+    with pytest.raises(FileNotFoundError, match=r"der, drq, drq-eps, spr.*path of a JSON file"):
+        load_baseline("drq-epsilon", "atari")
+    with pytest.raises(ValueError, match="Atari-100k"):
+        load_baseline("spr", "minatar")
+    write_run(tmp_path / "sweep", "atari", "pong", "drq", 0, 1.0)
+    assert main(["report", str(tmp_path / "sweep"), "--baseline", "rainbow"]) == 2
+    assert "der, drq, drq-eps, spr" in capsys.readouterr().err
+
+
+def test_percentile_among_published_runs_by_hand():
+    published = np.array([-21.0, -10.0, 0.0, 5.0])
+    # strictly below + half the ties, of 4 runs
+    assert [stats.percentile_among(published, s) for s in (-10.0, 20.0, 5.0, -30.0, -21.0)] == [
+        37.5, 100.0, 87.5, 0.0, 12.5]
+    for score in (-10.0, 2.0, 5.0):
+        assert stats.percentile_among(published, score) == pytest.approx(
+            scipy.stats.percentileofscore(published, score, kind="mean"))
+
+
+def test_against_the_published_runs_by_hand(tmp_path):
+    ours = {("pong", 0): -10.0, ("pong", 1): 20.0, ("breakout", 0): 4.0, ("breakout", 1): 1.0,
+            ("boxing", 0): 3.0, ("boxing", 1): 5.0}
+    for (game, seed), score in ours.items():
+        write_run(tmp_path / "sweep", "atari", game, "drq", seed, score)
+    write_run(tmp_path / "sweep", "atari", "pong", "plastic", 0, 0.0)  # plastic ran pong only
+    published = {"Pong": [-21.0, -10.0, 0.0, 5.0], "Breakout": [2.0, 4.0, 4.0, 10.0],
+                 "Alien": [300.0, 400.0, 500.0, 600.0]}  # alien: not run by us; boxing: not published
+    baseline = tmp_path / "tiny.json"
+    baseline.write_text(json.dumps(published))
+    result = build_report([tmp_path / "sweep"], tmp_path / "rep", baselines=[f"Tiny={baseline}"], reps=REPS)
+
+    comparisons = {c["label"]: c for c in result["against_published"]}
+    assert set(comparisons) == {"drq", "plastic"}
+    drq = comparisons["drq"]
+    assert drq["games"] == ["breakout", "pong"] and drq["not_in_baseline"] == ["boxing"]
+    per_game = {g["game"]: g for g in drq["per_game"]}
+    # pong: -10 is above 1 of 4 runs and ties 1 -> (1 + 0.5) / 4; 20 is above all 4; the mean 5
+    # is above 3 and ties 1 -> 3.5 / 4. breakout: 4 is above 1, ties 2 -> 2 / 4; 1 is below all;
+    # the mean 2.5 is above 1 -> 1 / 4
+    assert per_game["pong"]["percentiles"] == [37.5, 100.0] and per_game["pong"]["mean_percentile"] == 87.5
+    assert per_game["breakout"]["percentiles"] == [50.0, 0.0]
+    assert per_game["breakout"]["mean_percentile"] == 25.0
+    assert per_game["pong"]["seeds"] == [0, 1] and per_game["breakout"]["mean_score"] == 2.5
+    assert comparisons["plastic"]["per_game"][0]["percentiles"] == [62.5]  # 0 among -21, -10, 0, 5
+
+    # the IQMs are over the games run only: breakout and pong, not alien (nor boxing)
+    def hns(game, score):
+        return human_normalized_score(game, score)
+
+    ours_matrix = np.array([[hns("breakout", ours[("breakout", s)]), hns("pong", ours[("pong", s)])]
+                            for s in (0, 1)])
+    theirs = np.array([[hns("breakout", b), hns("pong", p)]
+                       for b, p in zip(published["Breakout"], published["Pong"])])
+    assert drq["iqm"]["value"] == pytest.approx(np.sort(ours_matrix.ravel())[1:3].mean())
+    assert drq["baseline_iqm"]["value"] == pytest.approx(np.sort(theirs.ravel())[2:6].mean())
+    with_alien = np.column_stack([theirs, [hns("alien", a) for a in published["Alien"]]])
+    assert drq["baseline_iqm"]["value"] != pytest.approx(scipy.stats.trim_mean(with_alien, 0.25, axis=None))
+    expected = stats.aggregate_metrics({"drq": ours_matrix, "Tiny": theirs}, reps=REPS)
+    for key in ("value", "low", "high"):
+        assert drq["iqm"][key] == pytest.approx(expected["drq"]["iqm"][key])
+        assert drq["baseline_iqm"][key] == pytest.approx(expected["Tiny"]["iqm"][key])
+    assert (drq["iqm"]["runs"], drq["baseline_iqm"]["runs"]) == (2, 4)
+    assert comparisons["plastic"]["games"] == ["pong"] and comparisons["plastic"]["baseline_iqm"]["runs"] == 4
+
+    markdown = (tmp_path / "rep" / "report.md").read_text()
+    section = markdown.split("## Against the published runs")[1].split("\n## ")[0]
+    for row in ("| drq | pong | 4 | -5.00 | -10.0, 20.0 | 37.5, 100.0 | 5.00 | 87.5 |",
+                "| drq | breakout | 4 | 4.00 | 4.00, 1.00 | 50.0, 0.0 | 2.50 | 25.0 |",
+                "| plastic | pong | 4 | -5.00 | 0.00 | 62.5 | 0.00 | 62.5 |",
+                "drq: left out, as Tiny has no runs of them: boxing", "strictly below ours + half"):
+        assert row in section, row
+    assert "Against the published runs" in (tmp_path / "rep" / "report.html").read_text()
+
+
+def test_report_against_a_bundled_baseline_by_name(tmp_path):
+    for seed, (pong, breakout) in enumerate([(-5.0, 20.0), (2.0, 12.0)]):
+        write_run(tmp_path / "sweep", "atari", "pong", "plastic", seed, pong)
+        write_run(tmp_path / "sweep", "atari", "breakout", "plastic", seed, breakout)
+    assert main(["report", str(tmp_path / "sweep"), "--baseline", "DrQ-eps", "--out", str(tmp_path / "rep"),
+                 "--reps", "200"]) == 0
+    numbers = json.loads((tmp_path / "rep" / "aggregates.json").read_text())
+    (comparison,) = numbers["against_published"]
+    assert comparison["baseline"] == "DrQ(ε) (published)" and comparison["games"] == ["breakout", "pong"]
+    published = json.loads(bundled_file("drq-eps").read_text())
+    pong = comparison["per_game"][1]
+    assert pong["published_runs"] == 100
+    assert pong["mean_percentile"] == pytest.approx(scipy.stats.percentileofscore(published["Pong"], -1.5))
+    theirs = np.array([[human_normalized_score("breakout", b), human_normalized_score("pong", p)]
+                       for b, p in zip(published["Breakout"], published["Pong"])])
+    iqm = scipy.stats.trim_mean(theirs, 0.25, axis=None)
+    assert comparison["baseline_iqm"]["value"] == pytest.approx(iqm)
+    assert "### DrQ(ε) (published)" in (tmp_path / "rep" / "report.md").read_text()

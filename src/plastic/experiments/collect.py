@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from plastic.configs.schema import LOGGING_KEYS, flatten
+from plastic.data import published_baseline, published_baseline_names
 from plastic.envs.scores import HUMAN_SCORES, RANDOM_SCORES, atari_100k_game, camel_to_snake
 
 # Settings that say where or how verbosely a run ran, not what it computed; and per-run identity.
@@ -148,25 +149,49 @@ def _short(value: Any) -> str:
 
 
 def load_baseline(spec: str, suite: str) -> list[Run]:
-    """``[NAME=]FILE``: JSON ``{game: [final score of each run, ...]}`` (game names CamelCase or
-    snake_case). NAME defaults to the file name without ``atari100k_published_``/``_runs``."""
-    name, sep, path_text = spec.partition("=")
-    if not sep or Path(spec).exists():
-        name, path_text = "", spec
-    path = Path(path_text).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"baseline file not found: {path}")
-    if not name:
-        name = path.stem.removeprefix("atari100k_published_").removesuffix("_runs") + " (published)"
-    data = json.loads(path.read_text())
+    """A baseline's runs from ``[LABEL=]NAME`` or ``[LABEL=]FILE``.
+
+    NAME is one of the published Atari-100k baselines that ship with plastic (``der``, ``drq``,
+    ``drq-eps``, ``spr``; case-insensitive, see ``plastic.data``); it wins over a file of the same
+    name (give that as ``./der``). FILE is JSON ``{game: [final score of each run, ...]}``, game
+    names CamelCase or snake_case. LABEL defaults to the published agent's name, or the file name
+    without ``atari100k_published_``/``_runs``, followed by " (published)"."""
+    label, data = _read_baseline(spec, suite)
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
-        raise ValueError(f"{path}: a baseline is a JSON object {{game: [score of each run, ...]}}")
+        raise ValueError(f"baseline {spec}: a baseline is a JSON object {{game: [score of each run, ...]}}")
     runs = []
     for game_name, scores in data.items():
         game = atari_100k_game(game_name) if suite == "atari" else camel_to_snake(game_name)
-        runs.extend(Run(label=name, preset=name, suite=suite, game=game, seed=i, score=float(s))
+        runs.extend(Run(label=label, preset=label, suite=suite, game=game, seed=i, score=float(s))
                     for i, s in enumerate(scores))
     return runs
+
+
+def _read_baseline(spec: str, suite: str) -> tuple[str, Any]:
+    """``(label, parsed JSON)`` of a ``--baseline`` argument."""
+    label, sep, target = spec.partition("=")
+    if not sep or Path(spec).is_file():  # a file name may hold "="
+        label, target = "", spec
+    bundled = published_baseline(target)
+    if bundled is not None:
+        if suite != "atari":
+            raise ValueError(f"the published baseline {bundled.name!r} holds Atari-100k scores; "
+                             f"these runs are {suite}")
+        return label or f"{bundled.title} (published)", bundled.read()
+    path = Path(target).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"baseline {target!r} is neither a published baseline shipped with plastic "
+            f"({', '.join(published_baseline_names())}; case-insensitive) nor a file: give one of those "
+            "names or the path of a JSON file {game: [final score of each run, ...]}")
+    return label or _file_label(path), json.loads(path.read_text())
+
+
+def _file_label(path: Path) -> str:
+    """``atari100k_published_DrQeps_runs.json`` -> ``DrQ(ε) (published)``, as the bundled copy."""
+    stem = path.stem.removeprefix("atari100k_published_").removesuffix("_runs")
+    bundled = published_baseline(stem)
+    return f"{bundled.title if bundled else stem} (published)"
 
 
 def resolve_normalization(normalization: str, suite: str) -> str:

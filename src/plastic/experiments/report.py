@@ -1,6 +1,7 @@
 """``plastic report DIR...``: final scores, aggregate metrics with confidence intervals, probability of
 improvement, performance profiles, learning curves and per-game tables, as Markdown + PNG and as
-one self-contained HTML page.
+one self-contained HTML page. Atari reports with a published baseline also place each final score
+among the published runs of its game ("Against the published runs").
 
 Normalised scores: Atari uses human-normalised scores, (score − random) / (human − random).
 MinAtar has no human reference, so by default each game's scores are min-max normalised over all
@@ -199,6 +200,94 @@ def _scores_csv(runs: Sequence[Run]) -> str:
     return buffer.getvalue()
 
 
+# ------------------------------------------------------------------------------ published runs
+def _by_game(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    games: dict[str, list[Run]] = {}
+    for run in sorted(runs, key=lambda r: (r.game, r.seed)):
+        games.setdefault(run.game, []).append(run)
+    return games
+
+
+def _game_against_published(game: str, ours: Sequence[Run], published: Sequence[Run]) -> dict[str, Any]:
+    scores = np.array([r.score for r in published])
+    mean = float(np.mean([r.score for r in ours]))
+    return {"game": game, "published_runs": len(scores), "published_median": float(np.median(scores)),
+            "seeds": [r.seed for r in ours], "scores": [r.score for r in ours],
+            "percentiles": [stats.percentile_among(scores, r.score) for r in ours],
+            "mean_score": mean, "mean_percentile": stats.percentile_among(scores, mean)}
+
+
+def _iqm(key: str, matrix: np.ndarray, **bootstrap: Any) -> dict[str, Any]:
+    return {"runs": matrix.shape[0], **aggregate_metrics({key: matrix}, **bootstrap)[key]["iqm"]}
+
+
+def against_published(runs: Sequence[Run], sweep_labels: Sequence[str], *, reps: int = 2000, seed: int = 0,
+                      confidence: float = 0.95) -> list[dict[str, Any]]:
+    """Each of our labels against each baseline, on the games both have: per game, the percentile
+    (``stats.percentile_among``) of each of our runs' final score, and of our mean final score over
+    seeds, among the baseline's runs; and the IQM of the normalised score of ours and of the
+    baseline's runs over those games only, with stratified-bootstrap CIs."""
+    bootstrap = {"reps": reps, "seed": seed, "confidence": confidence}
+    results = []
+    baseline_iqm: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+    for baseline in sorted({r.label for r in runs if r.baseline}):
+        published = _by_game([r for r in runs if r.label == baseline])
+        for label in sweep_labels:
+            ours = _by_game([r for r in runs if r.label == label])
+            games = sorted(set(ours) & set(published))
+            if not games:
+                continue
+            chosen = [r for r in runs if r.label in (label, baseline) and r.game in games]
+            matrices, _, _ = score_matrices(chosen, [label, baseline])
+            key = (baseline, tuple(games))
+            if key not in baseline_iqm:  # the same games for several labels: one bootstrap
+                baseline_iqm[key] = _iqm(baseline, matrices[baseline], **bootstrap)
+            results.append({
+                "label": label, "baseline": baseline, "games": games,
+                "not_in_baseline": sorted(set(ours) - set(published)),
+                "iqm": _iqm(label, matrices[label], **bootstrap), "baseline_iqm": baseline_iqm[key],
+                "per_game": [_game_against_published(g, ours[g], published[g]) for g in games],
+            })
+    return results
+
+
+def _published_iqm_rows(group: Sequence[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for c in group:
+        games = len(c["games"])
+        rows.append([c["label"], str(games), f"{c['iqm']['runs']} × {games}", _ci(c["iqm"]),
+                     f"{c['baseline_iqm']['runs']} × {games}", _ci(c["baseline_iqm"])])
+    return rows
+
+
+def _published_game_rows(group: Sequence[dict[str, Any]]) -> list[list[str]]:
+    return [[c["label"], g["game"], str(g["published_runs"]), _number(g["published_median"]),
+             ", ".join(_number(v) for v in g["scores"]), ", ".join(f"{p:.1f}" for p in g["percentiles"]),
+             _number(g["mean_score"]), f"{g['mean_percentile']:.1f}"]
+            for c in group for g in c["per_game"]]
+
+
+def _published_section(doc: Document, comparisons: Sequence[dict[str, Any]], level: str,
+                       score_name: str) -> None:
+    doc.heading("Against the published runs")
+    doc.paragraph(
+        "Where our final scores fall among the published runs of each game. Percentile = 100 × (the "
+        "fraction of published runs scoring strictly below ours + half the fraction scoring exactly the "
+        "same): 0 = below every published run, 100 = above every one. Given for each of our runs (in "
+        "seed order) and for our mean final score over seeds. The IQMs of the "
+        f"{score_name} are over the games we ran only, for us and for the published runs alike, with "
+        f"{level} stratified-bootstrap CIs.")
+    for baseline in dict.fromkeys(c["baseline"] for c in comparisons):
+        group = [c for c in comparisons if c["baseline"] == baseline]
+        doc.heading(baseline, level=3)
+        doc.table(["", "games", "runs × games", f"IQM [{level} CI]", "published runs × games",
+                   f"published IQM [{level} CI]"], _published_iqm_rows(group))
+        doc.bullets([f"{c['label']}: left out, as {baseline} has no runs of them: "
+                     f"{', '.join(c['not_in_baseline'])}" for c in group if c["not_in_baseline"]])
+        doc.table(["", "game", "published runs", "published median", "our scores", "percentiles",
+                   "our mean", "percentile of our mean"], _published_game_rows(group), text_columns=2)
+
+
 # ------------------------------------------------------------------------------------- report
 def replay_ratio_series(runs: Sequence[Run], labels: Sequence[str],
                         aggregates: dict[str, dict[str, dict[str, float]]],
@@ -340,6 +429,11 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
         doc.figure(plots.plot_replay_ratio_scaling(scaling, figures / "replay_ratio_scaling.png", score_name),
                    f"IQM of the {score_name} against the replay ratio (updates per agent step), {level} CI")
 
+    published = (against_published(runs, sweep_labels, reps=reps, seed=seed, confidence=confidence)
+                 if suite == "atari" else [])
+    if published:
+        _published_section(doc, published, level, score_name)
+
     doc.heading("Per-game scores")
     atari = norm == "human"
     headers = ["game", *(["random", "human"] if atari else []), *labels]
@@ -382,6 +476,7 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
         "notes": notes,
         "replay_ratio_scaling": {preset: [{"replay_ratio": ratio, **est} for ratio, est in points]
                                  for preset, points in scaling.items()},
+        "against_published": published,
         "iqm_curves": {label: {"steps": curve_steps.tolist(), **{k: v.tolist() for k, v in c.items()}}
                        for label, c in iqm_over_time.items()},
     }

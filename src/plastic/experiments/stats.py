@@ -86,6 +86,16 @@ def improvement_probability(scores_x: np.ndarray, scores_y: np.ndarray) -> float
     return float(wins.mean())
 
 
+def percentile_among(published: np.ndarray, score: float) -> float:
+    """Where ``score`` falls among published runs' scores, in percent: 100 × (the fraction of
+    published runs scoring strictly below it + half the fraction scoring exactly the same).
+
+    The mid-rank percentile (``scipy.stats.percentileofscore(..., kind="mean")``): 0 below every
+    run, 100 above every run, 50 when tying every run."""
+    runs = np.asarray(published, float)
+    return float(100.0 * ((runs < score).mean() + 0.5 * (runs == score).mean()))
+
+
 def run_score_profile(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
     """The fraction of all runs × games with a score above each τ (rliable's run-score
     distribution, vectorised over τ instead of one ``np.vectorize`` call per τ)."""
