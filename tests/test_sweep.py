@@ -239,3 +239,65 @@ def test_ray_sweep_then_rerun_redoes_nothing(tmp_path, capsys):
     assert summary_mtimes(out) == before
     assert "2 already finished, 0 to run" in capsys.readouterr().err
     assert isinstance(make_backend("ray"), RayBackend)
+
+
+def scripted_cli(monkeypatch) -> None:
+    """`plastic sweep` with ScriptedBackend in place of its real backend (no training)."""
+    import plastic.experiments.backends as backends
+
+    monkeypatch.setattr(backends, "make_backend", lambda *args, **kwargs: ScriptedBackend(failing=set()))
+
+
+def sweep_args(out: Path, *extra: str) -> list[str]:
+    return ["sweep", "minatar", "--presets", "drq,plastic", "--seeds", "1", "--games", "breakout",
+            "--out", str(out), *(f"--set={k}={v}" for k, v in TINY.items() if k != "train.steps"), *extra]
+
+
+def test_rerunning_a_sweep_with_other_settings_is_refused_and_changes_nothing(tmp_path, monkeypatch, capsys):
+    from plastic.cli import main as plastic_main
+
+    scripted_cli(monkeypatch)
+    out = tmp_path / "sweep"
+    assert plastic_main(sweep_args(out, "--steps", "150")) == 0
+    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+
+    assert plastic_main(sweep_args(out, "--steps", "300")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert str(out) in err and "train.steps: 150 there, 300 now" in err and "--out" in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files  # nothing rewritten
+
+    # The same settings spelt another way, or a logging-only key changed: resumes as before.
+    assert plastic_main(sweep_args(out, "--set", "train.steps=150", "--set", "train.log_interval=7")) == 0
+    assert "2 already finished" in capsys.readouterr().err
+    assert plastic_main(sweep_args(out, "--steps", "150", "--set", "plastic:sam.rho=0.05")) == 2
+    assert "sam.rho for plastic: 0.1 there, 0.05 now" in capsys.readouterr().err
+
+
+def test_a_per_preset_set_reaches_only_that_presets_runs(tmp_path, monkeypatch, capsys):
+    from plastic.cli import main as plastic_main
+
+    scripted_cli(monkeypatch)
+    out = tmp_path / "sweep"
+    assert plastic_main(sweep_args(out, "--steps", "150", "--set", "plastic:sam.rho=0.05",
+                                   "--set", "plastic:reset.interval=30")) == 0
+    plastic = json.loads((out / "breakout" / "plastic" / "seed0" / "config.json").read_text())
+    drq = json.loads((out / "breakout" / "drq" / "seed0" / "config.json").read_text())
+    assert (plastic["sam"]["rho"], plastic["reset"]["interval"], plastic["train"]["steps"]) == (0.05, 30, 150)
+    assert drq["sam"]["rho"] == build_config("minatar", "breakout", "drq").sam.rho
+    assert drq["train"]["steps"] == 150
+    described = json.loads((out / SWEEP_FILE).read_text())
+    assert described["preset_overrides"] == {"plastic": {"reset.interval": "30", "sam.rho": "0.05"}}
+    capsys.readouterr()
+
+    assert plastic_main(sweep_args(tmp_path / "other", "--set", "plastic-dagger:sam.rho=0.05")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "'plastic-dagger' is not a preset of this sweep (drq, plastic)" in err
+    assert plastic_main(sweep_args(tmp_path / "other", "--set", "plastic:=1")) == 2
+    assert "--set expects KEY=VALUE or PRESET:KEY=VALUE" in capsys.readouterr().err
+    spec = make_spec("synthetic", presets="vanilla,sam", seeds=1, games="label", out=tmp_path / "syn",
+                     overrides={"chunks": "2"}, preset_overrides={"sam": {"rho": "0.3"}})
+    rho = {j["config"]["method"]: j["config"]["rho"] for j in plan_jobs(spec)}
+    assert rho == {"vanilla": 0.1, "sam": 0.3}

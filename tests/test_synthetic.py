@@ -484,3 +484,90 @@ def test_sam_with_zero_radius_trains_exactly_like_sgd(tiny_dataset):
     sam = run_synthetic(tiny_config(method="sam", **common), dataset=tiny_dataset)
     assert sam0["final_train_loss"] == pytest.approx(sgd["final_train_loss"], rel=1e-6)
     assert sam["final_train_loss"] != pytest.approx(sgd["final_train_loss"], rel=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a user meets: one-line errors, progress
+
+
+def _cli_error(capsys, argv: list[str]) -> str:
+    """Runs `plastic ARGV`, which must fail with exit code 2 and one line on stderr; returns it."""
+    from plastic.cli import main as plastic_main
+
+    capsys.readouterr()
+    assert plastic_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "not_a_batch", "wrong_shape"])
+def test_a_junk_cifar_batch_is_named_in_one_line(tmp_path, capsys, damage):
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_fake_cifar(folder)
+    batch = folder / "data_batch_3"
+    if damage == "truncated":
+        batch.write_bytes(batch.read_bytes()[:200])
+    elif damage == "garbage":
+        batch.write_bytes(b"\x80\x04junk that is no pickle at all" * 10)
+    elif damage == "not_a_batch":
+        batch.write_bytes(pickle.dumps([1, 2, 3]))
+    else:
+        batch.write_bytes(pickle.dumps({b"data": np.zeros((4, 100), np.uint8), b"labels": [0, 1, 2, 3]}))
+    err = _cli_error(capsys, ["synthetic", "input", "--method", "vanilla", "--dataset", "cifar10",
+                              "--data-dir", str(tmp_path), "--no-download", "--chunks", "1"])
+    assert str(batch) in err and "CIFAR-10" in err
+
+
+def test_a_cifar_archive_with_a_wrong_md5_or_junk_inside_is_named_in_one_line(tmp_path, capsys, monkeypatch):
+    archive = tmp_path / data_mod.CIFAR10_ARCHIVE
+    archive.write_bytes(b"not a tarball")
+    argv = ["synthetic", "label", "--method", "reset", "--data-dir", str(tmp_path), "--chunks", "1"]
+    err = _cli_error(capsys, argv)
+    assert str(archive) in err and "md5" in err
+    monkeypatch.setattr(data_mod, "md5sum", lambda path: data_mod.CIFAR10_MD5)  # pretend it matches
+    err = _cli_error(capsys, argv)
+    assert str(archive) in err and "gzip" in err.lower()
+    _write_fake_cifar(tmp_path / "src" / "cifar-10-batches-py")
+    (tmp_path / "src" / "cifar-10-batches-py" / "test_batch").write_bytes(b"\x80\x02junk")
+    archive.unlink()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    err = _cli_error(capsys, argv)
+    assert f"{archive}:cifar-10-batches-py/test_batch" in err
+
+
+def test_a_run_reports_every_chunk_with_elapsed_time_and_eta(tmp_path, capsys):
+    from plastic.cli import main as plastic_main
+
+    assert plastic_main(["synthetic", "label", "--method", "vanilla", "--dataset", "digits", "--chunks", "20",
+                         "--iters-per-chunk", "1", "--batch-size", "8", "--out", str(tmp_path / "run")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if " chunk " in line]
+    assert [line.split(" chunk ")[1].split(":")[0] for line in lines] == [f"{k}/20" for k in range(1, 21)]
+    for line in lines:
+        assert line.startswith("[synthetic] label/vanilla seed 0 chunk ") and len(line) < 110, line
+        assert "test acc 0." in line and " elapsed" in line and ", ETA " in line, line
+
+
+def test_the_demo_says_how_it_goes_and_ends_in_an_aligned_table(capsys):
+    """`plastic demo` (the digits label-shifting demo of the building blocks): a line per stage of
+    each model, then a table of both models, then how to read its Hessian row."""
+    from plastic.cli import main as plastic_main
+    from plastic.demo import ROWS
+
+    assert plastic_main(["demo", "--stages", "2", "--iters", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    progress = [line for line in lines if line.startswith("[demo] ") and ": stage " in line]
+    assert [line.split(": test accuracy")[0] for line in progress] == [
+        "[demo] plain: stage 1/2", "[demo] plain: stage 2/2",
+        "[demo] PLASTIC: stage 1/2", "[demo] PLASTIC: stage 2/2 (head Reset first)"]
+    start = lines.index(next(line for line in lines if line.split() == ["plain", "PLASTIC"]))
+    table = lines[start:start + 1 + len(ROWS)]
+    assert len({len(line) for line in table}) == 1  # aligned: every row as wide as the header
+    for (label, _, _), line in zip(ROWS, table[1:], strict=True):
+        assert line.startswith(label)
+        plain, plastic = (float(x) for x in line[len(label):].split())
+        assert np.isfinite(plain) and np.isfinite(plastic)
+    note = [line for line in lines[start + 1 + len(ROWS):] if line.strip()]
+    assert len(note) == 1 and "Hessian" in note[0] and "paper" in note[0]
+    assert not any("{" in line for line in lines)  # no dict reprs

@@ -13,20 +13,30 @@ SWEEP_EXAMPLES = """examples:
   plastic sweep atari100k --presets drq,plastic --seeds 5 --replay-ratio 2 --out sweeps/atari
   plastic sweep atari100k --backend ray --address auto --resources cpu=2,gpu=0.25
   plastic sweep synthetic --presets vanilla,plastic --seeds 3 --set chunks=20
+  plastic sweep minatar --presets drq,plastic --set plastic:sam.rho=0.05   # only plastic's runs
   plastic sweep dmc-medium --presets drq,plastic --seeds 5 --out sweeps/dmc-medium
   plastic sweep dmc-medium --tasks cartpole-swingup --set env.obs=state --steps 20000
 
 Run the same command again to resume: finished runs are skipped, interrupted ones resume from
-their checkpoints and failed ones are retried."""
+their checkpoints and failed ones are retried. Games, presets and seeds may be added later; other
+settings (--steps, --replay-ratio, --set) are refused in a directory that holds a sweep: use
+another --out for them."""
 
 REPORT_EXAMPLES = """examples:
   plastic report sweeps/minatar
-  plastic report sweeps/atari --baseline data/atari100k_published_DrQeps_runs.json --out report
-  plastic report sweeps/rr1 sweeps/rr2 --baseline SPR=spr_runs.json"""
+  plastic report sweeps/atari --baseline drq-eps --baseline spr --out report
+  plastic report sweeps/atari --baseline BBF=bbf_runs.json
+  plastic report sweeps/rr1 sweeps/rr2
+
+Published Atari-100k baselines shipped with plastic (100 runs per game, released by the rliable
+authors): der, drq, drq-eps (DrQ(ε)), spr. An Atari report with a baseline adds a section
+"Against the published runs": where each of our final scores falls among the published runs of
+its game, and our IQM against theirs over the games we ran."""
 
 
 def add_experiment_subcommands(subparsers: Any) -> None:
     """Adds ``sweep`` and ``report`` to an ``argparse`` subparsers object; each sets ``func``."""
+    from plastic.data import published_baseline_names
     from plastic.experiments.backends import BACKENDS
     from plastic.experiments.benchmarks import BENCHMARKS, UNAVAILABLE
     from plastic.experiments.collect import NORMALIZATIONS
@@ -47,8 +57,10 @@ def add_experiment_subcommands(subparsers: Any) -> None:
     sweep.add_argument("--replay-ratio", type=float, help="updates per agent step (config default 2)")
     sweep.add_argument("--steps", type=int, help="agent steps per run (config default 100k)")
     sweep.add_argument("--device", help="auto (default: cuda when present), cpu, cuda, cuda:N")
-    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key for every run, e.g. --set sam.rho=0.05 (repeatable)")
+    sweep.add_argument("--set", action="append", default=[], metavar="[PRESET:]KEY=VALUE",
+                       help="override a config key for every run (--set sam.rho=0.05), or only for the "
+                            "runs of one of the sweep's presets (--set plastic:sam.rho=0.05, which wins "
+                            "over a plain --set of the key); repeatable")
     sweep.add_argument("--out", help="sweep directory (default sweeps/BENCHMARK)")
     sweep.add_argument("--backend", default="local", choices=BACKENDS,
                        help="local: worker processes on this machine (default); ray: Ray tasks")
@@ -69,8 +81,11 @@ def add_experiment_subcommands(subparsers: Any) -> None:
                     "and per-game tables of every finished run under the directories.",
         epilog=REPORT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     report.add_argument("dirs", nargs="+", metavar="DIR", help="sweep or run directories")
-    report.add_argument("--baseline", action="append", default=[], metavar="[NAME=]FILE",
-                        help="published per-run scores, JSON {game: [score, ...]} (repeatable)")
+    report.add_argument("--baseline", action="append", default=[], metavar="[LABEL=]NAME|FILE",
+                        help="published per-run scores: NAME, one shipped with plastic "
+                             f"({', '.join(published_baseline_names())}; case-insensitive), or FILE, "
+                             "JSON {game: [final score of each run, ...]}; LABEL names it in the report "
+                             "(repeatable)")
     report.add_argument("--out", help="report directory (default DIR/report, or ./report for several DIRs)")
     report.add_argument("--normalization", default="auto", choices=NORMALIZATIONS,
                         help="auto: human-normalised on Atari, min-max over the report's runs on MinAtar, "
@@ -84,13 +99,13 @@ def add_experiment_subcommands(subparsers: Any) -> None:
 
 def run_sweep_from_args(args: argparse.Namespace) -> int:
     """Runs the sweep; 0 when every run finished, 1 when some failed, 130 when interrupted."""
-    from plastic.configs import parse_assignments
     from plastic.experiments.backends import make_backend, parse_resources
-    from plastic.experiments.sweep import make_spec, run_sweep
+    from plastic.experiments.sweep import make_spec, parse_sweep_assignments, run_sweep
 
+    shared, per_preset = parse_sweep_assignments(args.set or [])
     spec = make_spec(args.benchmark, presets=args.presets, seeds=args.seeds, games=args.games,
                      replay_ratio=args.replay_ratio, steps=args.steps, device=args.device,
-                     overrides=parse_assignments(args.set or []), out=args.out)
+                     overrides=shared, preset_overrides=per_preset, out=args.out)
     backend = make_backend(args.backend, workers=args.workers, threads=args.threads, address=args.address,
                            resources=parse_resources(args.resources))
     try:

@@ -8,6 +8,8 @@ Layout of a sweep directory::
 
 Running the same sweep again skips finished runs, resumes interrupted ones from their
 checkpoints and retries failed ones. A run that fails is recorded and does not stop the others.
+Running it with other settings (``--steps``, ``--set``, ...) is refused before anything is written:
+a sweep directory holds one set of settings; only logging keys may change.
 """
 
 from __future__ import annotations
@@ -58,6 +60,22 @@ def parse_seeds(text: str | int | Sequence[int]) -> list[int]:
     return seeds
 
 
+def parse_sweep_assignments(items: Sequence[str]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """``--set`` items of a sweep: ``KEY=VALUE`` for every run, ``PRESET:KEY=VALUE`` for one
+    preset's runs. Returns (settings for all, {preset: settings}). Keys and presets hold no ':'
+    and values may (``device=cuda:1``), so a ':' before the '=' separates the preset."""
+    shared: dict[str, str] = {}
+    per_preset: dict[str, dict[str, str]] = {}
+    for item in items:
+        target, sep, value = item.partition("=")
+        preset, colon, key = target.rpartition(":")
+        if not sep or not key.strip() or (colon and not preset.strip()):
+            raise ValueError(f"--set expects KEY=VALUE or PRESET:KEY=VALUE (e.g. plastic:sam.rho=0.05), "
+                             f"got {item!r}")
+        (per_preset.setdefault(preset.strip(), {}) if colon else shared)[key.strip()] = value
+    return shared, per_preset
+
+
 def split_names(values: str | Sequence[str] | None) -> list[str]:
     """``"a,b"`` or ``["a,b", "c"]`` -> ``["a", "b", "c"]``."""
     if values is None:
@@ -74,6 +92,11 @@ class SweepSpec:
     games: list[str]
     overrides: dict[str, Any] = field(default_factory=dict)
     out: Path = Path("sweeps")
+    preset_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # win over ``overrides``
+
+    def settings(self, preset: str) -> dict[str, Any]:
+        """The overrides of ``preset``'s runs."""
+        return {**self.overrides, **self.preset_overrides.get(preset, {})}
 
     def run_id(self, game: str, preset: str, seed: int) -> str:
         return f"{game}/{preset}/seed{seed}"
@@ -82,8 +105,10 @@ class SweepSpec:
 def make_spec(benchmark: str, *, presets: str | Sequence[str] | None = None, seeds: str | int = 5,
               games: str | Sequence[str] | None = None, replay_ratio: float | None = None,
               steps: int | None = None, device: str | None = None, overrides: dict[str, Any] | None = None,
-              out: str | Path | None = None) -> SweepSpec:
-    """Checks and completes a sweep's settings (defaults: the benchmark's games and presets)."""
+              out: str | Path | None = None,
+              preset_overrides: dict[str, dict[str, Any]] | None = None) -> SweepSpec:
+    """Checks and completes a sweep's settings (defaults: the benchmark's games and presets);
+    ``preset_overrides`` ({preset: {key: value}}) apply to one preset's runs only."""
     bench = get_benchmark(benchmark)
     preset_list = split_names(presets) or list(bench.default_presets)
     check_presets(bench, preset_list)
@@ -104,8 +129,15 @@ def make_spec(benchmark: str, *, presets: str | Sequence[str] | None = None, see
             if value is not None:
                 settings[key] = value
     settings.update(overrides or {})
+    for preset in preset_overrides or {}:
+        if preset not in preset_list:
+            key = next(iter(preset_overrides[preset]), "KEY")
+            raise ValueError(f"--set {preset}:{key}=...: {preset!r} is not a preset of this sweep "
+                             f"({', '.join(preset_list)}); name one of them, or drop '{preset}:' to set "
+                             "the key for every run")
     return SweepSpec(benchmark=bench.name, presets=preset_list, seeds=parse_seeds(seeds), games=game_list,
-                     overrides=settings, out=Path(out) if out is not None else Path("sweeps") / bench.name)
+                     overrides=settings, out=Path(out) if out is not None else Path("sweeps") / bench.name,
+                     preset_overrides={p: dict(v) for p, v in (preset_overrides or {}).items() if v})
 
 
 def plan_jobs(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -120,7 +152,7 @@ def plan_jobs(spec: SweepSpec) -> list[dict[str, Any]]:
                 run_id = spec.run_id(game, preset, seed)
                 jobs.append({
                     "id": run_id, "benchmark": bench.name, "run_dir": str(out / run_id),
-                    "config": build_job_config(bench, game, preset, seed, spec.overrides),
+                    "config": build_job_config(bench, game, preset, seed, spec.settings(preset)),
                 })
     return jobs
 
@@ -135,28 +167,94 @@ def _describe(spec: SweepSpec, backend: str, command: list[str] | None) -> dict[
     bench = get_benchmark(spec.benchmark)
     return {
         "benchmark": bench.name, "suite": bench.suite, "games": spec.games, "presets": spec.presets,
-        "seeds": spec.seeds, "overrides": {k: spec.overrides[k] for k in sorted(spec.overrides)},
+        "seeds": spec.seeds, "overrides": _sorted(spec.overrides),
+        "preset_overrides": {p: _sorted(v) for p, v in sorted(spec.preset_overrides.items())},
         "backend": backend, "runs": len(spec.games) * len(spec.presets) * len(spec.seeds),
         "layout": "GAME/PRESET/seedN", "command": command,
     }
 
 
+def _sorted(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: settings[k] for k in sorted(settings)}
+
+
+def check_existing_sweep(spec: SweepSpec) -> None:
+    """Refuses to run ``spec`` into a directory that holds another benchmark's sweep or one with
+    other settings; writes nothing. Games, presets and seeds may be added, and keys that only
+    change logging (or where a run executes) may differ."""
+    path = spec.out / SWEEP_FILE
+    if not path.exists():
+        return
+    from plastic.train.checkpoint import read_json
+
+    old = read_json(path)
+    if old.get("benchmark") != spec.benchmark:
+        raise ValueError(f"{spec.out} holds a {old.get('benchmark')} sweep; use another --out "
+                         f"for {spec.benchmark}")
+    differing = _differing_settings(spec, old)
+    if differing:
+        shown = "; ".join(differing[:6]) + ("; ..." if len(differing) > 6 else "")
+        raise ValueError(f"{spec.out} holds a sweep with other settings ({shown}); nothing was changed: "
+                         "use another --out for the new settings, or this sweep's own settings "
+                         f"(see {path}) to resume or extend it")
+
+
+def _differing_settings(spec: SweepSpec, old: dict[str, Any]) -> list[str]:
+    """'KEY: OLD there, NEW now' for each config key of the runs of ``spec``'s presets whose value
+    differs from the one the settings recorded in ``old`` (the directory's sweep.json) give. Values
+    compare as built configs, so ``--steps 150`` equals ``--set train.steps=150``."""
+    bench = get_benchmark(spec.benchmark)
+    old_shared, old_per_preset = old.get("overrides", {}), old.get("preset_overrides", {})
+    found: dict[str, dict[tuple[str, str], list[str]]] = {}
+    for preset in spec.presets:
+        before = {**old_shared, **old_per_preset.get(preset, {})}
+        after = spec.settings(preset)
+        if before == after:
+            continue
+        for key, values in _config_differences(bench, spec.games[0], preset, before, after).items():
+            found.setdefault(key, {}).setdefault(values, []).append(preset)
+    lines = []
+    for key, by_values in found.items():
+        for (was, now), presets in by_values.items():
+            scope = "" if len(by_values) == 1 and len(presets) == len(spec.presets) else \
+                f" for {', '.join(presets)}"
+            lines.append(f"{key}{scope}: {was} there, {now} now")
+    return lines
+
+
+def _config_differences(bench: Any, game: str, preset: str, before: dict[str, Any],
+                        after: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    from plastic.configs.schema import LOGGING_KEYS, flatten
+
+    ignored = LOGGING_KEYS if bench.kind == "rl" else frozenset({"device", "data_dir"})
+    try:
+        was = flatten(build_job_config(bench, game, preset, 0, before))
+    except ValueError:  # recorded settings this version no longer accepts: compare them as written
+        was, now = before, after
+    else:
+        now = flatten(build_job_config(bench, game, preset, 0, after))
+    return {key: (repr(was.get(key)), repr(now.get(key))) for key in sorted(set(was) | set(now))
+            if key not in ignored and str(was.get(key)) != str(now.get(key))}
+
+
 def write_sweep_file(spec: SweepSpec, backend: str, command: list[str] | None = None) -> dict[str, Any]:
-    """Writes OUT/sweep.json. A directory keeps one benchmark; adding games, presets or seeds to
-    an existing sweep is fine and the description grows to cover both."""
+    """Writes OUT/sweep.json. A directory keeps one benchmark and one set of settings
+    (``check_existing_sweep``); adding games, presets or seeds to an existing sweep is fine and
+    the description grows to cover both."""
     path = spec.out / SWEEP_FILE
     description = _describe(spec, backend, command)
     history: list[dict[str, Any]] = []
     if path.exists():
         old = json.loads(path.read_text())
-        if old.get("benchmark") != spec.benchmark:
-            raise ValueError(f"{spec.out} holds a {old.get('benchmark')} sweep; use another --out "
-                             f"for {spec.benchmark}")
         history = old.get("history", [])
         for key in ("games", "presets", "seeds"):
             description[key] = list(dict.fromkeys([*old.get(key, []), *description[key]]))
+        merged = {**old.get("preset_overrides", {}), **description["preset_overrides"]}
+        description["preset_overrides"] = {p: merged[p] for p in sorted(merged)}
     description["history"] = [*history, {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": command,
-                                         "overrides": description["overrides"], "backend": backend}]
+                                         "overrides": description["overrides"],
+                                         "preset_overrides": description["preset_overrides"],
+                                         "backend": backend}]
     _atomic_json(path, description)
     return description
 
@@ -264,6 +362,7 @@ def run_sweep(spec: SweepSpec, backend: LocalBackend | RayBackend, *, command: l
     """Runs every run of ``spec`` not yet finished; returns the final status (``sweep_status.json``)."""
     spec.out = spec.out.expanduser().resolve()
     jobs = plan_jobs(spec)
+    check_existing_sweep(spec)
     backend_name = "ray" if isinstance(backend, RayBackend) else "local"
     progress = Progress(spec.out, len(jobs), stream, heartbeat)
     if dry_run:

@@ -45,8 +45,14 @@ def _add_common(parser: argparse.ArgumentParser, chunks_default: int | None) -> 
     )
     parser.add_argument("--data-dir", default=None, help="where CIFAR-10 is (or is downloaded to)")
     parser.add_argument("--no-download", action="store_true", help="never try to download CIFAR-10")
-    parser.add_argument("--chunks", type=_positive_int, default=chunks_default)
-    parser.add_argument("--iters-per-chunk", type=_positive_int, default=None)
+    single = chunks_default is not None  # a single run (input, label) rather than the grid
+    parser.add_argument("--chunks", type=_positive_int, default=chunks_default,
+                        help=f"stages of training (default {chunks_default}, the paper's)" if single else
+                        "stages of training (default: the --preset's)")
+    parser.add_argument("--iters-per-chunk", type=_positive_int, default=None,
+                        help="SGD updates per chunk (default 500, the paper's; 100 x 500 updates take "
+                        "hours on a CPU, see the README)" if single else
+                        "SGD updates per chunk (default: the --preset's)")
     parser.add_argument("--batch-size", type=_positive_int, default=128)
     parser.add_argument("--lr", type=float, default=None, help="default: 1e-3 input, 1e-2 label")
     parser.add_argument("--weight-decay", type=float, default=None, help="default: 0 input, 1e-3 label")
@@ -101,6 +107,9 @@ def add_synthetic_subcommands(subparsers: Any) -> None:
         p.add_argument("--method", required=True, choices=tuple(METHODS))
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--out", default=None, help="run dir (default runs/synthetic/TASK/METHOD/seed_N)")
+        p.add_argument("--threads", type=_positive_int, default=1,
+                       help="torch threads (default 1: on a busy CPU a second thread made a run 3x "
+                            "slower; give more only where the cores are the run's own)")
         _add_common(p, chunks_default=100)
         p.set_defaults(synthetic_command=task)
 
@@ -193,6 +202,9 @@ def run_synthetic_from_args(args: argparse.Namespace) -> int:
         print(f"[grid] table and figures in {args.out}", flush=True)
         return 0
 
+    import torch
+
+    torch.set_num_threads(args.threads)
     args.iters_per_chunk = args.iters_per_chunk or GRID_PRESETS["paper"][1]
     args.reset_every = args.reset_every or GRID_PRESETS["paper"][2]
     config = _config_from_args(args, command, args.method, args.seed)

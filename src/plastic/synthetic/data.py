@@ -17,10 +17,11 @@ import pickle
 import tarfile
 import tempfile
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 import numpy as np
 import torch
@@ -124,14 +125,42 @@ def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _unpickle_batch(raw: bytes | Any) -> tuple[np.ndarray, np.ndarray]:
-    entry = pickle.loads(raw) if isinstance(raw, bytes) else pickle.load(raw, encoding="bytes")
+_BATCH_HELP = (
+    "re-extract it from the official cifar-10-python.tar.gz, or delete it (--dataset digits runs "
+    "without CIFAR-10)"
+)
+
+
+def _unpickle_batch(raw: bytes | IO[bytes], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 3, 32, 32) uint8 and labels of one CIFAR-10 python batch; ``ValueError`` naming
+    ``where`` (its file) and what is wrong when it is not one."""
+    try:
+        # encoding="bytes": the batches were pickled by Python 2 (byte strings, numpy arrays).
+        entry = pickle.loads(raw, encoding="bytes") if isinstance(raw, bytes) else \
+            pickle.load(raw, encoding="bytes")
+    except Exception as error:  # pickle raises many kinds for a truncated or foreign file
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ValueError(f"{where} is not a readable CIFAR-10 batch ({type(error).__name__}: "
+                         f"{reason[:120]}); {_BATCH_HELP}") from None
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where} is not a CIFAR-10 batch (it holds a {type(entry).__name__}, not "
+                         f"a dict with 'data' and 'labels'); {_BATCH_HELP}")
     data = entry.get(b"data", entry.get("data"))
     labels = entry.get(b"labels", entry.get("labels"))
     if data is None or labels is None:
-        raise ValueError("not a CIFAR-10 batch: it has no 'data' and 'labels' entries")
-    images = np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32)
-    return images, np.asarray(labels, dtype=np.int64)
+        raise ValueError(f"{where} is not a CIFAR-10 batch: it has no 'data' and 'labels' entries; "
+                         f"{_BATCH_HELP}")
+    try:
+        images = np.asarray(data, dtype=np.uint8)
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where} is not a CIFAR-10 batch ({error}); {_BATCH_HELP}") from None
+    if images.ndim != 2 or images.shape[1] != 3 * IMAGE_SIZE * IMAGE_SIZE or len(images) != len(labels):
+        raise ValueError(f"{where} is not a CIFAR-10 batch: its data has shape {images.shape} for "
+                         f"{len(labels)} labels, not (N, 3072) for N labels; {_BATCH_HELP}")
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"{where} is not a CIFAR-10 batch: labels outside 0-9; {_BATCH_HELP}")
+    return images.reshape(-1, 3, IMAGE_SIZE, IMAGE_SIZE), labels
 
 
 def _stack(batches: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,7 +172,7 @@ def _stack(batches: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, 
 def _read_cifar_folder(folder: Path) -> ImageDataset:
     def read(name: str) -> tuple[np.ndarray, np.ndarray]:
         with open(folder / name, "rb") as f:
-            return _unpickle_batch(f)
+            return _unpickle_batch(f, str(folder / name))
 
     x_train, y_train = _stack([read(n) for n in CIFAR10_TRAIN_BATCHES])
     x_test, y_test = _stack([read(CIFAR10_TEST_BATCH)])
@@ -154,13 +183,18 @@ def _read_cifar_archive(archive: Path) -> ImageDataset:
     """Read the batches straight out of the (already checksum-verified) tarball."""
     found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     wanted = set(CIFAR10_TRAIN_BATCHES) | {CIFAR10_TEST_BATCH}
-    with tarfile.open(archive, "r:gz") as tar:
-        for member in tar:
-            base = os.path.basename(member.name)
-            if member.isfile() and base in wanted:
-                fobj = tar.extractfile(member)
-                assert fobj is not None
-                found[base] = _unpickle_batch(fobj.read())
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                base = os.path.basename(member.name)
+                if member.isfile() and base in wanted:
+                    fobj = tar.extractfile(member)
+                    assert fobj is not None
+                    found[base] = _unpickle_batch(fobj.read(), f"{archive}:{member.name}")
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:  # a damaged gzip stream
+        raise ValueError(f"{archive} cannot be read as a gzipped tar archive ({type(error).__name__}: "
+                         f"{' '.join(str(error).split())}); delete it and put the official "
+                         f"{CIFAR10_ARCHIVE} there") from None
     missing = sorted(wanted - set(found))
     if missing:
         raise ValueError(f"{archive} is not a CIFAR-10 python archive: missing {', '.join(missing)}")

@@ -361,13 +361,8 @@ def run_synthetic(
         rows.append(row)
         if out is not None:
             write_csv(out / "metrics.csv", rows, METRIC_FIELDS)
-        if verbose and (stage % max(1, config.chunks // 10) == 0 or stage == config.chunks - 1):
-            print(
-                f"[synthetic] {config.task}/{config.method} seed {config.seed} chunk {stage}: "
-                f"test acc {acc:.4f} (mean {row['test_acc_mean']:.4f}), "
-                f"train loss {row['train_loss']:.4f}",
-                flush=True,
-            )
+        if verbose:
+            print(_progress_line(config, stage, row), flush=True)
 
     summary = {
         "task": config.task,
@@ -388,6 +383,24 @@ def run_synthetic(
     if out is not None:
         write_json(out / "summary.json", summary)
     return {**summary, "skipped": False}
+
+
+def _progress_line(config: SyntheticConfig, stage: int, row: dict[str, Any]) -> str:
+    """One short line after each chunk: where the run is, its accuracy, and how long it needs."""
+    done, elapsed = stage + 1, row["elapsed_s"]
+    eta = elapsed / done * (config.chunks - done)
+    return (f"[synthetic] {config.task}/{config.method} seed {config.seed} chunk {done}/{config.chunks}: "
+            f"test acc {row['test_acc']:.4f} (mean {row['test_acc_mean']:.4f}), "
+            f"{format_duration(elapsed)} elapsed, ETA {format_duration(eta)}")
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3.5 min``, ``2.1 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _hessian(

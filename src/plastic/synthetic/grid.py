@@ -53,7 +53,7 @@ def _run_job(job: tuple[dict[str, Any], str]) -> dict[str, Any]:
     key = (config.dataset, config.data_dir)
     if key not in _worker_datasets:  # each worker loads the data once
         _worker_datasets[key] = load_dataset(config.dataset, config.data_dir, verbose=False)
-    summary = run_synthetic(config, out, dataset=_worker_datasets[key])
+    summary = run_synthetic(config, out, dataset=_worker_datasets[key], verbose=True)  # a line per chunk
     status = "skipped (finished)" if summary["skipped"] else f"{summary['wall_time_s']:.0f} s"
     print(
         f"[grid] {config.task}/{config.method} seed {config.seed}: final acc "
