@@ -47,7 +47,7 @@ def test_overrides_are_typed():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"sam.rhoo": "1"}, "unknown config key 'sam.rhoo'; valid keys: .*sam.rho"),
+        ({"sam.rhoo": "1"}, r"unknown config key 'sam.rhoo' \(did you mean sam.rho\?\); valid keys in sam: "),
         ({"sam": "1"}, "unknown config key 'sam'"),
         ({"train.steps": "lots"}, "train.steps: expected int"),
         ({"sam.scope": "neck"}, "valid: encoder, head, all"),

@@ -1,4 +1,4 @@
-"""train.precision: bf16 autocast of the networks' passes, fp32 everywhere else."""
+"""train.precision: bf16 or fp16 autocast of the networks' passes, fp32 everywhere else."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_a_bf16_update_stays_close_to_the_fp32_update(suite, preset):
 
 
 def test_unknown_precision_is_refused_with_the_valid_ones():
-    with pytest.raises(ValueError, match="train.precision.*fp32, bf16"):
+    with pytest.raises(ValueError, match="train.precision.*fp32, bf16, fp16"):
         build_config("minatar", "breakout", "drq", overrides={"train.precision": "fp8"})
 
 
@@ -70,3 +70,49 @@ def test_bf16_on_a_cpu_without_native_bf16_says_it_is_emulated(monkeypatch):
         warnings.simplefilter("error")
         assert rainbow.autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
         assert rainbow.autocast_dtype("fp32", torch.device("cpu")) is None
+
+
+def test_an_fp16_update_stays_close_to_the_fp32_update():
+    shapes = SUITE_SHAPES["minatar"]
+    torch.manual_seed(0)
+    fp32 = RainbowAgent(make_config("minatar", "plastic", 32, "cpu"), shapes["obs_shape"], 5,
+                        torch.device("cpu"))
+    torch.manual_seed(0)
+    fp16 = RainbowAgent(make_config("minatar", "plastic", 32, "cpu", {"train.precision": "fp16"}),
+                        shapes["obs_shape"], 5, torch.device("cpu"))
+    batch = synthetic_batch(shapes["obs_shape"], 5, 32, shapes["high"])
+    draws = fp32.draw_randomness(32)
+    a, b = fp32.update(batch, copy.deepcopy(draws)), fp16.update(batch, copy.deepcopy(draws))
+    assert b["loss"].item() == pytest.approx(a["loss"].item(), rel=1e-2)
+    params = dict(fp16.online.named_parameters())
+    for name, p in fp32.online.named_parameters():
+        assert params[name].dtype == torch.float32
+        assert cosine(p.grad, params[name].grad) > 0.9, name  # unscaled: the same magnitude
+        assert params[name].grad.norm() == pytest.approx(p.grad.norm().item(), rel=5e-2), name
+    assert fp16.loss_scale.scale == 2.0**16 and fp16.loss_scale.skipped == 0
+
+
+@pytest.mark.parametrize("preset", ["drq", "plastic"])
+def test_an_fp16_overflow_skips_the_step_and_backs_off(preset):
+    """A loss scale too large for fp16's range gives infinite gradients: the parameters stay as
+    they were (SAM restores its perturbation), the scale halves, and the next update steps."""
+    shapes = SUITE_SHAPES["minatar"]
+    torch.manual_seed(0)
+    agent = RainbowAgent(make_config("minatar", preset, 16, "cpu", {"train.precision": "fp16"}),
+                         shapes["obs_shape"], 5, torch.device("cpu"))
+    agent.loss_scale.scale = 1e38  # the scaled loss is inf in fp32 already
+    before = {n: p.detach().clone() for n, p in agent.online.named_parameters()}
+    batch = synthetic_batch(shapes["obs_shape"], 5, 16, shapes["high"])
+    stats = agent.update(batch)
+    assert all(torch.equal(p, before[n]) for n, p in agent.online.named_parameters())
+    assert torch.isfinite(stats["priority"]).all() and "grad_norm" not in stats
+    assert agent.loss_scale.skipped == 1 and agent.loss_scale.scale == 5e37
+    agent.loss_scale.scale = 2.0**10
+    agent.update(batch)
+    assert not all(torch.equal(p, before[n]) for n, p in agent.online.named_parameters())
+    assert agent.loss_scale.skipped == 1
+
+
+def test_dmc_refuses_mixed_precision():
+    with pytest.raises(ValueError, match="only the Rainbow agent"):
+        build_config("dmc", "cartpole-swingup", "drq", overrides={"train.precision": "bf16"})

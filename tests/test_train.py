@@ -39,7 +39,7 @@ def test_every_preset_runs_on_a_real_atari_game(tmp_path, preset):
                  "plasticity.csv", "eval.csv"):
         assert (tmp_path / name).exists(), name
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
-    assert not (tmp_path / "checkpoint.pt").exists()
+    assert not (tmp_path / "checkpoint.pt").exists()  # kept only with train.keep_final_checkpoint
     # Updates after step 240, one every 4th step (ratio 0.25): at steps 244, 248, ..., 320.
     assert summary["steps"] == 320 and summary["updates"] == 20
     train_rows = read_csv(tmp_path / "train.csv")
@@ -104,7 +104,7 @@ def assert_same_runs(killed: Path, straight: Path, streams: tuple[str, ...]) -> 
 
 
 @pytest.mark.parametrize(("fidelity", "precision"), [("authors", "fp32"), ("intent", "fp32"),
-                                                     ("authors", "bf16")])
+                                                     ("authors", "bf16"), ("authors", "fp16")])
 def test_killed_run_resumes_to_the_same_parameters(tmp_path, fidelity, precision):
     args = [*RESUME_ARGS, "--set", f"fidelity={fidelity}", "--set", f"train.precision={precision}"]
     killed, straight = killed_and_straight_runs(args, tmp_path)

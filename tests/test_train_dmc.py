@@ -38,7 +38,7 @@ def test_plastic_from_pixels_end_to_end_on_cartpole(tmp_path):
                  "plasticity.csv", "resets.csv", "final_model.pt"):
         assert (tmp_path / name).exists(), name
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
-    assert not (tmp_path / "checkpoint.pt").exists()
+    assert not (tmp_path / "checkpoint.pt").exists()  # kept only with train.keep_final_checkpoint
 
     expected_updates = math.floor((130 - 100) * 0.25)
     assert summary["steps"] == 130 and summary["updates"] == expected_updates

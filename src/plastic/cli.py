@@ -1,9 +1,11 @@
-"""The ``plastic`` command line: ``plastic train | synthetic | sweep | report | bench | demo | info``."""
+"""The ``plastic`` command line: ``plastic train | evaluate | synthetic | sweep | report | bench |
+demo | info``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -31,11 +33,33 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_EXAMPLES = """examples:
+  plastic train minatar --game breakout --preset plastic        # the CPU-scale testbed
+  plastic train atari --game pong --preset drq+sam+reset --set sam.rho=0.05 --seed 1
+  plastic train dmc --task cartpole-swingup --obs state --steps 8000
+  plastic train minatar --game breakout --print-config          # the resolved config; runs nothing
+
+Run the same command again to resume a stopped run (Ctrl-C, a crash) from its last checkpoint; on
+a finished run it only reports, and with a larger --steps it extends the run from its final
+checkpoint. One process at a time may run a run directory."""
+
+# Config keys that name a run and its directory: a flag or argument sets each, never --set.
+FLAG_KEYS = {"suite": "plastic train {} ...", "game": "--game {}", "preset": "--preset {}",
+             "seed": "--seed {}"}
+
+
+def _refuse_flag_keys(assignments: dict[str, str]) -> None:
+    for key, usage in FLAG_KEYS.items():
+        if key in assignments:
+            value = assignments[key]
+            raise ValueError(f"--set {key}={value}: {key} names the run and its directory; "
+                             f"use {usage.format(value)} instead")
+
+
 def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from plastic.configs import build_config, parse_assignments
-    from plastic.train.loop import train
 
     overrides: dict[str, object] = {}
     if args.replay_ratio is not None:
@@ -48,8 +72,15 @@ def _train(args: argparse.Namespace) -> int:
         if args.suite != "dmc":
             raise ValueError(f"--obs applies to dmc only; {args.suite} observations are pixels")
         overrides["env.obs"] = args.obs
-    overrides.update(parse_assignments(args.set or []))
+    assignments = parse_assignments(args.set or [])
+    _refuse_flag_keys(assignments)
+    overrides.update(assignments)
     config = build_config(args.suite, args.game, args.preset, seed=args.seed, overrides=overrides)
+    if args.print_config:
+        print(config.to_json())
+        return 0
+    from plastic.train.loop import train  # imports torch: after the quick exits
+
     # State-observation DMC runs get their own tree, so they never collide with pixel runs.
     suite_dir = "dmc-state" if config.suite == "dmc" and config.env.obs == "state" else args.suite
     run_dir = Path(args.run_dir) if args.run_dir else (
@@ -61,14 +92,25 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Subcommands whose definitions import torch: built only when they run (or for build_parser()).
+BENCH_HELP = "speed of the learner update and of acting (JSON)"
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``plastic`` parser. ``command``: the subcommand about to run; the subcommands whose
+    definitions import torch (synthetic, bench) are then only named, unless they are the one, so
+    that ``plastic --help`` stays quick. None: every subcommand in full."""
+    def full(name: str) -> bool:
+        return command is None or command == name
+
     parser = argparse.ArgumentParser(prog="plastic", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     info = sub.add_parser("info", help="versions and devices")
     info.set_defaults(func=_info)
 
-    train = sub.add_parser("train", help="train an agent (Atari-100k, MinAtar, DeepMind Control)")
+    train = sub.add_parser("train", help="train an agent (Atari-100k, MinAtar, DeepMind Control)",
+                           epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("suite", choices=["atari", "minatar", "dmc"])
     train.add_argument("--game", "--task", dest="game", required=True,
                        help="e.g. pong (Atari), breakout (MinAtar), walker-run (DMC)")
@@ -86,22 +128,32 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override any config key, e.g. --set sam.rho=0.05 (repeatable)")
     train.add_argument("--no-progress", action="store_true", help="log lines instead of a bar")
+    train.add_argument("--print-config", action="store_true",
+                       help="print the resolved config as JSON and exit (no run directory)")
     train.set_defaults(func=_train)
 
     synthetic = sub.add_parser(
         "synthetic", help="the paper's input/label adaptation experiments (CIFAR-10 or digits)")
-    from plastic.synthetic.cli import add_synthetic_subcommands, run_synthetic_from_args
+    if full("synthetic"):
+        from plastic.synthetic.cli import add_synthetic_subcommands, run_synthetic_from_args
 
-    add_synthetic_subcommands(synthetic.add_subparsers(dest="synthetic_command", required=True))
-    synthetic.set_defaults(func=run_synthetic_from_args)
+        add_synthetic_subcommands(synthetic.add_subparsers(dest="synthetic_command", required=True))
+        synthetic.set_defaults(func=run_synthetic_from_args)
 
     from plastic.experiments.cli import add_experiment_subcommands
 
     add_experiment_subcommands(sub)  # plastic sweep | report
 
-    from plastic.bench.cli import add_bench_subcommands
+    if full("bench"):
+        from plastic.bench.cli import add_bench_subcommands
 
-    add_bench_subcommands(sub)  # plastic bench learner | acting
+        add_bench_subcommands(sub)  # plastic bench learner | acting
+    else:
+        sub.add_parser("bench", help=BENCH_HELP)
+
+    from plastic.train.evaluate_cli import add_evaluate_subcommand
+
+    add_evaluate_subcommand(sub)  # plastic evaluate RUN_DIR
 
     demo = sub.add_parser("demo", help="a short demonstration of SAM, LN, CReLU, Reset and metrics")
     demo.add_argument("--stages", type=int, default=4)
@@ -111,13 +163,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(argv: list[str]) -> str:
+    """The subcommand in ``argv`` (the top-level parser takes no option but --help)."""
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command(argv)).parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError) as error:
-        print(f"plastic: error: {error}", file=sys.stderr)
+    except BrokenPipeError:  # `plastic ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt as stop:  # a run says where it will resume (RunInterrupted)
+        print(f"plastic: {stop or 'interrupted'}", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as error:  # one line, never a traceback
+        print(f"plastic: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
 
 

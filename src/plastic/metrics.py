@@ -22,9 +22,10 @@ ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU, CReLU)
 
 
 def _capture(
-    model: nn.Module, x: torch.Tensor, layers: Sequence[str] | None
+    model: nn.Module, x: torch.Tensor, layers: Sequence[str] | None, crelu_inputs: bool = False
 ) -> dict[str, torch.Tensor]:
-    """Outputs of the named layers (default: every ReLU/CReLU module) for input ``x``."""
+    """Outputs of the named layers (default: every ReLU/CReLU module) for input ``x``; with
+    ``crelu_inputs``, the inputs of CReLU modules instead."""
     modules = dict(model.named_modules())
     if layers is None:
         layers = [n for n, m in modules.items() if isinstance(m, ACTIVATION_TYPES)]
@@ -37,10 +38,13 @@ def _capture(
         valid = ", ".join(repr(n) for n in modules if n)
         raise ValueError(f"unknown layer {unknown[0]!r}; valid names: {valid}")
     outputs: dict[str, torch.Tensor] = {}
+
+    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor, name: str) -> None:
+        seen = inputs[0] if crelu_inputs and isinstance(module, CReLU) else out
+        outputs[name] = seen.detach()
+
     handles = [
-        modules[name].register_forward_hook(
-            lambda _m, _i, out, name=name: outputs.__setitem__(name, out.detach())
-        )
+        modules[name].register_forward_hook(lambda m, i, out, name=name: hook(m, i, out, name))
         for name in layers
     ]
     try:
@@ -54,10 +58,17 @@ def _capture(
 
 @torch.no_grad()
 def active_units(
-    model: nn.Module, x: torch.Tensor, layers: Sequence[str] | None = None
+    model: nn.Module, x: torch.Tensor, layers: Sequence[str] | None = None, *,
+    crelu_inputs: bool = False,
 ) -> dict[str, float]:
-    """Per layer, the fraction of activations (over batch, units and positions) that are > 0."""
-    return {name: (out > 0).float().mean().item() for name, out in _capture(model, x, layers).items()}
+    """Per layer, the fraction of activations (over batch, units and positions) that are > 0.
+
+    A CReLU's output holds relu(x) and relu(−x), so exactly half of it is positive wherever x ≠ 0:
+    ``crelu_inputs=True`` measures CReLU layers on the pre-activations x they split instead (the
+    fraction > 0, what a ReLU layer's output would show).
+    """
+    captured = _capture(model, x, layers, crelu_inputs)
+    return {name: (out > 0).float().mean().item() for name, out in captured.items()}
 
 
 def _unit_scores(out: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ from plastic.nn.networks import (
     encoder_output_size,
     make_encoder,
 )
+from plastic.optim.loss_scale import DynamicLossScale
 from plastic.optim.sam import SAM
 from plastic.replay.buffer import Batch
 from plastic.reset import reset_
@@ -94,15 +95,17 @@ def _adam_options(device: torch.device) -> dict[str, Any]:
     return {"fused": True}
 
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``train.precision`` on ``device`` (None: plain fp32).
 
-    bf16 runs the networks' matrix products and convolutions in bfloat16 (autocast); parameters,
-    gradients, optimizer state, SAM's norms and everything after the logits stay fp32. On a CPU
-    without native bf16 (AVX512-BF16 or AMX) torch emulates it, slower than fp32: said once.
+    bf16 and fp16 run the networks' matrix products and convolutions in that type (autocast);
+    parameters, gradients, optimizer state, SAM's norms and everything after the logits stay fp32
+    (fp16 also scales the losses: ``DynamicLossScale``). On a CPU without native bf16
+    (AVX512-BF16 or AMX) torch emulates it, slower than fp32: said once. fp16 is meant for CUDA;
+    on a CPU it runs (slowly) too, which is how it is tested.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"train.precision: unknown value {precision!r}; valid: {', '.join(PRECISIONS)}")
@@ -147,6 +150,8 @@ class RainbowAgent:
         self._noisy_online, self._noisy_target = _noisy_layers(self.online), _noisy_layers(self.target)
         self._sam_recomputed = self._params_recomputed_by_sam()
         self._autocast_dtype = autocast_dtype(config.train.precision, device)
+        # fp16 (its range is small): losses scaled up for backward, gradients unscaled after.
+        self.loss_scale = DynamicLossScale() if config.train.precision == "fp16" else None
 
     # ----------------------------------------------------------------------------- optimizer
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -323,8 +328,9 @@ class RainbowAgent:
         self.optimizer.zero_grad(set_to_none=True)
         logits = self._forward(self.online, obs, head_parameters)
         loss, per_sample = self._loss(logits, action, target_dist, weight)
-        loss.backward()
+        self._backward(loss)
         params = [p for p in self._online_params if p.grad is not None]
+        self._unscale([p.grad for p in params])
         norms = dict(zip(params, torch._foreach_norm([p.grad for p in params])))
         stats: dict[str, Any] = {}
         priority = per_sample
@@ -347,7 +353,14 @@ class RainbowAgent:
         # As torch.nn.utils.clip_grad_norm_, reusing the norms computed above.
         torch._foreach_mul_(grads, self._clip_coefficient(total_norm))
         stats["grad_norm"] = total_norm
-        self.optimizer.step() if not isinstance(self.optimizer, SAM) else self.optimizer.second_step()
+        if self._gradients_usable(total_norm):
+            self.optimizer.step() if not isinstance(self.optimizer, SAM) else self.optimizer.second_step()
+        else:  # fp16 overflow: no step (SAM has restored the parameters already), and nothing of
+            # a perturbed pass that may have started from an infinite gradient
+            self.optimizer.zero_grad(set_to_none=True)
+            priority = per_sample
+            for key in ("loss_perturbed", "grad_norm", "grad_norm_clean"):  # not in the logs' means
+                stats.pop(key, None)
         self._update_target()
         self.updates += 1
         stats["reset"] = self._maybe_reset()
@@ -356,6 +369,23 @@ class RainbowAgent:
             q = F.softmax(logits.detach(), dim=-1) @ self.support
         stats.update(loss=loss.detach(), q_mean=q.mean(), priority=priority.detach())
         return stats
+
+    def _backward(self, loss: torch.Tensor, inputs: list[nn.Parameter] | None = None) -> None:
+        scaled = loss if self.loss_scale is None else loss * self.loss_scale.scale
+        scaled.backward(inputs=inputs)
+
+    def _unscale(self, grads: list[torch.Tensor]) -> None:
+        if self.loss_scale is not None:
+            self.loss_scale.unscale_(grads)
+
+    def _gradients_usable(self, total_norm: torch.Tensor) -> bool:
+        """fp16: whether the final gradients are finite (else the update is skipped and the loss
+        scale backs off); always True otherwise (no host sync)."""
+        if self.loss_scale is None:
+            return True
+        finite = bool(torch.isfinite(total_norm))
+        self.loss_scale.update(finite)
+        return finite
 
     def _clip_coefficient(self, norm: torch.Tensor) -> torch.Tensor:
         return (self.config.agent.max_grad_norm / (norm + 1e-6)).clamp_(max=1.0)
@@ -393,7 +423,8 @@ class RainbowAgent:
                 head_parameters = [(w.detach(), b.detach()) for w, b in head_parameters]
         perturbed_loss, per_sample = self._loss(self._forward(self.online, obs, head_parameters), action,
                                                 target_dist, weight)
-        perturbed_loss.backward(inputs=self._sam_recomputed)
+        self._backward(perturbed_loss, inputs=self._sam_recomputed)
+        self._unscale([p.grad for p in self._sam_recomputed if p.grad is not None])
         self.optimizer.restore()
         return perturbed_loss.detach(), per_sample.detach()
 
@@ -445,6 +476,7 @@ class RainbowAgent:
             "online": self.online.state_dict(), "target": self.target.state_dict(),
             "optimizer": self.optimizer.state_dict(), "updates": self.updates,
             "rng": self.rng.bit_generator.state,
+            **({"loss_scale": self.loss_scale.state_dict()} if self.loss_scale is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -454,6 +486,8 @@ class RainbowAgent:
         self.updates = state["updates"]
         self.rng.bit_generator.state = state["rng"]
         self._sam_recomputed = self._params_recomputed_by_sam()  # the groups' flags came back too
+        if self.loss_scale is not None:
+            self.loss_scale.load_state_dict(state["loss_scale"])
 
 
 

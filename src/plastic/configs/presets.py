@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from plastic.configs.schema import Config, apply_overrides
+from plastic.configs.schema import Config, apply_overrides, close_matches
 from plastic.envs.dmc_tasks import resolve_action_repeat, task_settings
 
 BASES: dict[str, dict[str, Any]] = {
@@ -122,21 +122,27 @@ def preset_names() -> list[str]:
     return [*BASES, *ALIASES, *singles]
 
 
+def _did_you_mean(word: str, candidates: list[str]) -> str:
+    matches = close_matches(word, candidates)
+    return f" (did you mean {' or '.join(matches)}?)" if matches else ""
+
+
 def resolve_preset(preset: str) -> dict[str, Any]:
     """Overrides of a preset name like ``plastic`` or ``drq+ln+sam``."""
     expanded = ALIASES.get(preset, preset)
     base, *components = expanded.split("+")
     if base not in BASES:
         raise ValueError(
-            f"unknown preset {preset!r}; a preset is a base ({', '.join(BASES)}) plus components "
-            f"({', '.join(COMPONENTS)}) joined by '+', or one of: {', '.join(preset_names())}"
+            f"unknown preset {preset!r}{_did_you_mean(preset, [*BASES, *ALIASES])}; a preset is a "
+            f"base ({', '.join(BASES)}) plus components ({', '.join(COMPONENTS)}) joined by '+', "
+            f"or one of: {', '.join(preset_names())}"
         )
     overrides = dict(BASES[base])
     for component in components:
         if component not in COMPONENTS:
             raise ValueError(
-                f"unknown component {component!r} in preset {preset!r}; "
-                f"valid components: {', '.join(COMPONENTS)}"
+                f"unknown component {component!r}{_did_you_mean(component, list(COMPONENTS))} in "
+                f"preset {preset!r}; valid components: {', '.join(COMPONENTS)}"
             )
         overrides.update(COMPONENTS[component])
     return overrides

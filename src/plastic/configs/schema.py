@@ -8,6 +8,7 @@ Every field is reachable as a dotted key (``sam.rho``, ``train.replay_ratio``) f
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import typing
@@ -132,10 +133,14 @@ class TrainConfig:
     metrics_interval: int = 10_000  # plasticity metrics (active units, ...) every N agent steps
     checkpoint_interval: int = 10_000
     threads: int = 0  # torch intra-op threads; 0: one on CPU (two oversubscribe a shared core)
-    # Arithmetic of the networks' passes: "fp32", or "bf16" (autocast; parameters, gradients,
-    # optimizer state and the loss stay fp32). The Rainbow agent (Atari, MinAtar) reads it.
+    # Arithmetic of the networks' passes: "fp32", "bf16" or "fp16" (autocast; parameters,
+    # gradients, optimizer state and the loss stay fp32; fp16 with dynamic loss scaling, for CUDA).
+    # The Rainbow agent (Atari, MinAtar) reads it.
     precision: str = "fp32"
     eval_at_start: bool = False  # evaluate once after the first agent step too (the authors' DMC)
+    # Keep a finished run's final checkpoint (Atari: about 0.7 GB, mostly the replay), so that a
+    # larger train.steps can extend the run later; off: deleted once summary.json is written.
+    keep_final_checkpoint: bool = False
     wandb_project: str = ""  # log to Weights & Biases too (needs `pip install wandb`); "" = off
 
 
@@ -248,6 +253,10 @@ class Config:
             if capacity <= n_step:
                 raise ValueError(f"{section}.replay_capacity ({capacity}) must exceed {section}.n_step "
                                  f"({n_step}): an n-step transition needs n + 1 stored steps")
+        self._check_encoder_fits()
+        if self.suite == "dmc" and self.train.precision != "fp32":
+            raise ValueError(f"train.precision = {self.train.precision!r}: only the Rainbow agent "
+                             "(atari, minatar) has mixed precision; DMC runs fp32")
         if self.suite == "atari" and self.env.repeat_action_probability > 0 \
                 and self.train.checkpoint_interval > 0:
             raise ValueError(
@@ -256,12 +265,29 @@ class Config:
                 "resume exactly")
         return self
 
+    def _check_encoder_fits(self) -> None:
+        size = SUITE_FRAME_SIZE.get(self.suite)  # DMC's DrQ encoder is its own (sac.*)
+        needed = ENCODER_MIN_FRAME_SIZE.get(self.network.encoder, 1)
+        if size is not None and size < needed:
+            raise ValueError(
+                f"network.encoder = {self.network.encoder!r} needs frames of at least "
+                f"{needed}x{needed} pixels (its convolutions shrink smaller ones to nothing); "
+                f"{self.suite} frames are {size}x{size}: use network.encoder="
+                f"{SUITE_ENCODER[self.suite]}, the {self.suite} default")
+
+
+# Frame side of the suites the Rainbow agent plays, the smallest side each encoder accepts (the
+# Nature CNN's 8/4, 4/2 and 3/1 convolutions need 36 pixels), and each suite's own encoder.
+SUITE_FRAME_SIZE = {"atari": 84, "minatar": 10}
+ENCODER_MIN_FRAME_SIZE = {"nature": 36, "minatar": 3}
+SUITE_ENCODER = {"atari": "nature", "minatar": "minatar"}
+
 
 # Keys that change only what is logged, how often or where (not what a run computes): a run
 # directory resumes with other values for them.
 LOGGING_KEYS = frozenset({
     "device", "train.log_interval", "train.metrics_interval", "train.checkpoint_interval",
-    "train.threads", "train.wandb_project",
+    "train.threads", "train.wandb_project", "train.keep_final_checkpoint",
 })
 
 
@@ -338,7 +364,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "sam.exclusion": ("clean", "authors", "authors-dmc"),
     "reset.scope": ("head", "all"),
     "fidelity": ("authors", "intent"),
-    "train.precision": ("fp32", "bf16"),
+    "train.precision": ("fp32", "bf16", "fp16"),
     "sam.perturbed_pass": ("reuse", "fresh"),
     "reset.optimizer_state": ("touched", "all"),
     "reset.layer_norm_toward": ("init", "online"),
@@ -367,6 +393,33 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def valid_keys(config: Config | None = None) -> list[str]:
     return sorted(flatten((config or Config()).to_dict()))
+
+
+def close_matches(word: str, candidates: list[str], n: int = 3) -> list[str]:
+    """The candidates closest to ``word`` (difflib), then those ending in its last dotted part."""
+    leaf = word.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(word, candidates, n=n, cutoff=0.6)
+    same_leaf = [c for c in candidates if c.rsplit(".", 1)[-1] == leaf]
+    return list(dict.fromkeys([*close, *same_leaf]))[:n]
+
+
+def unknown_key_message(key: str) -> str:
+    """'unknown config key': the closest keys first, then the keys of the section it names (or
+    the top-level keys and section names), not all of them."""
+    keys = valid_keys()
+    sections = sorted({k.split(".")[0] for k in keys if "." in k})
+    section = key.split(".")[0]
+    suggestions = [] if key in sections else close_matches(key, keys)
+    note = " (a section, not a key)" if key in sections else (
+        f" (did you mean {' or '.join(suggestions)}?)" if suggestions else "")
+    parts = [f"unknown config key {key!r}{note}"]
+    if section in sections:
+        parts.append(f"valid keys in {section}: {', '.join(k for k in keys if k.startswith(section + '.'))}")
+    else:
+        top = [k for k in keys if "." not in k]
+        parts.append(f"valid keys: {', '.join(top)}, or SECTION.KEY with SECTION one of "
+                     f"{', '.join(sections)}")
+    return "; ".join(parts)
 
 
 def _coerce(key: str, value: Any, kind: Any) -> Any:
@@ -403,7 +456,7 @@ def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
                 break
         fields = {f.name: f for f in dataclasses.fields(node)} if node is not None else {}
         if leaf not in fields or dataclasses.is_dataclass(getattr(node, leaf)):
-            raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(valid_keys())}")
+            raise ValueError(unknown_key_message(key))
         kind = typing.get_type_hints(type(node))[leaf]
         coerced = _coerce(key, value, kind)
         check_choice(key, coerced)

@@ -4,9 +4,11 @@ One loop serves every agent (Rainbow on Atari and MinAtar, DrQ (SAC) on DeepMind
 differs per suite is data in ``plastic.train.suites``.
 
 A run directory holds ``config.json``, CSV streams (``episodes``, ``train``, ``plasticity``,
-``eval``), TensorBoard events under ``tb/``, ``checkpoint.pt`` (atomic) and, once finished,
-``summary.json``. Running again on the same directory resumes from the checkpoint — bit for bit
-on CPU — and on a finished run only reports.
+``eval``), TensorBoard events under ``tb/``, ``checkpoint.pt`` (atomic; a finished run keeps its
+final one) and, once finished, ``summary.json``. Running again on the same directory resumes from
+the checkpoint — bit for bit on CPU —, on a finished run only reports, and with a larger
+``train.steps`` extends a finished run from its final checkpoint. One process at a time holds a
+run directory (``plastic.train.lock``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,9 +33,17 @@ from plastic.configs.schema import LOGGING_KEYS, Config, flatten
 from plastic.envs import get_env_state, make_env, set_env_state
 from plastic.envs.scores import RANDOM_SCORES, human_normalized_score
 from plastic.replay.buffer import ReplayBuffer
-from plastic.train.checkpoint import load_checkpoint, read_json, save_checkpoint, write_json
+from plastic.train.checkpoint import (
+    CheckpointError,
+    WriteError,
+    load_checkpoint,
+    read_json,
+    save_checkpoint,
+    write_json,
+)
 from plastic.train.evaluate import evaluate
-from plastic.train.logger import RunLogger
+from plastic.train.lock import run_lock
+from plastic.train.logger import RunLogger, read_csv
 from plastic.train.suites import suite_runtime
 
 CHECKPOINT = "checkpoint.pt"
@@ -40,6 +51,14 @@ CHECKPOINT = "checkpoint.pt"
 
 class ConfigMismatchError(ValueError):
     pass
+
+
+class RunInterrupted(KeyboardInterrupt):  # noqa: N818 - a KeyboardInterrupt, with where to resume
+    """Ctrl-C stopped a run; the message says from which step the same command resumes it."""
+
+
+class RunStoppedError(RuntimeError):
+    """A run's file could not be written; the message names it and says how to resume."""
 
 
 @dataclasses.dataclass
@@ -54,24 +73,38 @@ class LoopState:
 
 
 def check_run_dir(run_dir: Path, config: Config) -> str:
-    """'new', 'resume' or 'finished'; refuses a directory that holds a different config (keys
-    that only change logging, ``LOGGING_KEYS``, may differ)."""
+    """'new', 'resume', 'finished' or 'extend' (a finished run asked for more ``train.steps``,
+    continued from its final checkpoint); refuses a directory that holds a different config (keys
+    that only change logging, ``LOGGING_KEYS``, may differ, and ``train.steps`` may grow)."""
     path = run_dir / "config.json"
     if not path.exists():
         return "new"
     # A key newer than the saved run counts as its default, the behaviour the run had.
     saved = {**flatten(Config().to_dict()), **flatten(read_json(path))}
     wanted = flatten(config.to_dict())
+    growing = wanted["train.steps"] > saved["train.steps"]
     differing = sorted(k for k in set(saved) | set(wanted)
-                       if saved.get(k) != wanted.get(k) and k not in LOGGING_KEYS)
+                       if saved.get(k) != wanted.get(k) and k not in LOGGING_KEYS
+                       and not (k == "train.steps" and growing))
     if differing:
         details = "; ".join(f"{k}: run has {saved.get(k)!r}, asked {wanted.get(k)!r}"
                             for k in differing[:8])
+        fewer = " (train.steps may only grow, to extend a run)" if "train.steps" in differing else ""
         raise ConfigMismatchError(
-            f"run directory {run_dir} holds a run with a different config ({details}); "
+            f"run directory {run_dir} holds a run with a different config ({details}){fewer}; "
             "use another --run-dir, or the same settings to resume it"
         )
-    return "finished" if (run_dir / "summary.json").exists() else "resume"
+    if not (run_dir / "summary.json").exists():
+        return "resume"
+    if not growing:
+        return "finished"
+    if not (run_dir / CHECKPOINT).exists():
+        raise ConfigMismatchError(
+            f"run directory {run_dir} finished at step {saved['train.steps']} without keeping its "
+            f"final {CHECKPOINT} (a run keeps it with train.keep_final_checkpoint=true and "
+            f"train.checkpoint_interval > 0), so it cannot be extended to {wanted['train.steps']} "
+            "steps; use another --run-dir to train a longer run from the start")
+    return "extend"
 
 
 def _eval_due(cfg: Config, step: int) -> bool:
@@ -93,6 +126,9 @@ class Trainer:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.device = resolve_device(config.device)
         self.runtime = suite_runtime(config.suite)
+        self.checkpoint_step: int | None = None  # the step of the checkpoint on disk, once known
+        self.final_eval: dict[str, Any] | None = None  # the final checkpoint's, once loaded
+        self._bar: Any = None  # the tqdm bar while the loop runs
 
     # ------------------------------------------------------------------------------ setup
     def _make_env(self, seed: int, train: bool):
@@ -125,19 +161,35 @@ class Trainer:
         self.state = LoopState()
         self.obs: np.ndarray | None = None
 
-    def _save(self) -> None:
+    def _save(self, final_eval: dict[str, Any] | None = None) -> None:
+        """``final_eval``: the final evaluation's result, which the final checkpoint keeps (a run
+        stopped after it resumes without evaluating again)."""
         save_checkpoint(self.run_dir / CHECKPOINT, {
             "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
             "env": get_env_state(self.env), "obs": self.obs, "loop": dataclasses.asdict(self.state),
             "rng": self.rng.bit_generator.state, "metrics_rng": self.metrics_rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "final_eval": final_eval,
         })
+        self.checkpoint_step = self.state.step
 
     def _load(self) -> bool:
-        ckpt = load_checkpoint(self.run_dir / CHECKPOINT)
+        path = self.run_dir / CHECKPOINT
+        ckpt = load_checkpoint(path)
         if ckpt is None:
             return False
+        try:
+            self._restore(ckpt)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(
+                f"checkpoint {path} does not fit this run ({type(error).__name__}: "
+                f"{' '.join(str(error).split())[:200]}); move it away or delete it to start the run "
+                "over from step 0, or put back the run's own checkpoint to resume") from None
+        self.checkpoint_step = self.state.step
+        return True
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
         self.agent.load_state_dict(ckpt["agent"])
         self.replay.load_state_dict(ckpt["replay"])
         self.state = LoopState(**ckpt["loop"])
@@ -149,46 +201,119 @@ class Trainer:
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
         set_env_state(self.env, ckpt["env"])
         self.obs = ckpt["obs"]
-        return True
+        self.final_eval = ckpt.get("final_eval")
 
     # ------------------------------------------------------------------------------- run
     def run(self) -> dict[str, Any]:
         cfg = self.config.validate()
-        status = check_run_dir(self.run_dir, cfg)
+        if check_run_dir(self.run_dir, cfg) == "finished":  # reporting needs no lock, no writes
+            return self._report_finished()
+        try:
+            self._setup()  # before touching the run directory: bad game names etc. fail here
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                with run_lock(self.run_dir):
+                    return self._run_locked(cfg)
+            finally:
+                if hasattr(self, "env"):
+                    self.env.close()
+        except KeyboardInterrupt:
+            step = self.state.step if hasattr(self, "state") else 0
+            raise RunInterrupted(f"run {self.run_dir} stopped at step {step}; run the same command "
+                                 f"again to {self._resume_hint()}") from None
+        except OSError as error:
+            if not self._in_run_dir(error):
+                raise
+            what = str(error) if isinstance(error, WriteError) else \
+                f"cannot write {error.filename}: {error.strerror}"
+            raise RunStoppedError(f"{what}; once that is fixed, run the same command again to "
+                                  f"{self._resume_hint()}") from None
+
+    def _run_locked(self, cfg: Config) -> dict[str, Any]:
+        status = check_run_dir(self.run_dir, cfg)  # again: another process may have just ended
         if status == "finished":
-            summary = read_json(self.run_dir / "summary.json")
-            print(f"run already finished: {self.run_dir}\n{summary}", file=sys.stderr)
-            return summary
-        self._setup()  # before touching the run directory: bad game names etc. fail here
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+            return self._report_finished()
+        resumed = self._load()  # first: a checkpoint that cannot be read changes nothing
+        if status == "extend":
+            finished_at = int(read_json(self.run_dir / "summary.json")["steps"])
+            if self.state.step != finished_at:
+                raise CheckpointError(
+                    f"checkpoint {self.run_dir / CHECKPOINT} is at step {self.state.step}, not at "
+                    f"the run's final step {finished_at}, so it cannot extend the run; use another "
+                    "--run-dir")
+            self._set_aside_results(finished_at)
         write_json(self.run_dir / "config.json", cfg.to_dict())
-        resumed = self._load()
         # Resuming starts from the checkpoint's step, or from step 0 when the run was killed before
         # its first checkpoint: logs beyond that step go, as they will be written again.
-        self.logger = RunLogger(self.run_dir, resume_step=self.state.step if status == "resume" else None)
-        if cfg.train.wandb_project:
-            self.logger.attach_wandb(_wandb_run(cfg, self.run_dir))
-        if resumed:
-            print(f"resuming {self.run_dir} at step {self.state.step}", file=sys.stderr)
-        if self.obs is None:
-            self.obs, _ = self.env.reset()
+        self.logger = RunLogger(self.run_dir, resume_step=None if status == "new" else self.state.step)
         try:
+            if cfg.train.wandb_project:
+                self.logger.attach_wandb(_wandb_run(cfg, self.run_dir))
+            if status == "extend":
+                print(f"extending {self.run_dir} from step {self.state.step} to {cfg.train.steps}",
+                      file=sys.stderr)
+            elif resumed:
+                print(f"resuming {self.run_dir} at step {self.state.step}", file=sys.stderr)
+            self._warn_if_nothing_learns()
+            if self.obs is None:
+                self.obs, _ = self.env.reset()
             self._loop()
-            summary = self._finish()
+            return self._finish()
         finally:
             self.logger.close()
-            self.env.close()
+
+    def _report_finished(self) -> dict[str, Any]:
+        summary = read_json(self.run_dir / "summary.json")
+        print(f"run already finished: {self.run_dir}\n{summary}", file=sys.stderr)
         return summary
+
+    def _set_aside_results(self, finished_at: int) -> None:
+        """Keep a finished run's summary and final model under step-suffixed names before it is
+        extended (and no longer counts as finished)."""
+        for name, suffix in (("final_model", ".pt"), ("summary", ".json")):  # summary.json last
+            path = self.run_dir / f"{name}{suffix}"
+            if path.exists():
+                path.replace(self.run_dir / f"{name}_step{finished_at}{suffix}")
+
+    def _warn_if_nothing_learns(self) -> None:
+        train = self.config.train
+        if train.steps <= train.learning_starts:
+            print(f"plastic: warning: train.steps ({train.steps}) <= train.learning_starts "
+                  f"({train.learning_starts}): the agent acts at random and never updates, so this "
+                  "run only collects data; raise --steps or lower train.learning_starts to train",
+                  file=sys.stderr)
+
+    def _resume_hint(self) -> str:
+        if self.checkpoint_step is not None:
+            return f"resume it from its checkpoint at step {self.checkpoint_step}"
+        if (self.run_dir / CHECKPOINT).exists():
+            return "resume it from its checkpoint"
+        return "start it over (it has no checkpoint yet)"
+
+    def _in_run_dir(self, error: OSError) -> bool:
+        if isinstance(error, WriteError):
+            return True
+        name = error.filename
+        return isinstance(name, (str, bytes, os.PathLike)) and \
+            Path(os.fsdecode(name)).resolve().is_relative_to(self.run_dir)
 
     def _loop(self) -> None:
         cfg, state = self.config, self.state
         total = cfg.train.steps
         batch_size = self.replay_settings.batch_size
-        bar = None
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, initial=state.step, unit="step", dynamic_ncols=True)
+            self._bar = tqdm(total=total, initial=state.step, unit="step", dynamic_ncols=True)
+        try:
+            self._steps(total, batch_size)
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+
+    def _steps(self, total: int, batch_size: int) -> None:
+        cfg, state, bar = self.config, self.state, self._bar
         window_start, window_step, window_updates = time.perf_counter(), state.step, self.agent.updates
         pending: list[dict[str, Any]] = []
         started = time.perf_counter() - state.wall_seconds
@@ -219,15 +344,15 @@ class Trainer:
                     and self.replay.num_valid >= batch_size:
                 self._log_plasticity()
             if _eval_due(cfg, state.step):
+                paused = time.perf_counter()
                 self._evaluate()
+                window_start += time.perf_counter() - paused  # steps/s and updates/s: training only
             if bar is not None:
                 bar.update(1)
             if cfg.train.checkpoint_interval and state.step % cfg.train.checkpoint_interval == 0:
                 state.wall_seconds = time.perf_counter() - started
                 self._save()
         state.wall_seconds = time.perf_counter() - started
-        if bar is not None:
-            bar.close()
 
     def _env_step(self) -> None:
         cfg, state = self.config, self.state
@@ -300,7 +425,8 @@ class Trainer:
         values: dict[str, Any] = {}
         for part, module, inputs in [("encoder", encoder, x),
                                      *((name, m, features) for name, m in heads.items())]:
-            active = metrics.active_units(module, inputs)
+            # CReLU layers count positive pre-activations: half its output is positive by design.
+            active = metrics.active_units(module, inputs, crelu_inputs=True)
             dormant = metrics.dormant_units(module, inputs, tau=0.1)
             values[f"{part}_active"] = float(np.mean(list(active.values())))
             values[f"{part}_dormant"] = float(np.mean(list(dormant.values())))
@@ -308,8 +434,9 @@ class Trainer:
         values["feature_srank"] = metrics.srank(features)
         self._log("plasticity", values)
 
-    def _evaluate(self) -> dict[str, Any]:
-        cfg = self.config
+    def _evaluate(self, log: bool = True) -> dict[str, Any]:
+        cfg, started = self.config, time.perf_counter()
+        self._note(f"evaluating at step {self.state.step}: {cfg.train.eval_episodes} episodes")
         returns = evaluate(
             lambda obs: self.agent.act(obs, evaluate=True),
             lambda seed: self._make_env(seed, train=self.runtime.eval_with_train_envs),
@@ -320,12 +447,42 @@ class Trainer:
                                   "episodes": len(returns)}
         if cfg.suite == "atari" and cfg.game in RANDOM_SCORES:
             result["human_normalized_score"] = human_normalized_score(cfg.game, result["score"])
-        self._log("eval", result)
+        if log:
+            self._log("eval", result)
+        self._note(f"evaluation at step {self.state.step}: score {result['score']:.1f} "
+                   f"({time.perf_counter() - started:.0f} s)")
         return {**result, "returns": returns}
+
+    def _note(self, text: str) -> None:
+        """A progress line on stderr, or the bar's postfix while the bar runs."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def _final_evaluation(self) -> dict[str, Any]:
+        """Evaluate, keep the final checkpoint (a larger train.steps extends the run from it), then
+        log: a run stopped in between resumes from the checkpoint without evaluating again, and
+        logs the evaluation once."""
+        step = self.state.step
+        if self.final_eval is not None and self.final_eval["step"] == step:
+            result = self.final_eval["result"]
+            logged = self.run_dir / "eval.csv"
+            rows = read_csv(logged) if logged.exists() else []
+            if not rows or rows[-1]["step"] != step:  # stopped before its row was written
+                self._log("eval", {k: v for k, v in result.items() if k != "returns"})
+            return result
+        result = self._evaluate(log=False)
+        if self.config.train.checkpoint_interval:
+            self._save(final_eval={"step": step, "result": result})
+        else:  # no final checkpoint, so no stale one from before checkpoints were turned off
+            (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
+        self._log("eval", {k: v for k, v in result.items() if k != "returns"})
+        return result
 
     def _finish(self) -> dict[str, Any]:
         cfg = self.config
-        result = self._evaluate()
+        result = self._final_evaluation()
         summary = {
             "suite": cfg.suite, "game": cfg.game, "preset": cfg.preset, "seed": cfg.seed,
             "steps": self.state.step, "env_steps": self.state.step * self.action_repeat,
@@ -334,8 +491,9 @@ class Trainer:
             "device": str(self.device), **result,
         }
         save_checkpoint(self.run_dir / "final_model.pt", self.runtime.agent.final_networks(self.agent))
-        write_json(self.run_dir / "summary.json", summary)
-        (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
+        write_json(self.run_dir / "summary.json", summary)  # last: the mark of a finished run
+        if not cfg.train.keep_final_checkpoint:  # ~0.7 GB an Atari run; kept only to extend it
+            (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
         line = {k: v for k, v in summary.items() if k != "returns"}
         print(f"finished {self.run_dir}: {line}", file=sys.stderr)
         return summary
