@@ -404,8 +404,11 @@ class RainbowAgent:
         perturbed online network choosing the next action.
         """
         sam = self.config.sam
+        if sam.perturbed_pass == "fresh" and r.perturbed is None:
+            raise ValueError("sam.perturbed_pass='fresh' needs the perturbed pass's draws "
+                             "(UpdateRandomness.perturbed): use draw_randomness()")
         self.optimizer.first_step(zero_grad=True)
-        if r.perturbed is not None:
+        if sam.perturbed_pass == "fresh":
             fresh = r.perturbed
             self._load_noise(self._noisy_online, fresh.online_noise)
             self._load_noise(self._noisy_target, fresh.target_noise)

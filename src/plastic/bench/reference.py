@@ -272,7 +272,8 @@ class ReferenceLearner:
                 norm = torch.sqrt(sum((grads[k] * grads[k]).sum() for k in perturbed_keys))
                 step = {k: sam.rho * grads[k] / (norm + _SAM_EPS) for k in perturbed_keys}
             perturbed = {k: v + step[k] if k in step else v for k, v in self.online.items()}
-            if r.perturbed is not None:  # the whole forward again, with its own draws
+            fresh = sam.perturbed_pass == "fresh"
+            if fresh:  # the whole forward again, with its own draws
                 obs2, target_dist2 = inputs_and_target(r.perturbed, perturbed)
                 noise2 = r.perturbed.online_noise if noisy else None
             else:
@@ -280,7 +281,7 @@ class ReferenceLearner:
                 noise2 = (r.perturbed_noise if sam.resample_noise else r.online_noise) if noisy else None
             loss2, per_sample2, _, grads2 = loss_and_grads(perturbed, noise2, obs2, target_dist2)
             stats["loss_perturbed"] = loss2
-            if r.perturbed is not None:
+            if fresh:
                 priority = per_sample2
             final = dict(grads2)
             for k in clean_keys:
