@@ -142,15 +142,18 @@ def test_curve_helpers_by_hand():
 
 # ------------------------------------------------------------------------------ run directories
 def write_run(root: Path, suite: str, game: str, preset: str, seed: int, score: float,
-              extra_config: dict | None = None, evals: list[tuple[int, float]] | None = None) -> Path:
+              extra_config: dict | None = None, evals: list[tuple[int, float]] | None = None,
+              steps: int = 1000) -> Path:
+    """A finished run as plastic train leaves it; ``summary.json`` records the ``train.steps``
+    of its config (``steps`` unless ``extra_config`` gives a train section)."""
     run_dir = root / game / preset / f"seed{seed}"
     run_dir.mkdir(parents=True)
     config = {"suite": suite, "game": game, "preset": preset, "seed": seed,
-              "train": {"replay_ratio": 2.0, "steps": 1000}, **(extra_config or {})}
+              "train": {"replay_ratio": 2.0, "steps": steps}, **(extra_config or {})}
     (run_dir / "config.json").write_text(json.dumps(config))
     (run_dir / "summary.json").write_text(json.dumps({
         "suite": suite, "game": game, "preset": preset, "seed": seed, "score": score,
-        "steps": 1000, "updates": 2000, "wall_seconds": 12.0}))
+        "steps": config["train"].get("steps", steps), "updates": 2000, "wall_seconds": 12.0}))
     with (run_dir / "episodes.csv").open("w") as f:
         f.write("step,episode,return,length\n")
         for i, step in enumerate(range(100, 1001, 100)):

@@ -31,7 +31,14 @@ REPORT_EXAMPLES = """examples:
 Published Atari-100k baselines shipped with plastic (100 runs per game, released by the rliable
 authors): der, drq, drq-eps (DrQ(ε)), spr. An Atari report with a baseline adds a section
 "Against the published runs": where each of our final scores falls among the published runs of
-its game, and our IQM against theirs over the games we ran."""
+its game, and our IQM against theirs over the games we ran.
+
+The report warns (here and at the top of the report) where it compares runs of different budgets
+(train.steps; DMC: env steps; published Atari-100k runs: 100k agent steps) or env.* settings,
+where a label has 1 run per game (no confidence interval), and where it skipped or repaired
+something: a run whose summary.json, config.json or metrics CSV cannot be read is skipped (one
+line each), a torn last CSV row is dropped, and a run found twice (same label, game and seed,
+e.g. a resumed copy) counts once: the copy that trained furthest, else the one finished last."""
 
 
 def add_experiment_subcommands(subparsers: Any) -> None:
@@ -123,7 +130,14 @@ def run_report_from_args(args: argparse.Namespace) -> int:
     print(f"report: {result['markdown']}\n        {result['html']}")
     for label in result["labels"]:
         iqm = result["aggregates"][label]["iqm"]
-        print(f"  {label}: IQM {iqm['value']:.3f} [{iqm['low']:.3f}, {iqm['high']:.3f}]")
+        if result["runs_per_game"][label] < 2:
+            print(f"  {label}: IQM {iqm['value']:.3f} (1 run: no confidence interval)")
+        else:
+            flat = " (zero-width CI)" if iqm["low"] == iqm["high"] else ""
+            print(f"  {label}: IQM {iqm['value']:.3f} [{iqm['low']:.3f}, {iqm['high']:.3f}]{flat}")
+    sys.stdout.flush()
+    for warning in result["warnings"]:  # also at the top of the report
+        print(f"plastic: warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -41,6 +41,18 @@ def _compact_x(ax: Any) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(compact_number))
 
 
+def padded_limits(values: Sequence[float], fraction: float = 0.08) -> tuple[float, float]:
+    """Axis limits with room on both sides of ``values``, so that a bar or marker at the extremes
+    (an IQM of 0.059 or 0.941 with the others in between, a probability of 1) is drawn inside
+    the frame rather than on it; values all alike get room in proportion to their size."""
+    finite = [float(v) for v in values if math.isfinite(v)]
+    if not finite:
+        return 0.0, 1.0
+    low, high = min(finite), max(finite)
+    span = high - low if high > low else max(abs(low), 1.0)
+    return low - fraction * span, high + fraction * span
+
+
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -50,7 +62,9 @@ def _save(fig: Any, path: Path) -> Path:
 
 def plot_aggregates(aggregates: Mapping[str, Mapping[str, Mapping[str, float]]], labels: Sequence[str],
                     colors: Mapping[str, Any], path: Path, score_name: str) -> Path:
-    """rliable-style interval estimates: one panel per metric, a bar (95% CI) and tick per label."""
+    """rliable-style interval estimates: one panel per metric, a bar (95% CI) and tick per label,
+    the panel's limits padded around every bar and tick (a bar's edge is sticky in matplotlib's
+    autoscaling, which would put the lowest bar on the frame)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.3 * len(METRICS), 0.45 * len(labels) + 1.3),
                              sharey=True)
@@ -60,6 +74,8 @@ def plot_aggregates(aggregates: Mapping[str, Mapping[str, Mapping[str, float]]],
             ax.barh(row, est["high"] - est["low"], left=est["low"], height=0.6, color=colors[label],
                     alpha=0.75)
             ax.vlines(est["value"], row - 0.3, row + 0.3, color="k", linewidth=1.5)
+        ax.set_xlim(*padded_limits([aggregates[lb][metric][k] for lb in labels
+                                    for k in ("low", "value", "high")]))
         ax.set_title(METRIC_TITLES[metric])
         ax.grid(axis="x", alpha=0.3)
         ax.set_xlabel(score_name)
@@ -81,7 +97,8 @@ def plot_probability_of_improvement(poi: Mapping[tuple[str, str], Mapping[str, f
     ax.axvline(0.5, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(pairs)), [f"P({x} > {y})" for x, y in pairs])
     ax.invert_yaxis()
-    ax.set_xlim(0, 1)
+    ax.set_xlim(-0.04, 1.04)  # a probability of 0 or 1 drawn inside the frame, not on it
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1])
     ax.set_xlabel("probability of improvement (95% CI)")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -97,7 +114,7 @@ def plot_performance_profiles(profiles: Mapping[str, Mapping[str, np.ndarray]], 
         ax.fill_between(profile["tau"], profile["low"], profile["high"], color=colors[label], alpha=0.2)
     ax.set_xlabel(f"{score_name} (τ)")
     ax.set_ylabel("fraction of runs with score > τ")
-    ax.set_ylim(0, 1.02)
+    ax.set_ylim(-0.03, 1.03)  # a profile at 0 or 1 drawn inside the frame
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

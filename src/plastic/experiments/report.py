@@ -10,6 +10,14 @@ game (at the end or during training), 1 the highest. That makes games comparable
 but the scale moves when runs are added, and the optimality gap then measures the distance to the
 best evaluation seen. ``--normalization none`` aggregates raw scores.
 Synthetic runs report test accuracy, already on one scale.
+
+What the report warns about (a "Warnings" list at the top of the report, and ``plastic: warning:``
+lines from ``plastic report``): unreadable runs it skipped, torn last CSV rows it dropped,
+duplicate runs it counted once, runs of different budgets or environment settings aggregated
+together or compared (``collect``'s module docstring says what each does), and labels whose
+aggregates have no confidence interval: with one run per game a bootstrap over runs has nothing
+to resample, so the report gives the single value and "1 run: no CI" instead of an interval of
+zero width; an interval of zero width over several runs is marked "zero-width CI".
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ import numpy as np
 from plastic.experiments import plots, stats
 from plastic.experiments.collect import (
     Run,
-    find_runs,
+    collect_runs,
+    comparison_warnings,
     game_bounds,
     load_baseline,
     normalize,
@@ -139,8 +148,45 @@ def normalized_curve_matrices(
 
 
 # ------------------------------------------------------------------------------------- tables
-def _ci(est: dict[str, float], digits: int = 3) -> str:
-    return f"{est['value']:.{digits}f} [{est['low']:.{digits}f}, {est['high']:.{digits}f}]"
+def _ci(est: dict[str, float], digits: int = 3, runs: int | None = None) -> str:
+    """``value [low, high]``; with fewer than 2 runs (per game) the value alone, said to have no
+    CI, and an interval of zero width marked as such."""
+    value = f"{est['value']:.{digits}f}"
+    if runs is not None and runs < 2:
+        return f"{value} (1 run: no CI)"
+    text = f"{value} [{est['low']:.{digits}f}, {est['high']:.{digits}f}]"
+    return f"{text} (zero-width CI)" if est["low"] == est["high"] else text
+
+
+def _poi_cell(est: dict[str, float], x: str, y: str, runs: dict[str, int]) -> str:
+    if runs[x] < 2 and runs[y] < 2:
+        return _ci(est, runs=1).replace("1 run:", "1 run each:")
+    single = [label for label in (x, y) if runs[label] < 2]
+    if single:
+        other = y if single[0] == x else x
+        interval = f"{est['value']:.3f} [{est['low']:.3f}, {est['high']:.3f}]"
+        return f"{interval} (1 run of {single[0]}: the CI covers the spread of {other}'s runs only)"
+    return _ci(est)
+
+
+def ci_warnings(matrices: dict[str, np.ndarray], aggregates: dict[str, dict[str, dict[str, float]]],
+                labels: Sequence[str], level: str) -> list[str]:
+    """A line for each label whose aggregates have no confidence interval (1 run per game) or
+    one of zero width."""
+    warnings = []
+    for label in labels:
+        runs = matrices[label].shape[0]
+        if runs < 2:
+            warnings.append(f"{label}: 1 run per game in the aggregates: no confidence interval (its "
+                            f"IQM, median, mean and optimality gap are that run's); run more seeds for a "
+                            f"{level} CI")
+            continue
+        estimates = aggregates[label]
+        flat = [METRIC_TITLES[m] for m in METRICS if estimates[m]["low"] == estimates[m]["high"]]
+        if flat:
+            warnings.append(f"{label}: zero-width CI for {', '.join(flat)}: every bootstrap sample of its "
+                            f"{runs} runs per game gave the same value")
+    return warnings
 
 
 def _number(value: float) -> str:
@@ -165,15 +211,23 @@ def _pairs(labels: Sequence[str], sweep_labels: Sequence[str]) -> list[tuple[str
     return pairs
 
 
-def _sweep_failures(directories: Sequence[Path]) -> list[list[str]]:
-    rows = []
+def _sweep_failures(directories: Sequence[Path]) -> tuple[list[list[str]], list[str]]:
+    """``[run, error]`` of every failed run the sweeps recorded, and a warning for each sweep
+    status file that cannot be read (it is left out)."""
+    rows, warnings = [], []
     for directory in directories:
         for path in sorted(Path(directory).rglob(STATUS_FILE)):
-            status = json.loads(path.read_text())
-            for run_id, entry in status.get("runs", {}).items():
-                if entry.get("status") == "failed":
+            try:
+                status = json.loads(path.read_text(encoding="utf-8"))
+                entries = status.get("runs", {}).items()
+            except (OSError, ValueError, AttributeError) as error:
+                warnings.append(f"skipped {path}: cannot be read ({error}); failed runs it lists are "
+                                "not shown")
+                continue
+            for run_id, entry in entries:
+                if isinstance(entry, dict) and entry.get("status") == "failed":
                     rows.append([str(path.parent / run_id), entry.get("error", "")])
-    return rows
+    return rows, warnings
 
 
 def _count(number: int, noun: str) -> str:
@@ -255,8 +309,9 @@ def _published_iqm_rows(group: Sequence[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for c in group:
         games = len(c["games"])
-        rows.append([c["label"], str(games), f"{c['iqm']['runs']} × {games}", _ci(c["iqm"]),
-                     f"{c['baseline_iqm']['runs']} × {games}", _ci(c["baseline_iqm"])])
+        rows.append([c["label"], str(games), f"{c['iqm']['runs']} × {games}",
+                     _ci(c["iqm"], runs=c["iqm"]["runs"]), f"{c['baseline_iqm']['runs']} × {games}",
+                     _ci(c["baseline_iqm"], runs=c["baseline_iqm"]["runs"])])
     return rows
 
 
@@ -336,7 +391,8 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
         raise ValueError("give at least one directory with runs")
     out = Path(out) if out is not None else (directories[0] / "report" if len(directories) == 1
                                              else Path("report"))
-    runs, unfinished = find_runs(directories)
+    found = collect_runs(directories)
+    runs, unfinished = found.runs, found.unfinished
     suite = runs[0].suite
     for spec in baselines:
         runs.extend(load_baseline(spec, suite))
@@ -346,6 +402,7 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
     labels = _label_order(runs)
     sweep_labels = [lb for lb in labels if any(r.label == lb and not r.baseline for r in runs)]
     matrices, games, notes = score_matrices(runs, labels)
+    runs_per_game = {label: int(matrices[label].shape[0]) for label in labels}
     score_name = SCORE_NAMES[norm] if suite != "synthetic" or norm != "none" else "test accuracy"
 
     gamma = OPTIMALITY_THRESHOLD.get(suite, 1.0) if norm == "none" else 1.0
@@ -364,31 +421,37 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
     figures = out / "figures"
     colors = plots.label_colors(labels)
     level = f"{100 * confidence:g}%"
+    failures, status_warnings = _sweep_failures(directories)
+    warnings = [*(f"skipped {path}: {why}" for path, why in found.skipped), *status_warnings,
+                *found.warnings, *comparison_warnings(runs, labels),
+                *ci_warnings(matrices, aggregates, labels, level)]
     doc = Document(title or f"{suite} report")
     game_word = "task" if suite in ("synthetic", "dmc") else "game"
     run_games = len({r.game for r in runs if not r.baseline})
     doc.paragraph(
         f"{_count(sum(not r.baseline for r in runs), 'finished run')} from "
-        f"{', '.join(f'`{d}`' for d in directories)} ({len(unfinished)} unfinished), "
+        f"{', '.join(f'`{d}`' for d in directories)} ({len(unfinished)} unfinished"
+        f"{f', {len(found.skipped)} unreadable and skipped' if found.skipped else ''}), "
         f"{_count(run_games, game_word)}; generated {time.strftime('%Y-%m-%d %H:%M')}. "
         f"{NORMALIZATION_TEXT[norm] if suite != 'synthetic' else ''}"
         f" Aggregates over {_count(len(games), game_word)}: interquartile mean (IQM), median, mean and "
         f"optimality gap (γ = {gamma:g}) of the {score_name}, with {level} stratified-bootstrap "
         f"confidence intervals ({reps} bootstrap samples, rliable).")
+    doc.bullets([f"**Warning:** {w}" for w in warnings])
     doc.bullets(notes)
 
     doc.heading("Aggregate scores")
     doc.table(["", "runs × games", *(METRIC_TITLES[m] for m in METRICS)],
               [[lb, f"{matrices[lb].shape[0]} × {matrices[lb].shape[1]}",
-                *(_ci(aggregates[lb][m]) for m in METRICS)] for lb in labels])
+                *(_ci(aggregates[lb][m], runs=runs_per_game[lb]) for m in METRICS)] for lb in labels])
     doc.paragraph(f"Value [{level} CI]. Higher is better except for the optimality gap.")
     doc.figure(plots.plot_aggregates(aggregates, labels, colors, figures / "aggregates.png", score_name),
                f"IQM, median, mean and optimality gap with {level} stratified-bootstrap CIs")
 
     if pairs:
         doc.heading("Probability of improvement")
-        doc.table(["X", "Y", f"P(X > Y) [{level} CI]"], [[x, y, _ci(poi[(x, y)])] for x, y in pairs],
-                  text_columns=2)
+        doc.table(["X", "Y", f"P(X > Y) [{level} CI]"],
+                  [[x, y, _poi_cell(poi[(x, y)], x, y, runs_per_game)] for x, y in pairs], text_columns=2)
         doc.paragraph("P(X > Y): the probability that a run of X beats a run of Y on a randomly "
                       "chosen game (Mann-Whitney U statistic, averaged over games).")
         poi_png = figures / "probability_of_improvement.png"
@@ -423,7 +486,8 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
     if scaling:
         doc.heading("Scaling with the replay ratio")
         all_ratios = sorted({ratio for points in scaling.values() for ratio, _ in points})
-        cells = {(preset, ratio): _ci(est) for preset, points in scaling.items() for ratio, est in points}
+        cells = {(preset, ratio): _ci(est, runs=runs_per_game.get(f"{preset} [train.replay_ratio={ratio:g}]"))
+                 for preset, points in scaling.items() for ratio, est in points}
         doc.table(["preset", *(f"RR {r:g}" for r in all_ratios)],
                   [[preset, *(cells.get((preset, r), "") for r in all_ratios)] for preset in scaling])
         doc.figure(plots.plot_replay_ratio_scaling(scaling, figures / "replay_ratio_scaling.png", score_name),
@@ -457,11 +521,12 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
                 f"{float(r.summary.get('wall_seconds', r.summary.get('wall_time_s', 0)) or 0):.0f}"]
                for r in sorted((r for r in runs if not r.baseline), key=lambda r: (r.label, r.game, r.seed))],
               text_columns=2)
-    failures = _sweep_failures(directories)
-    if failures or unfinished:
-        doc.heading("Failed and unfinished runs")
+    if failures or unfinished or found.skipped:
+        doc.heading("Failed, unfinished and unreadable runs" if found.skipped
+                    else "Failed and unfinished runs")
         if failures:
             doc.table(["run", "error"], failures, text_columns=2)
+        doc.bullets([f"unreadable, skipped: `{p}`: {why}" for p, why in found.skipped])
         if unfinished:
             doc.bullets([f"unfinished: `{p}`" for p in unfinished])
 
@@ -473,7 +538,8 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
         "suite": suite, "normalization": norm, "games": games, "labels": labels, "reps": reps,
         "confidence": confidence, "aggregates": aggregates,
         "probability_of_improvement": [{"x": x, "y": y, **poi[(x, y)]} for x, y in pairs],
-        "notes": notes,
+        "notes": notes, "warnings": warnings, "runs_per_game": runs_per_game,
+        "skipped": [{"path": str(p), "problem": why} for p, why in found.skipped],
         "replay_ratio_scaling": {preset: [{"replay_ratio": ratio, **est} for ratio, est in points]
                                  for preset, points in scaling.items()},
         "against_published": published,
