@@ -1,0 +1,59 @@
+"""Copy the small artifacts of every finished run of a sweep into the repository.
+
+    python benchmarks/copy_finished_runs.py /work/evidence-runs/minatar-all benchmarks/minatar-all/runs
+
+A run is finished when its directory holds ``summary.json``. Its CSVs, JSON files and logs are
+copied (TensorBoard events, checkpoints and models are not: they are large and can be remade);
+the sweep's own ``sweep.json`` and ``sweep_status.json`` come along. Unfinished runs are listed,
+not copied. Re-running it refreshes the copies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+SMALL_SUFFIXES = {".csv", ".json", ".log", ".txt"}
+
+
+def copy_finished_runs(source: Path, destination: Path) -> tuple[list[Path], list[Path]]:
+    """(finished runs copied, unfinished run directories), both relative to ``source``."""
+    copied, unfinished = [], []
+    for config in sorted(source.rglob("config.json")):
+        run = config.parent
+        relative = run.relative_to(source)
+        if not (run / "summary.json").exists():
+            unfinished.append(relative)
+            continue
+        target = destination / relative
+        target.mkdir(parents=True, exist_ok=True)
+        for path in run.iterdir():
+            if path.is_file() and path.suffix in SMALL_SUFFIXES:
+                shutil.copy2(path, target / path.name)
+        copied.append(relative)
+    for name in ("sweep.json", "sweep_status.json"):
+        if (source / name).exists():
+            destination.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, destination / name)
+    return copied, unfinished
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path, help="sweep directory (where the runs are)")
+    parser.add_argument("destination", type=Path, help="where the small artifacts go")
+    args = parser.parse_args(argv)
+    if not args.source.is_dir():
+        print(f"copy_finished_runs: no directory {args.source}", file=sys.stderr)
+        return 2
+    copied, unfinished = copy_finished_runs(args.source, args.destination)
+    print(f"copied {len(copied)} finished run(s) to {args.destination}")
+    for run in unfinished:
+        print(f"  not finished: {run}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
