@@ -186,7 +186,7 @@ def test_atari_report_human_normalised_by_hand_with_baseline(tmp_path):
                                     "Alien": [500.0, 600.0, 700.0], "BankHeist": [20.0]}))
     result = build_report([tmp_path / "sweep"], tmp_path / "rep", baselines=[str(baseline)], reps=REPS)
 
-    # (score - random) / (human - random), reference numbers typed in by hand from REFERENCE.md
+    # (score - random) / (human - random), with the standard Atari human/random scores typed in
     hand = {"pong": lambda s: (s + 20.7) / 35.3, "breakout": lambda s: (s - 1.7) / 28.8,
             "alien": lambda s: (s - 227.8) / 6899.9}
     rows = read_scores(tmp_path / "rep" / "scores.csv")

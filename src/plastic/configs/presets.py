@@ -15,7 +15,7 @@ from plastic.configs.schema import Config, apply_overrides, close_matches
 from plastic.envs.dmc_tasks import resolve_action_repeat, task_settings
 
 BASES: dict[str, dict[str, Any]] = {
-    # Atari/MinAtar: DrQ(ε)-style Rainbow, the paper's base agent; DMC: DrQ (SAC) (REFERENCE.md)
+    # Atari/MinAtar: DrQ(ε)-style Rainbow, the paper's base agent; DMC: DrQ (SAC), as in the paper
     "drq": {},
 }
 
@@ -43,9 +43,10 @@ SUITE_DEFAULTS: dict[str, dict[str, Any]] = {
         "agent.augment": False,
         "train.learning_starts": 1_000,
     },
-    # DMC-Medium (REFERENCE.md): DrQ (SAC) with the `sac` section's settings; one update per agent
-    # step after 1,000 agent steps; 10 evaluation episodes. Step counts, SAM's ρ, the Reset
-    # interval and the evaluation interval depend on the task: see dmc_task_defaults.
+    # DMC-Medium (the paper's appendix and the authors' configs): DrQ (SAC) with the `sac`
+    # section's settings; one update per agent step after 1,000 agent steps; 10 evaluation
+    # episodes. Step counts, SAM's ρ, the Reset interval and the evaluation interval depend on
+    # the task: see dmc_task_defaults.
     "dmc": {
         "train.replay_ratio": 1.0,
         "train.learning_starts": 1_000,

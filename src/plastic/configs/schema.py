@@ -1,5 +1,6 @@
-"""Typed run configuration. Defaults are the paper's Atari-100k settings (REFERENCE.md); the
-``sac`` section holds DrQ (SAC)'s settings for DeepMind Control, which suite ``dmc`` uses.
+"""Typed run configuration. Defaults are the paper's Atari-100k settings (its appendix and the
+authors' configs); the ``sac`` section holds DrQ (SAC)'s settings for DeepMind Control, which
+suite ``dmc`` uses.
 
 Every field is reachable as a dotted key (``sam.rho``, ``train.replay_ratio``) for presets and
 ``--set key=value``; an unknown key is an error that lists the valid ones.

@@ -1,6 +1,6 @@
 """One run of the input- or label-adaptation experiment: train chunk by chunk, measure, save.
 
-Protocol (PLASTIC Sec. 3; REFERENCE.md): ``chunks`` stages of ``iters_per_chunk`` SGD updates
+Protocol (PLASTIC Sec. 3 and its appendix): ``chunks`` stages of ``iters_per_chunk`` SGD updates
 (momentum 0.9, batch 128) each. Input task: lr 1e-3, no weight decay, stage k trains on chunks
 0..k. Label task: lr 1e-2, weight decay 1e-3, all data with labels (y + k) mod 10. SAM ρ 0.1
 (SGD as base, perturbing the whole network as in the authors' synthetic code; ``sam_scope

@@ -27,7 +27,7 @@ from plastic.synthetic.experiment import SyntheticConfig, run_synthetic
 from plastic.synthetic.models import METHODS, get_method
 from plastic.synthetic.tasks import TASKS, check_task
 
-# The paper's CIFAR-10 test accuracies (%, read off its Fig. 2; REFERENCE.md). "plastic" is only
+# The paper's CIFAR-10 test accuracies (%, read off its Fig. 2). "plastic" is only
 # reported as "above 70" there.
 PAPER_ACCURACY = {
     "input": {"vanilla": 55.5, "ln": 64.0, "sam": 65.0, "crelu": 54.9, "reset": 54.9},

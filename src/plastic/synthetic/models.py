@@ -9,7 +9,7 @@ from torch import nn
 
 from plastic.nn.layers import CReLU
 
-# Channel widths and kernels of the paper's model (REFERENCE.md "Synthetic experiments").
+# Channel widths and kernels of the paper's model (PLASTIC's appendix, synthetic experiments).
 CONV_CHANNELS = ((3, 32, 3), (32, 64, 1), (64, 64, 1))  # (in, out, stride); all kernels 3×3
 HEAD_WIDTHS = (512, 128)
 CRELU_HEAD_WIDTHS = (384, 192)  # CReLU doubles them back to 768 and 384
