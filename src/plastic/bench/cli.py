@@ -80,15 +80,10 @@ def run_bench_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m plastic.bench.cli", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_bench_subcommands(sub)
-    args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run_bench_from_args(args)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    """``python -m plastic.bench.cli ARGS``: ``plastic bench ARGS`` (its errors too)."""
+    from plastic.cli import main as plastic_main
+
+    return plastic_main(["bench", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

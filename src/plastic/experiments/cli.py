@@ -141,19 +141,11 @@ def run_report_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m plastic.experiments.cli", description=__doc__)
-    add_experiment_subcommands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f"plastic: error: {error}", file=sys.stderr)
-        return 2
+    """``python -m plastic.experiments.cli sweep|report ARGS``: ``plastic sweep|report ARGS``."""
+    from plastic.cli import main as plastic_main
+
+    return plastic_main(sys.argv[1:] if argv is None else list(argv))
 
 
 if __name__ == "__main__":

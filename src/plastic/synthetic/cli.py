@@ -219,22 +219,11 @@ def run_synthetic_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m plastic.synthetic.cli",
-        description="PLASTIC's synthetic input- and label-adaptation experiments.",
-    )
-    add_synthetic_subcommands(parser.add_subparsers(dest="synthetic_command", required=True))
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run_synthetic_from_args(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    """``python -m plastic.synthetic.cli ARGS``: ``plastic synthetic ARGS`` (its errors too)."""
+    from plastic.cli import main as plastic_main
+
+    return plastic_main(["synthetic", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

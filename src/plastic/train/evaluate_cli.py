@@ -291,14 +291,10 @@ def _write_gif(path: Path, frames: list[np.ndarray], fps: float) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m plastic.train.evaluate_cli")
-    add_evaluate_subcommand(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["evaluate", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        print(f"plastic: error: {error}", file=sys.stderr)
-        return 2
+    """``python -m plastic.train.evaluate_cli ARGS``: ``plastic evaluate ARGS`` (its errors too)."""
+    from plastic.cli import main as plastic_main
+
+    return plastic_main(["evaluate", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
