@@ -47,16 +47,11 @@ BENCHMARKS: dict[str, Benchmark] = {
                            "input/label adaptation (plastic.synthetic); presets are its methods, "
                            "games its tasks"),
 }
-UNAVAILABLE: dict[str, str] = {}  # reserved benchmark names -> why they cannot run yet
 
 
 def get_benchmark(name: str) -> Benchmark:
-    if name in UNAVAILABLE:
-        raise ValueError(f"benchmark {name!r} is not available yet: {UNAVAILABLE[name]}. "
-                         f"Available: {', '.join(BENCHMARKS)}")
     if name not in BENCHMARKS:
-        later = f" (not available yet: {', '.join(UNAVAILABLE)})" if UNAVAILABLE else ""
-        raise ValueError(f"unknown benchmark {name!r}; valid benchmarks: {', '.join(BENCHMARKS)}{later}")
+        raise ValueError(f"unknown benchmark {name!r}; valid benchmarks: {', '.join(BENCHMARKS)}")
     return BENCHMARKS[name]
 
 

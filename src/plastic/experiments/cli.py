@@ -45,7 +45,7 @@ def add_experiment_subcommands(subparsers: Any) -> None:
     """Adds ``sweep`` and ``report`` to an ``argparse`` subparsers object; each sets ``func``."""
     from plastic.data import published_baseline_names
     from plastic.experiments.backends import BACKENDS
-    from plastic.experiments.benchmarks import BENCHMARKS, UNAVAILABLE
+    from plastic.experiments.benchmarks import BENCHMARKS
     from plastic.experiments.collect import NORMALIZATIONS
 
     sweep = subparsers.add_parser(
@@ -54,8 +54,7 @@ def add_experiment_subcommands(subparsers: Any) -> None:
                     "OUT/GAME/PRESET/seedN.",
         epilog=SWEEP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sweep.add_argument("benchmark", metavar="BENCHMARK",
-                       help=f"one of: {', '.join(BENCHMARKS)}"
-                            + (f" ({', '.join(UNAVAILABLE)}: not available yet)" if UNAVAILABLE else ""))
+                       help=f"one of: {', '.join(BENCHMARKS)}")
     sweep.add_argument("--presets", action="append",
                        help="comma-separated presets (default drq,plastic; synthetic: its methods)")
     sweep.add_argument("--seeds", default="5", help="a count (5: seeds 0-4), a range (5-9) or a list (0,3)")

@@ -154,8 +154,3 @@ class QNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor, head_parameters: LinearParameters | None = None) -> torch.Tensor:
         return self.head(self.features(x), head_parameters)
-
-    def reset_noise(self, generator: torch.Generator | None = None) -> None:
-        for module in self.modules():
-            if isinstance(module, NoisyLinear):
-                module.reset_noise(generator)
