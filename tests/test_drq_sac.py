@@ -14,10 +14,11 @@ from torch import nn
 
 from plastic import metrics
 from plastic.agents.drq_sac import DrQSACAgent, SACConfig
-from plastic.configs.schema import NetworkConfig, ResetConfig, SAMConfig
+from plastic.configs.schema import NetworkConfig, ResetConfig, SAMConfig, TrainConfig
 from plastic.nn.layers import CReLU, LayerNorm2d
 from plastic.nn.sac_networks import squashed_gaussian_log_prob, squashed_gaussian_sample
 from plastic.replay.buffer import Batch, ReplayBuffer
+from plastic.reset import ResetSchedule
 
 PIXEL_SHAPE = (9, 16, 16)  # 3 stacked RGB frames, tiny
 STATE_SHAPE = (5,)
@@ -32,6 +33,7 @@ def make_config(pixels: bool, *, sam: dict | None = None, reset: dict | None = N
         network=NetworkConfig(input_scale=255.0 if pixels else 1.0, **(network or {})),
         sam=SAMConfig(**(sam or {})),
         reset=ResetConfig(**(reset or {})),
+        train=TrainConfig(replay_ratio=1.0),
         sac=SACConfig(**{"batch_size": BATCH, "encoder_channels": "8-8-8-8", "hidden": 32,
                          "state_encoder_hidden": 32, **sac}),
     )
@@ -55,6 +57,16 @@ def make_batch(pixels: bool, seed: int = 0, terminal: bool = False) -> Batch:
         reward=rng.normal(size=BATCH).astype(np.float32), discount=discount.astype(np.float32),
         next_obs=next_obs, weight=np.ones(BATCH, np.float32), index=np.arange(BATCH),
     )
+
+
+def update_and_reset(agent: DrQSACAgent, batch: Batch) -> tuple[dict, bool]:
+    """An update, then a Reset where the run's schedule has one, as the training loop does."""
+    stats = agent.update(batch)
+    schedule = ResetSchedule.from_config(agent.config)
+    if not schedule.due(agent.updates):
+        return stats, False
+    agent.reset(encoder_shrink=schedule.encoder_shrink)
+    return stats, True
 
 
 def twin_of(agent: DrQSACAgent, **kwargs) -> DrQSACAgent:
@@ -235,12 +247,12 @@ def test_reset_touches_exactly_the_non_encoder_parameters_at_exact_counts(reset_
         twin = twin_of(agent, **kwargs)  # the same agent without Reset, from the same RNG state
         batch = make_batch(True, seed=i)
         torch.manual_seed(100 + i)
-        stats = agent.update(batch)
+        _, reset = update_and_reset(agent, batch)
         torch.manual_seed(100 + i)
         twin.update(batch)
         ours, theirs = named_state(agent), named_state(twin)
         changed = {n for n in ours if not torch.equal(ours[n], theirs[n])}
-        if not stats["reset"]:
+        if not reset:
             assert changed == set()
             continue
         resets_at.append(agent.updates)
@@ -266,13 +278,25 @@ def test_reset_touches_exactly_the_non_encoder_parameters_at_exact_counts(reset_
 
 def test_reset_scope_all_also_resets_the_encoder_in_both_critics():
     agent = make_agent(pixels=True, reset={"enabled": True, "interval": 2, "scope": "all"})
-    agent.update(make_batch(True, seed=1))
+    assert not update_and_reset(agent, make_batch(True, seed=1))[1]
     encoder = [p.detach().clone() for p in agent.critic.encoder.parameters()]
-    assert agent.update(make_batch(True, seed=2))["reset"]
+    assert update_and_reset(agent, make_batch(True, seed=2))[1]
     assert all(not torch.equal(p, q) for p, q in zip(agent.critic.encoder.parameters(), encoder))
     assert all(torch.equal(p, q) for p, q in zip(agent.critic.parameters(), agent.target_critic.parameters()))
     assert not agent.critic_optimizer.state
     assert agent.critic.encoder.layers[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_update_never_resets_and_reset_leaves_the_encoder_even_when_asked_to_shrink():
+    agent = make_agent(pixels=True, reset={"enabled": True, "interval": 1})
+    for seed in range(2):
+        assert "reset" not in agent.update(make_batch(True, seed))
+    assert all(p in agent.actor_optimizer.state for p in agent.actor.parameters())  # no Reset yet
+    encoder = [p.detach().clone() for p in agent.critic.encoder.parameters()]
+    touched = agent.reset(encoder_shrink=0.6)  # the DMC recipe never shrinks the encoder
+    assert touched and not any(n.startswith("critic.encoder.") for n in touched)
+    assert all(torch.equal(p, q) for p, q in zip(agent.critic.encoder.parameters(), encoder))
+    assert not any(p in agent.actor_optimizer.state for p in agent.actor.parameters())
 
 
 # -------------------------------------------------------------------------------------------- SAM
@@ -395,15 +419,15 @@ def test_state_dict_round_trip_continues_identically():
     replay = filled_pixel_replay()
     batches = [replay.sample(BATCH) for _ in range(6)]
     for batch in batches[:3]:
-        agent.update(batch)
+        update_and_reset(agent, batch)
     saved = copy.deepcopy(agent.state_dict())
     rng_state = torch.get_rng_state()
 
     def run(a: DrQSACAgent) -> list[dict]:
         out = []
         for batch in batches[3:]:
-            stats = a.update(batch)
-            out.append({k: v.clone() if torch.is_tensor(v) else v for k, v in stats.items()})
+            stats, reset = update_and_reset(a, batch)
+            out.append({**{k: v.clone() for k, v in stats.items()}, "reset": reset})
         return out
 
     expected = run(agent)
@@ -538,7 +562,7 @@ def test_reset_reinitialises_head_layer_norm_and_sam_leaves_it_out():
     assert not any(p in sam for m in head_norms for p in m.parameters())
     for seed in range(2):
         agent.update(make_batch(True, seed))
-    touched = set(agent.reset_heads())
+    touched = set(agent.reset())
     for network, prefix in ((agent.critic, "critic"), (agent.actor, "actor")):
         for name, module in network.named_modules():
             if isinstance(module, (nn.LayerNorm, LayerNorm2d)):

@@ -14,6 +14,7 @@ from plastic.agents.rainbow import RainbowAgent
 from plastic.configs import build_config
 from plastic.nn.layers import CReLU, LayerNorm2d
 from plastic.replay.buffer import ReplayBuffer
+from plastic.reset import ResetSchedule
 
 OBS_SHAPE = (4, 10, 10)
 
@@ -31,6 +32,16 @@ def make_agent(preset: str, **overrides) -> RainbowAgent:
     torch.manual_seed(0)
     config = build_config("minatar", "breakout", preset, overrides={"agent.batch_size": 8, **overrides})
     return RainbowAgent(config, OBS_SHAPE, 3, torch.device("cpu"))
+
+
+def update_and_reset(agent: RainbowAgent, batch, randomness=None) -> bool:
+    """An update, then a Reset where the run's schedule has one, as the training loop does."""
+    agent.update(batch, randomness)
+    schedule = ResetSchedule.from_config(agent.config)
+    if not schedule.due(agent.updates):
+        return False
+    agent.reset(encoder_shrink=schedule.encoder_shrink)
+    return True
 
 
 def head_state(net) -> dict[str, torch.Tensor]:
@@ -98,9 +109,9 @@ def test_head_reset_reinitialises_head_layer_norm_and_sam_leaves_it_out():
             and torch.equal(module.bias, torch.zeros_like(module.bias))
 
     replay = filled_replay()
-    assert not agent.update(replay.sample(8))["reset"]
+    assert not update_and_reset(agent, replay.sample(8))
     assert not any(fresh(m) for m in norms.values())  # every LayerNorm learned
-    assert agent.update(replay.sample(8))["reset"]
+    assert update_and_reset(agent, replay.sample(8))
     target = dict(agent.target.named_modules())
     for name, module in norms.items():
         assert fresh(module) == fresh(target[name]) == name.startswith("head."), name
@@ -112,8 +123,7 @@ def test_head_reset_at_exact_update_counts_in_both_networks(optimizer_state):
     replay = filled_replay()
     resets_at = []
     for _ in range(7):
-        stats = agent.update(replay.sample(8))
-        if stats["reset"]:
+        if update_and_reset(agent, replay.sample(8)):
             resets_at.append(agent.updates)
             online, target = head_state(agent.online), head_state(agent.target)
             assert all(torch.equal(online[k], target[k]) for k in online)  # same fresh values
@@ -145,8 +155,23 @@ def test_shrink_and_perturb_of_the_encoder_only_at_high_replay_ratio(monkeypatch
         calls.clear()
         agent = make_agent("plastic-dagger", **{"reset.interval": 2, "train.replay_ratio": ratio})
         for _ in range(2):
-            agent.update(replay.sample(8))
+            update_and_reset(agent, replay.sample(8))
         assert calls == expected
+
+
+def test_update_never_resets_and_reset_names_what_it_changed():
+    agent = make_agent("plastic-dagger", **{"reset.interval": 1})
+    replay = filled_replay()
+    agent.update(replay.sample(8))
+    assert "reset" not in agent.update(replay.sample(8))
+    assert all(p in agent.optimizer.state for p in agent.online.parameters())  # no Reset cleared any
+    head = [f"online.head.{n}" for n, _ in agent.online.head.named_parameters()]
+    encoder = [f"online.encoder.{n}" for n, _ in agent.online.encoder.named_parameters()]
+    assert agent.reset() == head
+    before = {n: p.detach().clone() for n, p in agent.online.encoder.named_parameters()}
+    assert agent.reset(encoder_shrink=0.6) == head + encoder
+    assert all(not torch.equal(p, before[n]) for n, p in agent.online.encoder.named_parameters()
+               if not n.startswith("1."))  # LayerNorm (encoder.1): shrunk toward the init it holds
 
 
 @pytest.mark.parametrize("fidelity", ["intent", "authors"])
@@ -228,7 +253,7 @@ def test_a_checkpoint_after_a_reset_keeps_sams_whole_network_scope():
     replay = filled_replay()
     assert [agent.optimizer.param_groups[i]["sam"] for i in (0, 1)] == [True, False]
     for _ in range(2):
-        agent.update(replay.sample(8))
+        update_and_reset(agent, replay.sample(8))
     assert [agent.optimizer.param_groups[i]["sam"] for i in (0, 1)] == [True, True]
     state = copy.deepcopy(agent.state_dict())
     resumed = make_agent("plastic", **{"reset.interval": 2})
@@ -237,7 +262,7 @@ def test_a_checkpoint_after_a_reset_keeps_sams_whole_network_scope():
     assert {id(p) for p in resumed._sam_recomputed} == {id(p) for p in resumed.online.parameters()}
     batch = replay.sample(8)
     draws = agent.draw_randomness(8)
-    agent.update(batch, copy.deepcopy(draws))
-    resumed.update(batch, copy.deepcopy(draws))
+    assert not update_and_reset(agent, batch, copy.deepcopy(draws))
+    assert not update_and_reset(resumed, batch, copy.deepcopy(draws))
     for (name, a), b in zip(agent.online.named_parameters(), resumed.online.parameters()):
         assert torch.equal(a, b), name

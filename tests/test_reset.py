@@ -1,15 +1,19 @@
-"""reset_: fresh values where asked, nothing else touched, target and optimizer state handled."""
+"""reset_: fresh values where asked, nothing else touched, target and optimizer state handled.
+ResetSchedule: Resets after the updates the agents' own check fired them at, resumed or not."""
 
 from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from scipy import stats
 from torch import nn
 
 from plastic import LayerNorm2d, NoisyLinear, reset_
+from plastic.configs import build_config
+from plastic.reset import ResetSchedule
 
 
 class Net(nn.Module):
@@ -130,3 +134,72 @@ def test_module_without_reset_parameters_is_refused():
     holder = nn.Sequential(Scale())
     with pytest.raises(ValueError, match="no reset_parameters"):
         reset_(holder, ["0"])
+
+
+# ------------------------------------------------------------------------------ ResetSchedule
+def brute_force_reset_updates(steps: int, learning_starts: int, replay_ratio: float,
+                              interval: int) -> list[int]:
+    """The loop's update accounting, with the Reset counted down from ``interval`` updates and
+    restarted after each: the update counts after which a Reset happens."""
+    budget, updates, countdown, resets = 0.0, 0, interval, []
+    for step in range(1, steps + 1):
+        if step <= learning_starts:
+            continue
+        budget += replay_ratio
+        while budget >= 1.0:
+            budget -= 1.0
+            updates += 1
+            countdown -= 1
+            if countdown == 0:
+                resets.append(updates)
+                countdown = interval
+    return resets
+
+
+def schedule_reset_updates(schedule: ResetSchedule, steps: int, learning_starts: int,
+                           replay_ratio: float, resume_at: set[int] = frozenset()) -> list[int]:
+    """The same accounting asking ``schedule``; at each step in ``resume_at`` the schedule is
+    rebuilt, as a run resumed from a checkpoint taken there does (only the counts survive)."""
+    budget, updates, resets = 0.0, 0, []
+    for step in range(1, steps + 1):
+        if step in resume_at:
+            schedule = ResetSchedule(schedule.interval, schedule.encoder_shrink)
+        if step <= learning_starts:
+            continue
+        budget += replay_ratio
+        while budget >= 1.0:
+            budget -= 1.0
+            updates += 1
+            if schedule.due(updates):
+                resets.append(updates)
+    return resets
+
+
+@pytest.mark.parametrize(("replay_ratio", "interval"), [(1.0, 7), (0.25, 3), (2.0, 5), (0.3, 4),
+                                                        (4.0, 40), (1.0, 1)])
+def test_schedule_resets_after_the_same_updates_as_a_countdown(replay_ratio, interval):
+    config = build_config("minatar", "breakout", "drq+reset", overrides={
+        "train.replay_ratio": replay_ratio, "reset.interval": interval})
+    schedule = ResetSchedule.from_config(config)
+    expected = brute_force_reset_updates(400, 50, replay_ratio, interval)
+    assert len(expected) >= 3
+    assert schedule_reset_updates(schedule, 400, 50, replay_ratio) == expected
+    # A checkpoint on the very update of a Reset, and others anywhere: the same Resets.
+    first_reset_step = 50 + int(np.ceil(expected[0] / replay_ratio))
+    resumed = schedule_reset_updates(schedule, 400, 50, replay_ratio,
+                                     resume_at={first_reset_step + 1, 77, 301})
+    assert resumed == expected
+
+
+def test_schedule_from_config_off_interval_and_encoder_shrink():
+    off = ResetSchedule.from_config(build_config("minatar", "breakout", "drq"))
+    assert off.interval is None and not any(off.due(n) for n in range(0, 100_001, 40_000))
+    on = ResetSchedule.from_config(build_config("minatar", "breakout", "drq+reset", overrides={
+        "reset.interval": 10}))
+    assert [n for n in range(0, 31) if on.due(n)] == [10, 20, 30]  # never before the first update
+    for ratio, shrink in [(2.0, None), (3.99, None), (4.0, 0.6), (8.0, 0.6)]:
+        config = build_config("minatar", "breakout", "plastic-dagger", overrides={
+            "train.replay_ratio": ratio})
+        assert ResetSchedule.from_config(config).encoder_shrink == shrink, ratio
+    with pytest.raises(ValueError, match="reset.interval must be >= 1"):
+        ResetSchedule(0)

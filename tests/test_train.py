@@ -176,6 +176,36 @@ def test_run_killed_before_its_first_checkpoint_starts_its_logs_afresh(tmp_path)
     assert tensorboard_steps(killed) == tensorboard_steps(straight) == list(range(50, 301, 50))
 
 
+def test_a_checkpoint_on_the_update_of_a_reset_resumes_to_the_same_run(tmp_path):
+    """Update 10 (step 140) is followed by a Reset, which shrinks the encoder too, then by the
+    checkpoint; the run dies after it. Resumed, it makes the same Resets as a run never stopped."""
+    config = build_config("minatar", "breakout", "plastic", overrides={
+        **TINY_MINATAR, "reset.interval": 10, "train.checkpoint_interval": 140,
+        "reset.encoder_shrink_min_replay_ratio": 0.25, "train.metrics_interval": 100,
+        "train.log_interval": 20})  # train.csv's means restart at a resume: logs at checkpoints
+    kill_at_step(config, tmp_path / "killed", 150)
+    checkpoint = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)
+    assert (checkpoint["loop"]["step"], checkpoint["agent"]["updates"]) == (140, 10)
+    assert checkpoint["loop"]["resets"] == 1
+    for run in ("killed", "straight"):
+        train(config, tmp_path / run, progress=False)
+    killed, straight = tmp_path / "killed", tmp_path / "straight"
+    assert [(r["step"], r["updates"]) for r in read_csv(killed / "resets.csv")] == [
+        (100 + 4 * n, n) for n in (10, 20, 30, 40, 50)]
+    assert_same_runs_exactly(killed, straight, ("episodes", "train", "eval", "plasticity", "resets"))
+
+
+def assert_same_runs_exactly(a: Path, b: Path, streams: tuple[str, ...]) -> None:
+    networks_a, networks_b = torch.load(a / "final_model.pt"), torch.load(b / "final_model.pt")
+    for network in ("online", "target"):
+        for key in networks_a[network]:
+            assert torch.equal(networks_a[network][key], networks_b[network][key]), (network, key)
+    summary_a, summary_b = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    assert summary_a["returns"] == summary_b["returns"] and summary_a["resets"] == summary_b["resets"]
+    for stream in streams:
+        assert logged(a, stream) == logged(b, stream), stream
+
+
 def test_logging_keys_may_differ_on_resume_other_keys_are_refused(tmp_path):
     config = build_config("minatar", "breakout", "drq", overrides=TINY_MINATAR)
     saved = config.to_dict()

@@ -6,16 +6,52 @@ PLASTIC resets the whole head of the online and target networks every fixed numb
 
 Parameters are changed in place, so they stay the same tensors inside any optimizer: only their
 optimizer state (e.g. Adam's moments and step count) is cleared.
+
+``ResetSchedule`` says when a Reset is due and whether it shrinks the encoder; the training loop
+asks it after every update and calls the agent's ``reset``. ``reset_`` does the re-initialising.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.optim import Optimizer
+
+
+@dataclass(frozen=True)
+class ResetSchedule:
+    """When Resets happen: after every ``interval``-th update (None: never), and what they do to
+    the encoder: shrink-and-perturb it by ``encoder_shrink`` (None: leave it as it is).
+
+    Built once per run from the config (``from_config``); it holds no state, so a run resumed
+    from a checkpoint resets at the same updates as one that was never stopped.
+    """
+
+    interval: int | None
+    encoder_shrink: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.interval is not None and not self.interval >= 1:
+            raise ValueError(f"reset.interval must be >= 1 update, got {self.interval!r}")
+
+    @classmethod
+    def from_config(cls, config: Any) -> ResetSchedule:
+        """``reset.interval`` updates apart when ``reset.enabled``; the encoder is shrunk at
+        replay ratios from ``reset.encoder_shrink_min_replay_ratio`` (the authors: 4 and 8)."""
+        reset = config.reset
+        if not reset.enabled:
+            return cls(None)
+        shrink = config.train.replay_ratio >= reset.encoder_shrink_min_replay_ratio
+        return cls(reset.interval, reset.encoder_shrink if shrink else None)
+
+    def due(self, updates: int) -> bool:
+        """Whether a Reset follows the update that brought the count to ``updates``."""
+        return self.interval is not None and updates > 0 and updates % self.interval == 0
 
 
 def _own_params(module: nn.Module) -> list[nn.Parameter]:

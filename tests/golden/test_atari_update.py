@@ -25,6 +25,7 @@ from plastic.agents.rainbow import RainbowAgent, UpdateRandomness
 from plastic.configs.presets import build_config
 from plastic.nn.layers import LayerNorm2d
 from plastic.replay.buffer import Batch
+from plastic.reset import ResetSchedule
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "atari_update"
 PRESETS = {"drq": "drq", "plastic_rr2": "plastic", "plastic_dagger_rr4": "plastic-dagger"}
@@ -148,12 +149,16 @@ def _tensor(kind: str, param: torch.Tensor, target: torch.Tensor,
 
 def replay(golden: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
            overrides: dict[str, Any]) -> list[list[str]]:
-    """Run our agent through the fixture's updates; the mismatches after each."""
+    """Run our agent through the fixture's updates, each followed by a Reset where the run's
+    schedule has one (as the training loop does); the mismatches after each."""
     feed_fresh_weights(monkeypatch, golden["fresh"])
     agent = build_agent(golden, overrides)
+    schedule = ResetSchedule.from_config(agent.config)
     results = []
     for data, draws, expected in zip(golden["batches"], golden["draws"], golden["updates"]):
         stats = agent.update(batch_of(data), randomness_of(copy.deepcopy(draws)))
+        if schedule.due(agent.updates):
+            agent.reset(encoder_shrink=schedule.encoder_shrink)
         results.append(mismatches(agent, stats, expected))
     return results
 

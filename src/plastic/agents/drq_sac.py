@@ -16,7 +16,12 @@ One update, in the order of the PLASTIC authors' code (jaxrl's DrQ):
 PLASTIC's switches: LayerNorm after each encoder conv, CReLU in the actor and critic MLPs (both
 placements are knobs: ``network.layer_norm_scope``, ``network.crelu_scope``), SAM on the encoder
 only, and a Reset of everything but the encoder (actor, critic heads in the online and target
-critics, log α; their optimizer state cleared) every ``reset.interval`` updates.
+critics, log α; their optimizer state cleared) when the training loop calls ``reset`` (every
+``reset.interval`` updates: ``plastic.reset.ResetSchedule``).
+
+The losses and the target are the functions at the top of this file (``soft_q_target``,
+``critic_loss``, ``actor_loss``, ``temperature_loss``); ``DrQSACAgent.update`` below follows the
+steps above with them.
 
 The authors' code differs from the paper's statement in a few knobs, which fidelity "authors"
 sets: flax's SAME conv padding (``sac.conv_padding``), gain 1 for the log-std layer's init
@@ -57,6 +62,33 @@ __all__ = ["DrQSACAgent", "SACConfig", "SACUpdateRandomness", "validate_sac_conf
 
 SAM_SCOPES = ("encoder", "head", "all")
 RESET_SCOPES = ("head", "all")
+
+
+# ----------------------------------------------------------------------------- the update's math
+def soft_q_target(reward: torch.Tensor, discount: torch.Tensor, next_q1: torch.Tensor,
+                  next_q2: torch.Tensor, next_log_prob: torch.Tensor,
+                  alpha: torch.Tensor) -> torch.Tensor:
+    """y = r + discount·(min(Q1′, Q2′)(s′, a′) − α·log π(a′|s′)), the target critic's Q′."""
+    soft_value = torch.min(next_q1, next_q2) - alpha * next_log_prob
+    return reward + discount * soft_value
+
+
+def critic_loss(q1: torch.Tensor, q2: torch.Tensor, target: torch.Tensor,
+                weight: torch.Tensor) -> torch.Tensor:
+    """The weighted mean of (Q1 − y)² + (Q2 − y)²."""
+    return (weight * ((q1 - target).pow(2) + (q2 - target).pow(2))).mean()
+
+
+def actor_loss(log_prob: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor,
+               alpha: torch.Tensor) -> torch.Tensor:
+    """The mean of α·log π(a|s) − min(Q1, Q2)(s, a), a ~ π(·|s)."""
+    return (alpha * log_prob - torch.min(q1, q2)).mean()
+
+
+def temperature_loss(log_alpha: torch.Tensor, entropy: torch.Tensor,
+                     target_entropy: float) -> torch.Tensor:
+    """α·(H − H_target): lowers α while the policy's entropy H is above the target."""
+    return log_alpha.exp() * (entropy - target_entropy)
 
 
 def _check(condition: bool, message: str) -> None:
@@ -105,8 +137,6 @@ class DrQSACAgent:
         reset_scope = getattr(config.reset, "scope", "head")
         _check(reset_scope in RESET_SCOPES,
                f"unknown reset.scope {reset_scope!r}; valid: {', '.join(RESET_SCOPES)}")
-        _check(not config.reset.enabled or config.reset.interval >= 1,
-               f"reset.interval must be >= 1 update, got {config.reset.interval!r}")
         _check(action_dim >= 1, f"action_dim must be >= 1, got {action_dim!r}")
         self.config, self.device = config, device
         self.obs_shape, self.action_dim = tuple(obs_shape), action_dim
@@ -209,13 +239,11 @@ class DrQSACAgent:
         mean, log_std = self.actor(self.critic.encoder(t["next_obs"]))
         next_action, next_log_prob = squashed_gaussian_sample(mean, log_std, noise)
         q1, q2 = self.target_critic(t["next_obs"], next_action)
-        soft_value = torch.min(q1, q2) - self.log_alpha.exp() * next_log_prob
-        return t["reward"] + t["discount"] * soft_value
+        return soft_q_target(t["reward"], t["discount"], q1, q2, next_log_prob, self.log_alpha.exp())
 
     def _critic_loss(self, t: dict[str, torch.Tensor], target: torch.Tensor) -> tuple[torch.Tensor, ...]:
         q1, q2 = self.critic(t["obs"], t["action"])
-        loss = (t["weight"] * ((q1 - target).pow(2) + (q2 - target).pow(2))).mean()
-        return loss, q1, q2
+        return critic_loss(q1, q2, target, t["weight"]), q1, q2
 
     def _update_critic(self, t: dict[str, torch.Tensor],
                        noise: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -227,11 +255,10 @@ class DrQSACAgent:
         stats: dict[str, torch.Tensor] = {}
         if isinstance(optimizer, SAM):
             stats["grad_norm_clean"] = _grad_norm(self.critic.parameters())
-            optimizer.first_step(zero_grad=True)
-            perturbed_loss, _, _ = self._critic_loss(t, target)
-            perturbed_loss.backward()
+            with optimizer.perturbed():
+                perturbed_loss, _, _ = self._critic_loss(t, target)
+                perturbed_loss.backward()
             stats["loss_perturbed"] = perturbed_loss.detach()
-            optimizer.restore()
         stats["grad_norm"] = self._clip(self.critic.parameters())
         optimizer.second_step() if isinstance(optimizer, SAM) else optimizer.step()
         with torch.no_grad():
@@ -246,19 +273,18 @@ class DrQSACAgent:
         mean, log_std = self.actor(features)
         action, log_prob = squashed_gaussian_sample(mean, log_std, noise)
         q1, q2 = self.critic.head(features, action)
-        alpha = self.log_alpha.detach().exp()
-        actor_loss = (alpha * log_prob - torch.min(q1, q2)).mean()
+        policy_loss = actor_loss(log_prob, q1, q2, self.log_alpha.detach().exp())
         self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward(inputs=list(self.actor.parameters()))  # the critic gets no gradient
+        policy_loss.backward(inputs=list(self.actor.parameters()))  # the critic gets no gradient
         actor_grad_norm = self._clip(self.actor.parameters())
         self.actor_optimizer.step()
 
         entropy = -log_prob.detach().mean()
-        alpha_loss = self.log_alpha.exp() * (entropy - self.target_entropy)
+        alpha_loss = temperature_loss(self.log_alpha, entropy, self.target_entropy)
         self.alpha_optimizer.zero_grad(set_to_none=True)
         alpha_loss.backward()
         self.alpha_optimizer.step()
-        return {"actor_loss": actor_loss.detach(), "alpha_loss": alpha_loss.detach(), "entropy": entropy,
+        return {"actor_loss": policy_loss.detach(), "alpha_loss": alpha_loss.detach(), "entropy": entropy,
                 "actor_grad_norm": actor_grad_norm, "log_std_mean": log_std.detach().mean()}
 
     def _clip(self, params) -> torch.Tensor:
@@ -274,10 +300,11 @@ class DrQSACAgent:
                              self.config.sac.critic_tau)
 
     def update(self, batch: Batch, randomness: SACUpdateRandomness | None = None) -> dict[str, Any]:
-        """One SAC update. Returns detached tensors (no host sync) and ``"reset"``: bool.
+        """One SAC update. Returns detached tensors (no host sync).
 
         ``randomness`` (default: drawn where used, from torch's global generator) feeds the
-        update given augmentation shifts and sampling noise.
+        update given augmentation shifts and sampling noise. Resets are not part of it: the
+        training loop calls ``reset``.
         """
         sac, r = self.config.sac, randomness or SACUpdateRandomness()
         number = self.updates + 1
@@ -289,26 +316,17 @@ class DrQSACAgent:
             stats.update(self._update_actor_and_alpha(t["obs"], r.action_noise))
         stats["alpha"] = self.log_alpha.detach().exp()
         self.updates = number
-        stats["reset"] = self._maybe_reset()
         return stats
 
     # --------------------------------------------------------------------------------- reset
-    def reset_due(self) -> bool:
-        cfg = self.config.reset
-        return bool(cfg.enabled) and self.updates > 0 and self.updates % cfg.interval == 0
-
-    def _maybe_reset(self) -> bool:
-        if not self.reset_due():
-            return False
-        self.reset_heads()
-        return True
-
-    def reset_heads(self) -> list[str]:
-        """Reset everything but the encoder (``reset.scope`` "all": the encoder too).
+    def reset(self, *, encoder_shrink: float | None = None) -> list[str]:
+        """A Reset, now, of everything but the encoder (``reset.scope`` "all": the encoder too).
 
         The critic heads of the online and target critics get the same fresh values, the actor
         is re-initialised, log α goes back to log(init_temperature), and the optimizer state of
         exactly those parameters is cleared. Returns the names of the touched parameters.
+        ``encoder_shrink`` is not used: PLASTIC's DMC Reset (the authors' code) leaves the
+        encoder as it is at every replay ratio.
         """
         cfg = self.config.reset
         target = self.target_critic if cfg.reset_target else None

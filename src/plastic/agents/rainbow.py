@@ -4,7 +4,13 @@ C51 (Bellemare et al., 2017) with a dueling noisy head, double Q, n-step returns
 replay, an EMA target network that also acts, random-shift + intensity augmentation of s and s′.
 PLASTIC's components are flags in the config: LayerNorm in the encoder, CReLU in the head (both
 placements are knobs: ``network.layer_norm_scope``, ``network.crelu_scope``), SAM on the encoder
-(the head takes the clean gradient), and a periodic Reset of the head.
+(the head takes the clean gradient), and a Reset of the head (and, at high replay ratios, a
+shrink-and-perturb of the encoder) when the training loop calls ``reset``.
+
+One update (``RainbowAgent.update``), top to bottom in this file: the math at the top
+(``distributional_target``, ``cross_entropy_loss``, ``clip_coefficient``), then the agent's
+``update``: load the noise, augment s and s′, the target distribution, the loss and its backward,
+SAM's perturbed pass (``_sam_second_pass``), clipping, the optimizer step, the target's EMA.
 """
 
 from __future__ import annotations
@@ -39,6 +45,42 @@ from plastic.replay.buffer import Batch
 from plastic.reset import reset_
 
 NoiseDraw = dict[str, tuple[torch.Tensor, torch.Tensor]]  # noisy layer name -> (f(ε_in), f(ε_out))
+
+
+# ----------------------------------------------------------------------------- the update's math
+def expected_q(logits: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+    """Q = Σ_i p_i·z_i of (..., N) atom logits on ``support``."""
+    return F.softmax(logits, dim=-1) @ support
+
+
+def pick_action(logits: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """The (B, N) rows of (B, A, N) ``logits`` at each sample's action."""
+    index = action.view(-1, 1, 1).expand(-1, 1, logits.shape[-1])
+    return logits.gather(1, index).squeeze(1)
+
+
+def distributional_target(target_logits: torch.Tensor, selector_logits: torch.Tensor,
+                          reward: torch.Tensor, discount: torch.Tensor,
+                          support: torch.Tensor) -> torch.Tensor:
+    """The C51 target at s′: the target network's distribution (``target_logits``, (B, A, N)) at
+    the action greedy under ``selector_logits`` (the online network's: double Q; else the target
+    network's own), of ``reward + discount·Z`` projected onto ``support``; (B, N)."""
+    next_action = expected_q(selector_logits, support).argmax(dim=1)
+    chosen = pick_action(target_logits, next_action)
+    return project_distribution(F.softmax(chosen, dim=-1), reward, discount, support)
+
+
+def cross_entropy_loss(logits: torch.Tensor, action: torch.Tensor, target_dist: torch.Tensor,
+                       weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the importance-weighted mean, the per-sample cross-entropies (B,)) of the online
+    ``logits`` at the taken ``action`` against ``target_dist``."""
+    per_sample = -(target_dist * F.log_softmax(pick_action(logits, action), dim=-1)).sum(-1)
+    return (weight * per_sample).mean(), per_sample
+
+
+def clip_coefficient(norm: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """What gradients of total norm ``norm`` are multiplied by (torch's clip_grad_norm_)."""
+    return (max_norm / (norm + 1e-6)).clamp_(max=1.0)
 
 
 @dataclass
@@ -203,13 +245,13 @@ class RainbowAgent:
         x = self._to_input(torch.as_tensor(obs, device=self.device))
         was_training = network.training
         if was_training == noise:  # switching modes walks every module: only when needed
-            return F.softmax(self._forward(network, x), dim=-1) @ self.support
+            return expected_q(self._forward(network, x), self.support)
         network.train(noise)
         try:
-            probs = F.softmax(self._forward(network, x), dim=-1)
+            logits = self._forward(network, x)
         finally:
             network.train(was_training)
-        return probs @ self.support
+        return expected_q(logits, self.support)
 
     def act(self, obs: np.ndarray, *, evaluate: bool = False) -> np.ndarray:
         """Actions for a batch of observations (uint8, (B, *obs_shape)); ε-greedy on Q."""
@@ -298,15 +340,7 @@ class RainbowAgent:
         target_logits = self._forward(self.target, next_obs)  # (B, A, N)
         selector = self._forward(self.online, next_obs, head_parameters) \
             if self.config.agent.double_q else target_logits
-        next_action = (F.softmax(selector, dim=-1) @ self.support).argmax(dim=1)
-        chosen = _pick_action(target_logits, next_action)
-        return project_distribution(F.softmax(chosen, dim=-1), reward, discount, self.support)
-
-    @staticmethod
-    def _loss(logits: torch.Tensor, action: torch.Tensor, target_dist: torch.Tensor,
-              weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        per_sample = -(target_dist * F.log_softmax(_pick_action(logits, action), dim=-1)).sum(-1)
-        return (weight * per_sample).mean(), per_sample
+        return distributional_target(target_logits, selector, reward, discount, self.support)
 
     def update(self, batch: Batch, randomness: UpdateRandomness | None = None) -> dict[str, Any]:
         """One gradient update. Returns tensors (no host sync) and the priorities for the replay.
@@ -315,7 +349,7 @@ class RainbowAgent:
         reference implementation can be fed the same ones. The noisy weights of each network are
         built once and serve every pass with the same noise; SAM's second pass computes only the
         gradients it changes (the encoder's, by default); gradient norms are computed once per
-        gradient.
+        gradient. Resets are not part of it: the training loop calls ``reset``.
         """
         r = randomness if randomness is not None else self.draw_randomness(len(batch.action))
         self._load_noise(self._noisy_online, r.online_noise)
@@ -328,11 +362,12 @@ class RainbowAgent:
 
         self.optimizer.zero_grad(set_to_none=True)
         logits = self._forward(self.online, obs, head_parameters)
-        loss, per_sample = self._loss(logits, action, target_dist, weight)
+        loss, per_sample = cross_entropy_loss(logits, action, target_dist, weight)
         self._backward(loss)
         params = [p for p in self._online_params if p.grad is not None]
         self._unscale([p.grad for p in params])
         norms = dict(zip(params, torch._foreach_norm([p.grad for p in params])))
+        max_norm = self.config.agent.max_grad_norm
         stats: dict[str, Any] = {}
         priority = per_sample
         if isinstance(self.optimizer, SAM):
@@ -340,7 +375,7 @@ class RainbowAgent:
             clean_norm = torch.linalg.vector_norm(torch.stack(list(norms.values())))
             stats["grad_norm_clean"] = clean_norm
             if sam.preclip:  # as clip_grad_norm_ before the perturbation (the authors' code)
-                torch._foreach_mul_([p.grad for p in params], self._clip_coefficient(clean_norm))
+                torch._foreach_mul_([p.grad for p in params], clip_coefficient(clean_norm, max_norm))
             stats["loss_perturbed"], perturbed_priority = self._sam_second_pass(
                 batch, obs, action, target_dist, weight, head_parameters, r)
             if sam.perturbed_pass == "fresh":  # the authors write the perturbed pass's last
@@ -352,7 +387,7 @@ class RainbowAgent:
         total_norm = torch.linalg.vector_norm(torch.stack([norms[p] for p in self._online_params
                                                            if p.grad is not None]))
         # As torch.nn.utils.clip_grad_norm_, reusing the norms computed above.
-        torch._foreach_mul_(grads, self._clip_coefficient(total_norm))
+        torch._foreach_mul_(grads, clip_coefficient(total_norm, max_norm))
         stats["grad_norm"] = total_norm
         if self._gradients_usable(total_norm):
             self.optimizer.step() if not isinstance(self.optimizer, SAM) else self.optimizer.second_step()
@@ -364,10 +399,9 @@ class RainbowAgent:
                 stats.pop(key, None)
         self._update_target()
         self.updates += 1
-        stats["reset"] = self._maybe_reset()
 
         with torch.no_grad():
-            q = F.softmax(logits.detach(), dim=-1) @ self.support
+            q = expected_q(logits.detach(), self.support)
         stats.update(loss=loss.detach(), q_mean=q.mean(), priority=priority.detach())
         return stats
 
@@ -388,9 +422,6 @@ class RainbowAgent:
         self.loss_scale.update(finite)
         return finite
 
-    def _clip_coefficient(self, norm: torch.Tensor) -> torch.Tensor:
-        return (self.config.agent.max_grad_norm / (norm + 1e-6)).clamp_(max=1.0)
-
     def _sam_second_pass(self, batch: Batch, obs: torch.Tensor, action: torch.Tensor,
                          target_dist: torch.Tensor, weight: torch.Tensor,
                          head_parameters: LinearParameters,
@@ -408,28 +439,27 @@ class RainbowAgent:
         if sam.perturbed_pass == "fresh" and r.perturbed is None:
             raise ValueError("sam.perturbed_pass='fresh' needs the perturbed pass's draws "
                              "(UpdateRandomness.perturbed): use draw_randomness()")
-        self.optimizer.first_step(zero_grad=True)
-        if sam.perturbed_pass == "fresh":
-            fresh = r.perturbed
-            self._load_noise(self._noisy_online, fresh.online_noise)
-            self._load_noise(self._noisy_target, fresh.target_noise)
-            obs, next_obs = self._inputs(batch, fresh)
-            head_parameters = self.online.head.linear_parameters()
-            target_dist = self._target_distribution(next_obs, head_parameters,
-                                                    self._tensor(batch.reward),
-                                                    self._tensor(batch.discount))
-        else:
-            if sam.resample_noise:
-                self._load_noise(self._noisy_online, r.perturbed_noise)
-            if sam.resample_noise or self._head_perturbed():
+        with self.optimizer.perturbed():
+            if sam.perturbed_pass == "fresh":
+                fresh = r.perturbed
+                self._load_noise(self._noisy_online, fresh.online_noise)
+                self._load_noise(self._noisy_target, fresh.target_noise)
+                obs, next_obs = self._inputs(batch, fresh)
                 head_parameters = self.online.head.linear_parameters()
+                target_dist = self._target_distribution(next_obs, head_parameters,
+                                                        self._tensor(batch.reward),
+                                                        self._tensor(batch.discount))
             else:
-                head_parameters = [(w.detach(), b.detach()) for w, b in head_parameters]
-        perturbed_loss, per_sample = self._loss(self._forward(self.online, obs, head_parameters), action,
-                                                target_dist, weight)
-        self._backward(perturbed_loss, inputs=self._sam_recomputed)
-        self._unscale([p.grad for p in self._sam_recomputed if p.grad is not None])
-        self.optimizer.restore()
+                if sam.resample_noise:
+                    self._load_noise(self._noisy_online, r.perturbed_noise)
+                if sam.resample_noise or self._head_perturbed():
+                    head_parameters = self.online.head.linear_parameters()
+                else:
+                    head_parameters = [(w.detach(), b.detach()) for w, b in head_parameters]
+            perturbed_loss, per_sample = cross_entropy_loss(
+                self._forward(self.online, obs, head_parameters), action, target_dist, weight)
+            self._backward(perturbed_loss, inputs=self._sam_recomputed)
+            self._unscale([p.grad for p in self._sam_recomputed if p.grad is not None])
         return perturbed_loss.detach(), per_sample.detach()
 
     @torch.no_grad()
@@ -438,28 +468,25 @@ class RainbowAgent:
         torch._foreach_lerp_(self._target_params, self._online_params, weight)
 
     # --------------------------------------------------------------------------------- reset
-    def reset_due(self) -> bool:
-        cfg = self.config.reset
-        return cfg.enabled and self.updates > 0 and self.updates % cfg.interval == 0
-
-    def _maybe_reset(self) -> bool:
-        if not self.reset_due():
-            return False
+    def reset(self, *, encoder_shrink: float | None = None) -> list[str]:
+        """A Reset, now: the head re-initialised and, with ``encoder_shrink``, the encoder
+        shrunk and perturbed by it (``reset.scope`` "all": both networks re-initialised whole,
+        no shrink); in the target network too with ``reset.reset_target``. Returns the names of
+        the online parameters it changed; the target's counterparts changed with them."""
         cfg = self.config.reset
         target = self.target if cfg.reset_target else None
         if cfg.scope == "all":
-            reset_(self.online, [""], target=target, optimizer=self.optimizer)
-            self._after_reset()
-            return True
-        reset_(self.online, ["head"], target=target, optimizer=self.optimizer)
-        if self.config.train.replay_ratio >= cfg.encoder_shrink_min_replay_ratio:
-            kept = _layer_norm_parameters(self.online.encoder, target and target.encoder)
-            reset_(self.online, ["encoder"], target=target, optimizer=self.optimizer,
-                   shrink=cfg.encoder_shrink)
-            if cfg.layer_norm_toward == "online":
-                _shrink_layer_norms_toward_online(kept, cfg.encoder_shrink)
+            touched = reset_(self.online, [""], target=target, optimizer=self.optimizer)
+        else:
+            touched = reset_(self.online, ["head"], target=target, optimizer=self.optimizer)
+            if encoder_shrink is not None:
+                kept = _layer_norm_parameters(self.online.encoder, target and target.encoder)
+                touched += reset_(self.online, ["encoder"], target=target, optimizer=self.optimizer,
+                                  shrink=encoder_shrink)
+                if cfg.layer_norm_toward == "online":
+                    _shrink_layer_norms_toward_online(kept, encoder_shrink)
         self._after_reset()
-        return True
+        return [f"online.{name}" for name in touched]
 
     def _after_reset(self) -> None:
         """What the authors' optimizer rebuild at a Reset also changes (each its own knob)."""
@@ -470,11 +497,16 @@ class RainbowAgent:
                 group["sam"] = True
             self._sam_recomputed = self._params_recomputed_by_sam()
 
-    # ---------------------------------------------------------------------------- checkpoint
+    # ---------------------------------------------------------------------------- interfaces
+    def networks(self) -> dict[str, nn.Module]:
+        """The modules to save: the online network and its EMA target (which acts)."""
+        return {"online": self.online, "target": self.target}
+
     def plasticity_modules(self) -> tuple[nn.Module, dict[str, nn.Module]]:
         """(encoder, {name: module fed with encoder features}) for the plasticity metrics."""
         return self.online.encoder, {"head": self.online.head}
 
+    # ---------------------------------------------------------------------------- checkpoint
     def state_dict(self) -> dict[str, Any]:
         return {
             "online": self.online.state_dict(), "target": self.target.state_dict(),
@@ -492,13 +524,6 @@ class RainbowAgent:
         self._sam_recomputed = self._params_recomputed_by_sam()  # the groups' flags came back too
         if self.loss_scale is not None:
             self.loss_scale.load_state_dict(state["loss_scale"])
-
-
-
-def _pick_action(logits: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-    """The (B, N) rows of (B, A, N) ``logits`` at each sample's action."""
-    index = action.view(-1, 1, 1).expand(-1, 1, logits.shape[-1])
-    return logits.gather(1, index).squeeze(1)
 
 
 # Each LayerNorm parameter of the encoder: (online, target or None, copies of both before a reset).

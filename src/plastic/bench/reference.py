@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from plastic.agents.rainbow import UpdateRandomness
+from plastic.agents.rainbow import RainbowAgent, UpdateRandomness
 from plastic.configs.schema import Config
 from plastic.replay.buffer import Batch
 
@@ -148,7 +148,7 @@ class ReferenceLearner:
         self.grads: dict[str, torch.Tensor] = {}
 
     @classmethod
-    def from_agent(cls, agent: Any) -> ReferenceLearner:
+    def from_agent(cls, agent: RainbowAgent) -> ReferenceLearner:
         """Copies of a fresh ``RainbowAgent``'s parameters (its Adam state is not copied)."""
         return cls(agent.config, dict(agent.online.named_parameters()),
                    dict(agent.target.named_parameters()), agent.num_actions, agent.device)

@@ -13,7 +13,8 @@ PLASTIC applies SAM to the encoder only (paper Sec. 4, Appendix B): a param grou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -48,7 +49,12 @@ class SAM(Optimizer):
     or ``opt.step(closure)`` where ``closure`` zeroes nothing, computes the loss, calls
     ``backward()`` and returns the loss; ``step`` calls it twice and returns the clean loss.
     Gradient clipping composes: call ``restore()`` after the second backward, clip (all groups
-    now hold their final gradients), then ``second_step()``.
+    now hold their final gradients), then ``second_step()``; or, the same::
+
+        loss_fn().backward()
+        with opt.perturbed():
+            loss_fn().backward()
+        clip(...); opt.second_step()
     """
 
     def __init__(
@@ -152,6 +158,17 @@ class SAM(Optimizer):
             p.grad = g.add_(p.grad) if accumulate and p.grad is not None else g
         self._perturbed, self._saved_params = [], []
         self._clean_params, self._clean_grads = [], []
+
+    @contextmanager
+    def perturbed(self) -> Iterator[None]:
+        """Inside: the parameters at the perturbed point w + e, gradients zeroed (``first_step``)
+        for the second backward. On leaving: w and the clean gradients of ``"sam": False``
+        groups put back (``restore``), every group holding its final gradient."""
+        self.first_step(zero_grad=True)
+        try:
+            yield
+        finally:
+            self.restore()
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:

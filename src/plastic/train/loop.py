@@ -1,7 +1,10 @@
 """The off-policy training loop: act, store, update at the replay ratio, log, checkpoint, evaluate.
 
-One loop serves every agent (Rainbow on Atari and MinAtar, DrQ (SAC) on DeepMind Control); what
-differs per suite is data in ``plastic.train.suites``.
+One loop serves every agent (Rainbow on Atari and MinAtar, DrQ (SAC) on DeepMind Control), through
+the ``plastic.agents.Agent`` protocol; what differs per suite is data in ``plastic.train.suites``.
+``Trainer._steps`` is the schedule of a run: after each agent step, the updates the replay ratio
+owes, each followed by a Reset where the ``ResetSchedule`` says so; then logs, plasticity metrics,
+evaluations and checkpoints, each at its own interval.
 
 A run directory holds ``config.json``, CSV streams (``episodes``, ``train``, ``plasticity``,
 ``eval``), TensorBoard events under ``tb/``, ``checkpoint.pt`` (atomic; a finished run keeps its
@@ -27,12 +30,14 @@ import numpy as np
 import torch
 
 from plastic import metrics
+from plastic.agents.base import Agent, network_states
 from plastic.agents.rainbow import resolve_device
 from plastic.bench.threads import configure_threads
 from plastic.configs.schema import LOGGING_KEYS, Config, flatten
 from plastic.envs import get_env_state, make_env, set_env_state
 from plastic.envs.scores import RANDOM_SCORES, human_normalized_score
 from plastic.replay.buffer import ReplayBuffer
+from plastic.reset import ResetSchedule
 from plastic.train.checkpoint import (
     CheckpointError,
     WriteError,
@@ -143,7 +148,8 @@ class Trainer:
         obs_shape = self.env.observation_space.shape
         self.stack = self.runtime.frame_stack(cfg)
         self.discrete = isinstance(self.env.action_space, gym.spaces.Discrete)
-        self.agent = self.runtime.agent.build(cfg, obs_shape, self.env.action_space, self.device)
+        self.agent: Agent = self.runtime.agent.build(cfg, obs_shape, self.env.action_space, self.device)
+        self.reset_schedule = ResetSchedule.from_config(cfg)
         obs_dtype = self.env.observation_space.dtype
         frame_shape = _frame(np.zeros(obs_shape, obs_dtype), self.stack).shape
         action_shape = () if self.discrete else self.env.action_space.shape
@@ -323,7 +329,11 @@ class Trainer:
                 state.update_budget += cfg.train.replay_ratio
                 while state.update_budget >= 1.0:
                     state.update_budget -= 1.0
-                    pending.append(self._update())
+                    stats = self._update()
+                    stats["reset"] = self.reset_schedule.due(self.agent.updates)
+                    if stats["reset"]:
+                        self._reset()
+                    pending.append(stats)
             if state.step % cfg.train.log_interval == 0 or state.step == total:
                 now = time.perf_counter()
                 rates = {
@@ -386,10 +396,12 @@ class Trainer:
         stats = self.agent.update(batch)
         if replay.prioritized:
             self.replay.update_priorities(batch.index, stats["priority"].cpu().numpy())
-        if stats["reset"]:
-            self.state.resets += 1
-            self._log("resets", {"updates": self.agent.updates})
         return stats
+
+    def _reset(self) -> None:
+        self.agent.reset(encoder_shrink=self.reset_schedule.encoder_shrink)
+        self.state.resets += 1
+        self._log("resets", {"updates": self.agent.updates})
 
     def _anneal_progress(self) -> float:
         """How far the importance exponent has gone from its start to 1 (``agent.importance_anneal``)."""
@@ -490,7 +502,7 @@ class Trainer:
             "train_episodes": self.state.episodes, "wall_seconds": self.state.wall_seconds,
             "device": str(self.device), **result,
         }
-        save_checkpoint(self.run_dir / "final_model.pt", self.runtime.agent.final_networks(self.agent))
+        save_checkpoint(self.run_dir / "final_model.pt", network_states(self.agent))
         write_json(self.run_dir / "summary.json", summary)  # last: the mark of a finished run
         if not cfg.train.keep_final_checkpoint:  # ~0.7 GB an Atari run; kept only to extend it
             (self.run_dir / CHECKPOINT).unlink(missing_ok=True)

@@ -1,7 +1,6 @@
 """What the training loop needs to know about a suite: its agent, the arguments of its
 environments, the frame stack the replay rebuilds, the env steps an agent step takes, the replay's
-settings, whether learning sees clipped rewards, the update statistics worth logging and the
-networks a finished run keeps.
+settings, whether learning sees clipped rewards and the update statistics worth logging.
 
 One loop serves every agent; adding a suite is an entry in ``SUITES``, not a branch in the loop.
 """
@@ -15,6 +14,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
+from plastic.agents.base import Agent, network_states
 from plastic.configs.schema import Config
 from plastic.envs.dmc_tasks import resolve_action_repeat
 
@@ -32,11 +32,15 @@ class ReplaySettings:
 
 @dataclass(frozen=True)
 class AgentKind:
-    build: Callable[[Config, tuple[int, ...], gym.Space, torch.device], Any]
+    build: Callable[[Config, tuple[int, ...], gym.Space, torch.device], Agent]
     replay: Callable[[Config], ReplaySettings]
     train_stats: tuple[str, ...]  # update statistics averaged into train.csv
     sam_stats: tuple[str, ...]  # of those, the ones only SAM produces
-    final_networks: Callable[[Any], dict[str, dict[str, torch.Tensor]]]
+
+    @staticmethod
+    def final_networks(agent: Agent) -> dict[str, dict[str, torch.Tensor]]:
+        """What ``final_model.pt`` holds, the same for every agent: ``network_states``."""
+        return network_states(agent)
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ class SuiteRuntime:
 
 
 def _build_rainbow(config: Config, obs_shape: tuple[int, ...], action_space: gym.Space,
-                   device: torch.device) -> Any:
+                   device: torch.device) -> Agent:
     from plastic.agents.rainbow import RainbowAgent
 
     return RainbowAgent(config, obs_shape, int(action_space.n), device)
@@ -72,7 +76,7 @@ def _rainbow_replay(config: Config) -> ReplaySettings:
 
 
 def _build_drq_sac(config: Config, obs_shape: tuple[int, ...], action_space: gym.Space,
-                   device: torch.device) -> Any:
+                   device: torch.device) -> Agent:
     from plastic.agents.drq_sac import DrQSACAgent
 
     return DrQSACAgent(config, obs_shape, int(action_space.shape[0]), device)
@@ -88,8 +92,6 @@ RAINBOW = AgentKind(
     build=_build_rainbow, replay=_rainbow_replay,
     train_stats=("loss", "loss_perturbed", "q_mean", "grad_norm", "grad_norm_clean"),
     sam_stats=("loss_perturbed", "grad_norm_clean"),
-    final_networks=lambda agent: {"online": agent.online.state_dict(),
-                                  "target": agent.target.state_dict()},
 )
 
 DRQ_SAC = AgentKind(
@@ -98,8 +100,6 @@ DRQ_SAC = AgentKind(
                  "grad_norm_clean", "actor_loss", "actor_grad_norm", "alpha", "alpha_loss",
                  "entropy", "log_std_mean"),
     sam_stats=("loss_perturbed", "grad_norm_clean"),
-    final_networks=lambda agent: {name: module.state_dict()
-                                  for name, module in agent.networks().items()},
 )
 
 
