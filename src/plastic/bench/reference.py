@@ -7,9 +7,9 @@ and backward passes, gradient clipping and Adam written out. It shares no comput
 fast path; only the container of random draws (``UpdateRandomness``) is common, so that both can
 be fed the same noise, shifts and intensities.
 
-One update, as the agent defines it (REFERENCE.md): draw noise for both networks; augment s and
-s′; target distribution from the target network at s′ with the action chosen by the online
-network at s′ (double Q), projected onto the support; cross-entropy loss at s weighted by the
+One update, as the agent defines it (the paper's DrQ(ε) Rainbow): draw noise for both networks;
+augment s and s′; target distribution from the target network at s′ with the action chosen by
+the online network at s′ (double Q), projected onto the support; cross-entropy loss at s weighted by the
 importance weights; SAM (if on): perturb the SAM parameters by ρ·g/‖g‖, recompute the gradient
 there; parameters outside SAM take the clean gradient; clip the total gradient norm; Adam step;
 EMA of the target. Resets are not part of it (they happen between updates). The fidelity knobs of

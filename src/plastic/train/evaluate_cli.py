@@ -101,13 +101,14 @@ def load_trained_agent(run_dir: str | Path, device: str = "cpu") -> TrainedAgent
                                     resolve_device(device))
     finally:
         env.close()
-    step = _load_networks(agent, source, runtime.agent.final_networks)
+    step = _load_networks(agent, source)
     return TrainedAgent(config, agent, source, step)
 
 
-def _load_networks(agent: Any, path: Path, final_networks: Callable[[Any], dict[str, Any]]) -> int | None:
+def _load_networks(agent: Any, path: Path) -> int | None:
     import torch
 
+    from plastic.agents.base import network_states
     from plastic.train.checkpoint import one_line
 
     final = path.name == FINAL_MODEL
@@ -124,9 +125,9 @@ def _load_networks(agent: Any, path: Path, final_networks: Callable[[Any], dict[
         except (KeyError, TypeError, RuntimeError) as error:
             raise ValueError(f"{path} does not hold an agent of the run's config.json "
                              f"({one_line(error)[:160]}); was it copied from another run?") from None
-    # final_networks gives the agent's live state dicts, whose tensors share storage with its
+    # network_states gives the agent's live state dicts, whose tensors share storage with its
     # modules: copying into them loads the networks of any suite's agent.
-    live = final_networks(agent)
+    live = network_states(agent)
     for name, state in live.items():
         stored = saved.get(name, {}) if isinstance(saved, dict) else {}
         wrong = sorted(k for k in state if getattr(stored.get(k), "shape", None) != state[k].shape)

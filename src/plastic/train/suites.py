@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from plastic.agents.base import Agent, network_states
+from plastic.agents.base import Agent
 from plastic.configs.schema import Config
 from plastic.envs.dmc_tasks import resolve_action_repeat
 
@@ -36,11 +36,6 @@ class AgentKind:
     replay: Callable[[Config], ReplaySettings]
     train_stats: tuple[str, ...]  # update statistics averaged into train.csv
     sam_stats: tuple[str, ...]  # of those, the ones only SAM produces
-
-    @staticmethod
-    def final_networks(agent: Agent) -> dict[str, dict[str, torch.Tensor]]:
-        """What ``final_model.pt`` holds, the same for every agent: ``network_states``."""
-        return network_states(agent)
 
 
 @dataclass(frozen=True)
