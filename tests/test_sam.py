@@ -180,6 +180,26 @@ def test_restore_then_clip_sees_clean_head_gradient():
     assert torch.allclose(torch.cat([enc, head]).detach(), w0 - 0.1 * 0.01 * final / final.norm(), atol=1e-6)
 
 
+@pytest.mark.parametrize("exclusion", ["clean", "authors"])
+def test_perturbed_block_is_first_step_then_restore(exclusion):
+    A, w0, enc, head, opt, loss = _two_group_setup(exclusion)
+    _, _, twin_enc, twin_head, twin_opt, twin_loss = _two_group_setup(exclusion)
+    loss().backward()
+    with opt.perturbed():
+        assert not torch.equal(enc.detach(), w0[:4]) and enc.grad is None  # at w + e, zeroed
+        loss().backward()
+    twin_loss().backward()
+    twin_opt.first_step(zero_grad=True)
+    twin_loss().backward()
+    twin_opt.restore()
+    for p, q in ((enc, twin_enc), (head, twin_head)):
+        assert torch.equal(p.detach(), q.detach()) and torch.equal(p.grad, q.grad)
+    assert torch.equal(enc.detach(), w0[:4])
+    with pytest.raises(RuntimeError, match="inside"), opt.perturbed():  # w comes back anyway
+        raise RuntimeError("inside")
+    assert torch.equal(torch.cat([enc, head]).detach(), w0)
+
+
 def reference_sam_step(model: nn.Module, loss_fn, rho: float, lr: float) -> None:
     """Brute-force SAM with plain autograd, one parameter at a time."""
     params = list(model.parameters())
