@@ -64,10 +64,10 @@ def test_every_preset_runs_on_a_real_atari_game(tmp_path, preset):
 
 
 RESUME_ARGS = [
-    "train", "minatar", "--game", "breakout", "--preset", "plastic", "--steps", "1500",
+    "train", "minatar", "--game", "breakout", "--preset", "plastic", "--steps", "900",
     "--no-progress", "--set", "train.learning_starts=200", "--set", "train.replay_ratio=1",
     "--set", "agent.batch_size=8", "--set", "train.checkpoint_interval=300",
-    "--set", "train.eval_episodes=2", "--set", "reset.interval=500",
+    "--set", "train.eval_episodes=2", "--set", "reset.interval=300",
     "--set", "train.log_interval=100", "--set", "train.metrics_interval=700",
     "--set", "agent.replay_capacity=2000", "--set", "train.threads=1",
 ]
