@@ -137,22 +137,27 @@ def test_module_without_reset_parameters_is_refused():
 
 
 # ------------------------------------------------------------------------------ ResetSchedule
-def brute_force_reset_updates(steps: int, learning_starts: int, replay_ratio: float,
-                              interval: int) -> list[int]:
-    """The loop's update accounting, with the Reset counted down from ``interval`` updates and
-    restarted after each: the update counts after which a Reset happens."""
-    budget, updates, countdown, resets = 0.0, 0, interval, []
-    for step in range(1, steps + 1):
-        if step <= learning_starts:
-            continue
+def loop_updates(steps: int, learning_starts: int, replay_ratio: float):
+    """The loop's update accounting: (agent step, update count) after each update."""
+    budget, updates = 0.0, 0
+    for step in range(learning_starts + 1, steps + 1):
         budget += replay_ratio
         while budget >= 1.0:
             budget -= 1.0
             updates += 1
-            countdown -= 1
-            if countdown == 0:
-                resets.append(updates)
-                countdown = interval
+            yield step, updates
+
+
+def brute_force_reset_updates(steps: int, learning_starts: int, replay_ratio: float,
+                              interval: int) -> list[int]:
+    """The Reset counted down from ``interval`` updates and restarted after each: the update
+    counts after which a Reset happens."""
+    countdown, resets = interval, []
+    for _, updates in loop_updates(steps, learning_starts, replay_ratio):
+        countdown -= 1
+        if countdown == 0:
+            resets.append(updates)
+            countdown = interval
     return resets
 
 
@@ -160,18 +165,13 @@ def schedule_reset_updates(schedule: ResetSchedule, steps: int, learning_starts:
                            replay_ratio: float, resume_at: set[int] = frozenset()) -> list[int]:
     """The same accounting asking ``schedule``; at each step in ``resume_at`` the schedule is
     rebuilt, as a run resumed from a checkpoint taken there does (only the counts survive)."""
-    budget, updates, resets = 0.0, 0, []
-    for step in range(1, steps + 1):
-        if step in resume_at:
+    resets, rebuilt_at = [], set()
+    for step, updates in loop_updates(steps, learning_starts, replay_ratio):
+        if step in resume_at and step not in rebuilt_at:
             schedule = ResetSchedule(schedule.interval, schedule.encoder_shrink)
-        if step <= learning_starts:
-            continue
-        budget += replay_ratio
-        while budget >= 1.0:
-            budget -= 1.0
-            updates += 1
-            if schedule.due(updates):
-                resets.append(updates)
+            rebuilt_at.add(step)
+        if schedule.due(updates):
+            resets.append(updates)
     return resets
 
 
