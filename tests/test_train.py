@@ -5,6 +5,7 @@ clear errors."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from plastic.replay.buffer import ReplayBuffer
 from plastic.train.checkpoint import write_json
 from plastic.train.evaluate import evaluation_seeds
 from plastic.train.logger import RunLogger, read_csv
-from plastic.train.loop import ConfigMismatchError, Trainer, check_run_dir, train
+from plastic.train.loop import TIME_PARTS, ConfigMismatchError, Trainer, check_run_dir, train
 from run_helpers import killed_and_straight_runs
 
 TINY_ATARI = {
@@ -34,7 +35,9 @@ PRESETS = ["drq", "plastic", "plastic-dagger", "drq+ln", "drq+sam", "drq+crelu",
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_runs_on_a_real_atari_game(tmp_path, preset):
     config = build_config("atari", "breakout", preset, overrides=TINY_ATARI)
+    started = time.perf_counter()
     summary = train(config, tmp_path, progress=False)
+    elapsed = time.perf_counter() - started
     for name in ("config.json", "summary.json", "final_model.pt", "episodes.csv", "train.csv",
                  "plasticity.csv", "eval.csv"):
         assert (tmp_path / name).exists(), name
@@ -55,6 +58,16 @@ def test_every_preset_runs_on_a_real_atari_game(tmp_path, preset):
     episodes = read_csv(tmp_path / "episodes.csv")
     assert len(episodes) >= 3 and all(e["length"] <= 101 for e in episodes)
     assert "human_normalized_score" in summary and summary["episodes"] == 1
+    # Where the time went: every part was run (checkpoints at 160 and 320, metrics at 280), the
+    # loop's parts fit in its wall time, and the total (with the final evaluation) in the call's.
+    time_spent = summary["time"]
+    assert set(time_spent) == {*TIME_PARTS, "other", "total"}
+    assert all(time_spent[part] > 0 for part in TIME_PARTS), time_spent
+    loop_parts = sum(time_spent[part] for part in TIME_PARTS) + time_spent["other"]
+    final_evaluation = time_spent["total"] - summary["wall_seconds"]
+    assert 0 < final_evaluation <= time_spent["evaluation"] + 1e-3
+    assert loop_parts - final_evaluation == pytest.approx(summary["wall_seconds"], abs=5e-3)
+    assert summary["wall_seconds"] < time_spent["total"] <= elapsed
     plasticity = read_csv(tmp_path / "plasticity.csv")
     assert [r["step"] for r in plasticity] == [280]
     assert 0 < plasticity[0]["encoder_active"] <= 1 and 0 < plasticity[0]["head_active"] <= 1

@@ -16,12 +16,14 @@ run directory (``plastic.train.lock``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,19 @@ class LoopState:
     resets: int = 0
     evaluations: int = 0  # evaluations done; each draws fresh env seeds from (seed, its index)
     wall_seconds: float = 0.0
+    # Seconds per part of TIME_PARTS, and "final_evaluation"; kept across resumes like wall_seconds.
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+# The parts of a run's wall time that ``summary.json``'s "time" breaks down. On CUDA an update's
+# kernels run asynchronously, so part of their time can land in the part that waits for them next.
+TIME_PARTS = {
+    "updates": "replay sampling, the agents' updates, priority writes and Resets",
+    "acting": "action selection, the environment's step and storing the transition",
+    "evaluation": "intermediate and final evaluation episodes",
+    "plasticity_metrics": "the plasticity metrics' passes",
+    "checkpoints": "writing checkpoints",
+}
 
 
 def check_run_dir(run_dir: Path, config: Config) -> str:
@@ -324,16 +339,18 @@ class Trainer:
         pending: list[dict[str, Any]] = []
         started = time.perf_counter() - state.wall_seconds
         while state.step < total:
-            self._env_step()
+            with self._timed("acting"):
+                self._env_step()
             if state.step > cfg.train.learning_starts and self.replay.num_valid >= batch_size:
                 state.update_budget += cfg.train.replay_ratio
-                while state.update_budget >= 1.0:
-                    state.update_budget -= 1.0
-                    stats = self._update()
-                    stats["reset"] = self.reset_schedule.due(self.agent.updates)
-                    if stats["reset"]:
-                        self._reset()
-                    pending.append(stats)
+                with self._timed("updates"):
+                    while state.update_budget >= 1.0:
+                        state.update_budget -= 1.0
+                        stats = self._update()
+                        stats["reset"] = self.reset_schedule.due(self.agent.updates)
+                        if stats["reset"]:
+                            self._reset()
+                        pending.append(stats)
             if state.step % cfg.train.log_interval == 0 or state.step == total:
                 now = time.perf_counter()
                 rates = {
@@ -352,17 +369,29 @@ class Trainer:
                     print(f"step {state.step}/{total} {message}", file=sys.stderr, flush=True)
             if cfg.train.metrics_interval and state.step % cfg.train.metrics_interval == 0 \
                     and self.replay.num_valid >= batch_size:
-                self._log_plasticity()
+                with self._timed("plasticity_metrics"):
+                    self._log_plasticity()
             if _eval_due(cfg, state.step):
                 paused = time.perf_counter()
-                self._evaluate()
+                with self._timed("evaluation"):
+                    self._evaluate()
                 window_start += time.perf_counter() - paused  # steps/s and updates/s: training only
             if bar is not None:
                 bar.update(1)
             if cfg.train.checkpoint_interval and state.step % cfg.train.checkpoint_interval == 0:
-                state.wall_seconds = time.perf_counter() - started
-                self._save()
+                with self._timed("checkpoints"):
+                    state.wall_seconds = time.perf_counter() - started
+                    self._save()
         state.wall_seconds = time.perf_counter() - started
+
+    @contextlib.contextmanager
+    def _timed(self, part: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            seconds = self.state.seconds
+            seconds[part] = seconds.get(part, 0.0) + time.perf_counter() - started
 
     def _env_step(self) -> None:
         cfg, state = self.config, self.state
@@ -484,7 +513,8 @@ class Trainer:
             if not rows or rows[-1]["step"] != step:  # stopped before its row was written
                 self._log("eval", {k: v for k, v in result.items() if k != "returns"})
             return result
-        result = self._evaluate(log=False)
+        with self._timed("final_evaluation"):  # after the loop: not in wall_seconds
+            result = self._evaluate(log=False)
         if self.config.train.checkpoint_interval:
             self._save(final_eval={"step": step, "result": result})
         else:  # no final checkpoint, so no stale one from before checkpoints were turned off
@@ -500,7 +530,7 @@ class Trainer:
             "steps": self.state.step, "env_steps": self.state.step * self.action_repeat,
             "updates": self.agent.updates, "resets": self.state.resets,
             "train_episodes": self.state.episodes, "wall_seconds": self.state.wall_seconds,
-            "device": str(self.device), **result,
+            "time": self._time_breakdown(), "device": str(self.device), **result,
         }
         save_checkpoint(self.run_dir / "final_model.pt", network_states(self.agent))
         write_json(self.run_dir / "summary.json", summary)  # last: the mark of a finished run
@@ -509,6 +539,20 @@ class Trainer:
         line = {k: v for k, v in summary.items() if k != "returns"}
         print(f"finished {self.run_dir}: {line}", file=sys.stderr)
         return summary
+
+
+    def _time_breakdown(self) -> dict[str, float]:
+        """Seconds per part of ``TIME_PARTS``; "other" (logging, the loop itself) is what the
+        training loop's wall time (``wall_seconds``) holds beyond its parts, and "total" adds the
+        final evaluation, which runs after the loop."""
+        measured = self.state.seconds
+        final_evaluation = measured.get("final_evaluation", 0.0)
+        in_loop = sum(measured.get(part, 0.0) for part in TIME_PARTS)
+        seconds = {part: measured.get(part, 0.0) for part in TIME_PARTS}
+        seconds["evaluation"] += final_evaluation
+        seconds["other"] = max(0.0, self.state.wall_seconds - in_loop)
+        seconds["total"] = self.state.wall_seconds + final_evaluation
+        return {part: round(value, 3) for part, value in seconds.items()}
 
 
 def _wandb_run(cfg: Config, run_dir: Path) -> Any:
