@@ -96,9 +96,28 @@ def test_round_trip_through_dict():
     ],
 )
 def test_out_of_range_values_are_refused_naming_key_value_and_range(key, value, message):
+    suite, game = ("dmc", "cheetah-run") if key.startswith("sac.") else ("minatar", "breakout")
     with pytest.raises(ValueError) as error:
-        build_config("minatar", "breakout", "drq", overrides={key: value})
+        build_config(suite, game, "drq", overrides={key: value})
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize(("suite", "game", "key", "message"), [
+    ("dmc", "cheetah-run", "agent.lr",
+     "agent.lr is a setting of the Rainbow agent (suites atari, minatar), which dmc does not run: "
+     "dmc runs DrQ (SAC), whose settings are sac.*"),
+    ("minatar", "breakout", "sac.n_step",
+     "sac.n_step is a setting of the DrQ (SAC) agent (suites dmc), which minatar does not run: "
+     "minatar runs Rainbow, whose settings are agent.*; did you mean agent.n_step?"),
+    ("atari", "pong", "sac.actor_lr",
+     "sac.actor_lr is a setting of the DrQ (SAC) agent (suites dmc), which atari does not run: "
+     "atari runs Rainbow, whose settings are agent.*"),
+])
+def test_a_key_of_the_other_agents_section_is_refused_not_ignored(suite, game, key, message):
+    with pytest.raises(ValueError) as error:
+        build_config(suite, game, "plastic", overrides={key: "1"})
+    assert str(error.value) == message
+    build_config(suite, game, "plastic", overrides={"sam.rho": 0.05})  # shared sections pass
 
 
 def test_every_numeric_key_has_a_range_and_every_default_is_in_it():

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from plastic.configs.schema import Config, apply_overrides, close_matches
+from plastic.configs.schema import Config, apply_overrides, check_agent_section, close_matches
 from plastic.envs.dmc_tasks import resolve_action_repeat, task_settings
 
 BASES: dict[str, dict[str, Any]] = {
@@ -156,6 +156,7 @@ def build_config(
     user's overrides (``--set``); validated."""
     if suite not in SUITE_DEFAULTS:
         raise ValueError(f"unknown suite {suite!r}; valid suites: {', '.join(SUITE_DEFAULTS)}")
+    check_agent_section(suite, overrides or {})
     config = Config(suite=suite, game=game, preset=preset, seed=seed)
     explicit = {**resolve_preset(preset), **(overrides or {})}
     apply_overrides(config, SUITE_DEFAULTS[suite])

@@ -13,6 +13,7 @@ import difflib
 import json
 import math
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,6 +283,26 @@ class Config:
 SUITE_FRAME_SIZE = {"atari": 84, "minatar": 10}
 ENCODER_MIN_FRAME_SIZE = {"nature": 36, "minatar": 3}
 SUITE_ENCODER = {"atari": "nature", "minatar": "minatar"}
+
+# The config section each agent owns, by the suites whose agent it is: Rainbow reads `agent.*`,
+# DrQ (SAC) reads `sac.*`; neither reads the other's (build_config refuses a user's key of it).
+AGENT_SECTIONS = {"agent": ("Rainbow", ("atari", "minatar")), "sac": ("DrQ (SAC)", ("dmc",))}
+
+
+def check_agent_section(suite: str, keys: Iterable[str]) -> None:
+    """Refuse a key of the section of an agent that ``suite`` does not run: it would be ignored."""
+    owner = next((section for section, (_, suites) in AGENT_SECTIONS.items() if suite in suites), None)
+    for key in keys:
+        section, _, leaf = key.partition(".")
+        if section not in AGENT_SECTIONS or owner is None or section == owner:
+            continue
+        agent, suites = AGENT_SECTIONS[section]
+        own_agent = AGENT_SECTIONS[owner][0]
+        twin = f"{owner}.{leaf}"
+        hint = f"; did you mean {twin}?" if twin in valid_keys() else ""
+        raise ValueError(f"{key} is a setting of the {agent} agent (suites {', '.join(suites)}), "
+                         f"which {suite} does not run: {suite} runs {own_agent}, whose settings "
+                         f"are {owner}.*{hint}")
 
 
 # Keys that change only what is logged, how often or where (not what a run computes): a run
