@@ -57,8 +57,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness import SUITE_SHAPES, make_config, synthetic_batch, time_alternating
 from plastic.agents.rainbow import RainbowAgent
-from plastic.bench.learner import SUITE_SHAPES, make_config, synthetic_batch, time_alternating
 from plastic.configs.schema import Config, flatten
 from plastic.replay.buffer import Batch
 

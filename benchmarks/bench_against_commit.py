@@ -3,6 +3,9 @@
 Each round runs `plastic bench learner --no-reference` once in a process importing the other
 commit's code (a temporary git worktree) and once importing this tree's, in alternating order,
 so that a change in the machine's load hits both; the figures are medians of process CPU time.
+Each tree is timed by its own runner: its `benchmarks/bench_learner.py`, or, in a tree from
+before that script existed, its `python -m plastic.bench.cli learner`; `PYTHONPATH` is the
+tree's `src`, so the `plastic` imported is that tree's.
 
     python benchmarks/bench_against_commit.py --rev HEAD --preset plastic --suite atari --runs 5
 """
@@ -21,11 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bench_once(src: Path, args: argparse.Namespace) -> dict:
-    command = [sys.executable, "-m", "plastic.bench.cli", "learner", "--no-reference",
-               "--preset", args.preset, "--suite", args.suite, "--threads", str(args.threads),
-               "--rounds", str(args.rounds), "--per-round", str(args.per_round)]
-    env = {**os.environ, "PYTHONPATH": str(src)}
+def bench_once(tree: Path, args: argparse.Namespace) -> dict:
+    runner = tree / "benchmarks" / "bench_learner.py"
+    command = [sys.executable, str(runner)] if runner.is_file() else [
+        sys.executable, "-m", "plastic.bench.cli", "learner"]  # older trees: plastic.bench in src
+    command += ["--no-reference", "--preset", args.preset, "--suite", args.suite,
+                "--threads", str(args.threads), "--rounds", str(args.rounds),
+                "--per-round", str(args.per_round)]
+    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -45,7 +51,7 @@ def main() -> None:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.rev],
                        check=True, capture_output=True)
         try:
-            trees = {"before": worktree / "src", "after": ROOT / "src"}
+            trees = {"before": worktree, "after": ROOT}
             cpu: dict[str, list[float]] = {name: [] for name in trees}
             for run in range(args.runs):
                 for name in trees if run % 2 == 0 else reversed(list(trees)):

@@ -18,8 +18,8 @@ import platform
 
 import torch
 
+from harness import SUITE_SHAPES, make_config, synthetic_batch, time_alternating
 from plastic.agents.rainbow import RainbowAgent
-from plastic.bench.learner import SUITE_SHAPES, make_config, synthetic_batch, time_alternating
 
 
 def main() -> None:

@@ -25,9 +25,9 @@ from unittest import mock
 
 import torch
 
+from harness import SUITE_SHAPES, make_config, synthetic_batch, time_alternating
 from plastic.agents import rainbow
 from plastic.agents.rainbow import RainbowAgent
-from plastic.bench.learner import SUITE_SHAPES, make_config, synthetic_batch, time_alternating
 from plastic.nn import networks
 
 

@@ -8,11 +8,11 @@ import inspect
 import pytest
 import torch
 
+from plastic import suites
 from plastic.agents import Agent, network_states
 from plastic.agents.drq_sac import DrQSACAgent
 from plastic.agents.rainbow import RainbowAgent
 from plastic.configs import build_config
-from plastic.train import suites
 from plastic.train.logger import read_csv
 from plastic.train.loop import train
 

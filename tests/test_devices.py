@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from plastic.agents.rainbow import resolve_device
 from plastic.configs import build_config
+from plastic.runtime import resolve_device
 from plastic.train.loop import train
 
 

@@ -356,9 +356,9 @@ def test_life_loss_noop_plays_one_noop_frame_at_the_start_and_after_each_lost_li
 
 def test_suite_passes_the_fidelity_settings_to_the_env():
     from plastic.configs.presets import build_config
-    from plastic.train.suites import suite_runtime
+    from plastic.suites import get_suite
 
-    runtime = suite_runtime("atari")
+    runtime = get_suite("atari")
     authors = runtime.env_kwargs(build_config("atari", "pong", "drq"))
     intent = runtime.env_kwargs(build_config("atari", "pong", "drq", overrides={"fidelity": "intent"}))
     keys = ("resize", "time_limit", "life_loss_noop", "max_episode_steps")

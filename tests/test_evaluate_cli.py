@@ -13,10 +13,10 @@ import torch
 from plastic.cli import main
 from plastic.configs import build_config
 from plastic.envs import make_env
+from plastic.suites import get_suite
 from plastic.train.evaluate import evaluate
 from plastic.train.evaluate_cli import evaluate_run
 from plastic.train.loop import Trainer, train
-from plastic.train.suites import suite_runtime
 
 TINY_MINATAR = {
     "train.steps": 300, "train.learning_starts": 100, "train.replay_ratio": 0.25,
@@ -36,7 +36,7 @@ def finished_run(tmp_path_factory):
 
 def direct_returns(config, networks, episodes: int, seed: int) -> list[float]:
     """The agent of ``config`` with ``networks`` loaded by hand, played by the loop's evaluate()."""
-    runtime = suite_runtime(config.suite)
+    runtime = get_suite(config.suite)
     env = make_env(config.suite, config.game, 0, train=False, **runtime.env_kwargs(config))
     agent = runtime.agent.build(config, env.observation_space.shape, env.action_space, torch.device("cpu"))
     agent.online.load_state_dict(networks["online"])

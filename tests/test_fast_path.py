@@ -13,12 +13,19 @@ import json
 import pytest
 import torch
 
+from plastic import cli
 from plastic.agents.distributional import project_distribution
 from plastic.agents.rainbow import RainbowAgent, build_q_network
-from plastic.bench import cli as bench_cli
-from plastic.bench.learner import SUITE_SHAPES, layer_macs, make_config, synthetic_batch, update_flops
-from plastic.bench.reference import ReferenceLearner, project_per_sample
 from plastic.nn.layers import FACTORISED_MAX_ROWS, NoisyLinear
+from reference_learner import (
+    SUITE_SHAPES,
+    ReferenceLearner,
+    layer_macs,
+    make_config,
+    project_per_sample,
+    synthetic_batch,
+    update_flops,
+)
 
 CASES = [  # build_config's default fidelity profile is "authors"
     ("atari", "drq", {}),
@@ -126,7 +133,7 @@ def test_flop_count_follows_ln_and_crelu_placement():
 def test_bench_cli_prints_one_json_line(capsys, what):
     args = [what, "--suite", "minatar", "--preset", "plastic", "--rounds", "1"]
     args += ["--per-round", "1", "--batch-size", "4"] if what == "learner" else ["--steps", "3"]
-    assert bench_cli.main(args) == 0
+    assert cli.main(["bench", *args]) == 0
     result = json.loads(capsys.readouterr().out)
     key = "ms_per_update" if what == "learner" else "steps_per_s"
     assert result[key] > 0 and result["speedup"] > 0 and result["threads"] == 1
@@ -135,8 +142,16 @@ def test_bench_cli_prints_one_json_line(capsys, what):
 
 
 def test_bench_cli_rejects_bad_threads(capsys):
-    assert bench_cli.main(["learner", "--threads", "-2"]) == 2
+    assert cli.main(["bench", "learner", "--threads", "-2"]) == 2
     assert "threads must be" in capsys.readouterr().err
+
+
+def test_bench_without_a_source_checkout_says_so(capsys, monkeypatch, tmp_path):
+    """A wheel install has no benchmarks/ beside src/: one line, exit code 2, no traceback."""
+    monkeypatch.setattr(cli, "benchmarks_dir", lambda: tmp_path / "missing")
+    assert cli.main(["bench", "learner", "--suite", "minatar"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("plastic: error: plastic bench needs a source checkout") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("rows", [1, FACTORISED_MAX_ROWS, FACTORISED_MAX_ROWS + 1, 32])

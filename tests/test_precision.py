@@ -8,10 +8,11 @@ import warnings
 import pytest
 import torch
 
+from plastic import runtime
 from plastic.agents import rainbow
 from plastic.agents.rainbow import RainbowAgent
-from plastic.bench.learner import SUITE_SHAPES, make_config, synthetic_batch
 from plastic.configs import build_config
+from reference_learner import SUITE_SHAPES, make_config, synthetic_batch
 
 
 def agents(suite: str, preset: str, batch_size: int) -> tuple[RainbowAgent, RainbowAgent]:
@@ -62,10 +63,10 @@ def test_unknown_precision_is_refused_with_the_valid_ones():
 
 
 def test_bf16_on_a_cpu_without_native_bf16_says_it_is_emulated(monkeypatch):
-    monkeypatch.setattr(rainbow, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     with pytest.warns(RuntimeWarning, match="no native bf16"):
         assert rainbow.autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
-    monkeypatch.setattr(rainbow, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert rainbow.autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16

@@ -7,6 +7,9 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
+
+from plastic.suites import SUITES
 
 
 def _info(_: argparse.Namespace) -> int:
@@ -57,8 +60,6 @@ def _refuse_flag_keys(assignments: dict[str, str]) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from plastic.configs import build_config, parse_assignments
 
     overrides: dict[str, object] = {}
@@ -92,13 +93,37 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-# Subcommands whose definitions import torch: built only when they run (or for build_parser()).
-BENCH_HELP = "speed of the learner update and of acting (JSON)"
+BENCH_DESCRIPTION = """Speed of the learner update and of acting, as one JSON line: runs the source
+checkout's benchmarks/bench_WHAT.py with ARGS (`plastic bench WHAT --help` lists them).
+
+  learner  time RainbowAgent.update against the reference
+  acting   time one observation through the network (+ env step)"""
+
+
+def benchmarks_dir() -> Path:
+    """The source checkout's ``benchmarks/``, beside ``src/``; a wheel install has none."""
+    import plastic
+
+    return Path(plastic.__file__).resolve().parents[2] / "benchmarks"
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """``plastic bench WHAT ARGS``: ``main(ARGS)`` of ``benchmarks/bench_WHAT.py``, in this process."""
+    import importlib
+
+    directory = benchmarks_dir()
+    if not (directory / f"bench_{args.bench}.py").is_file():
+        raise ValueError(f"plastic bench needs a source checkout of plastic (git clone the repository, "
+                         f"then pip install -e . in it): {directory}/bench_{args.bench}.py not found")
+    if str(directory) not in sys.path:
+        sys.path.insert(0, str(directory))
+    runner = importlib.import_module(f"bench_{args.bench}")
+    return runner.main(args.args, prog=f"plastic bench {args.bench}")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``plastic`` parser. ``command``: the subcommand about to run; the subcommands whose
-    definitions import torch (synthetic, bench) are then only named, unless they are the one, so
+    definitions import torch (synthetic) are then only named, unless they are the one, so
     that ``plastic --help`` stays quick. None: every subcommand in full."""
     def full(name: str) -> bool:
         return command is None or command == name
@@ -111,7 +136,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train an agent (Atari-100k, MinAtar, DeepMind Control)",
                            epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("suite", choices=["atari", "minatar", "dmc"])
+    train.add_argument("suite", choices=list(SUITES))
     train.add_argument("--game", "--task", dest="game", required=True,
                        help="e.g. pong (Atari), breakout (MinAtar), walker-run (DMC)")
     train.add_argument("--preset", default="plastic",
@@ -144,12 +169,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     add_experiment_subcommands(sub)  # plastic sweep | report
 
-    if full("bench"):
-        from plastic.bench.cli import add_bench_subcommands
-
-        add_bench_subcommands(sub)  # plastic bench learner | acting
-    else:
-        sub.add_parser("bench", help=BENCH_HELP)
+    bench = sub.add_parser("bench", help="speed of the learner update and of acting (JSON)",
+                           description=BENCH_DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_argument("bench", choices=["learner", "acting"], metavar="WHAT")
+    bench.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the benchmark's options")
+    bench.set_defaults(func=_bench)
 
     from plastic.train.evaluate_cli import add_evaluate_subcommand
 

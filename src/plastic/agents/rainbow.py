@@ -16,10 +16,8 @@ SAM's perturbed pass (``_sam_second_pass``), clipping, the optimizer step, the t
 from __future__ import annotations
 
 import copy
-import re
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plastic import runtime
 from plastic.agents.augment import draw_intensities, draw_shifts, shift_images
 from plastic.agents.distributional import project_distribution
 from plastic.configs.schema import Config
@@ -105,16 +104,6 @@ class UpdateRandomness:
     perturbed: UpdateRandomness | None = None
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N")
-    return torch.device(device)
-
-
 def build_q_network(config: Config, obs_shape: tuple[int, ...], num_actions: int) -> QNetwork:
     net_cfg = config.network
     encoder = make_encoder(net_cfg.encoder, obs_shape[0], layer_norm=net_cfg.layer_norm_in("encoder"),
@@ -152,19 +141,10 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision not in PRECISIONS:
         raise ValueError(f"train.precision: unknown value {precision!r}; valid: {', '.join(PRECISIONS)}")
     dtype = PRECISIONS[precision]
-    if dtype is torch.bfloat16 and device.type == "cpu" and not cpu_has_native_bf16():
+    if dtype is torch.bfloat16 and device.type == "cpu" and not runtime.cpu_has_native_bf16():
         warnings.warn("train.precision=bf16: this CPU has no native bf16 (AVX512-BF16 or AMX); "
                       "torch emulates it, slower than fp32", RuntimeWarning, stacklevel=2)
     return dtype
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (Linux: the avx512_bf16 or amx_bf16 flag)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
 
 
 def _noisy_layers(network: nn.Module) -> dict[str, NoisyLinear]:

@@ -1,8 +1,8 @@
 """Presets as data: a base agent plus components joined by ``+`` (``drq+ln+sam``).
 
 Each component is a small diff of the config, like the paper's ablations; ``plastic`` and
-``plastic-dagger`` are names for combinations. Suite defaults adapt the agent to a benchmark
-and are applied before the preset; per-task defaults (DMC) are derived last, for every key the
+``plastic-dagger`` are names for combinations. Suite defaults (``plastic.suites``) adapt the agent
+to a benchmark and are applied before the preset; per-task defaults (DMC) are derived last, for every key the
 preset and the user left alone.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from plastic.configs.schema import Config, apply_overrides, check_agent_section, close_matches
 from plastic.envs.dmc_tasks import resolve_action_repeat, task_settings
+from plastic.suites import get_suite
 
 BASES: dict[str, dict[str, Any]] = {
     # Atari/MinAtar: DrQ(ε)-style Rainbow, the paper's base agent; DMC: DrQ (SAC), as in the paper
@@ -29,30 +30,6 @@ COMPONENTS: dict[str, dict[str, Any]] = {
 ALIASES: dict[str, str] = {
     "plastic": "drq+ln+crelu+sam+reset",
     "plastic-dagger": "drq+ln+reset",  # PLASTIC†: no SAM, no CReLU; encoder shrink at RR ≥ 4
-}
-
-SUITE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "atari": {},
-    # MinAtar (our CPU-scale testbed, not in the paper): 10×10 inputs, so a one-conv encoder, a
-    # smaller head and no random-shift augmentation (a 4-pixel shift of a 10-pixel board
-    # destroys it); everything else as on Atari.
-    "minatar": {
-        "network.encoder": "minatar",
-        "network.hidden": 128,
-        "network.input_scale": 1.0,
-        "agent.augment": False,
-        "train.learning_starts": 1_000,
-    },
-    # DMC-Medium (the paper's appendix and the authors' configs): DrQ (SAC) with the `sac`
-    # section's settings; one update per agent step after 1,000 agent steps; 10 evaluation
-    # episodes. Step counts, SAM's ρ, the Reset interval and the evaluation interval depend on
-    # the task: see dmc_task_defaults.
-    "dmc": {
-        "train.replay_ratio": 1.0,
-        "train.learning_starts": 1_000,
-        "train.eval_episodes": 10,
-        "train.eval_envs": 10,  # ours: the 10 episodes run in lockstep, one env each
-    },
 }
 
 DMC_EVAL_EVERY_ENV_STEPS = 5_000
@@ -154,12 +131,11 @@ def build_config(
 ) -> Config:
     """Suite defaults, the fidelity profile (``fidelity``, default "authors"), the preset, then the
     user's overrides (``--set``); validated."""
-    if suite not in SUITE_DEFAULTS:
-        raise ValueError(f"unknown suite {suite!r}; valid suites: {', '.join(SUITE_DEFAULTS)}")
+    suite_defaults = get_suite(suite).defaults
     check_agent_section(suite, overrides or {})
     config = Config(suite=suite, game=game, preset=preset, seed=seed)
     explicit = {**resolve_preset(preset), **(overrides or {})}
-    apply_overrides(config, SUITE_DEFAULTS[suite])
+    apply_overrides(config, suite_defaults)
     apply_overrides(config, {"fidelity": explicit.get("fidelity", DEFAULT_FIDELITY)})
     apply_overrides(config, FIDELITY_PROFILES[config.fidelity][suite])
     apply_overrides(config, explicit)

@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from plastic.suites import SUITES, get_suite
+
 
 @dataclass
 class NetworkConfig:
@@ -268,41 +270,39 @@ class Config:
         return self
 
     def _check_encoder_fits(self) -> None:
-        size = SUITE_FRAME_SIZE.get(self.suite)  # DMC's DrQ encoder is its own (sac.*)
+        suite = get_suite(self.suite)
+        size = suite.frame_size  # None: the agent's encoder is its own (DMC's DrQ: sac.*)
         needed = ENCODER_MIN_FRAME_SIZE.get(self.network.encoder, 1)
         if size is not None and size < needed:
             raise ValueError(
                 f"network.encoder = {self.network.encoder!r} needs frames of at least "
                 f"{needed}x{needed} pixels (its convolutions shrink smaller ones to nothing); "
                 f"{self.suite} frames are {size}x{size}: use network.encoder="
-                f"{SUITE_ENCODER[self.suite]}, the {self.suite} default")
+                f"{suite.encoder}, the {self.suite} default")
 
 
-# Frame side of the suites the Rainbow agent plays, the smallest side each encoder accepts (the
-# Nature CNN's 8/4, 4/2 and 3/1 convolutions need 36 pixels), and each suite's own encoder.
-SUITE_FRAME_SIZE = {"atari": 84, "minatar": 10}
+# The smallest frame side each encoder accepts (the Nature CNN's 8/4, 4/2 and 3/1 convolutions
+# need 36 pixels).
 ENCODER_MIN_FRAME_SIZE = {"nature": 36, "minatar": 3}
-SUITE_ENCODER = {"atari": "nature", "minatar": "minatar"}
-
-# The config section each agent owns, by the suites whose agent it is: Rainbow reads `agent.*`,
-# DrQ (SAC) reads `sac.*`; neither reads the other's (build_config refuses a user's key of it).
-AGENT_SECTIONS = {"agent": ("Rainbow", ("atari", "minatar")), "sac": ("DrQ (SAC)", ("dmc",))}
 
 
 def check_agent_section(suite: str, keys: Iterable[str]) -> None:
-    """Refuse a key of the section of an agent that ``suite`` does not run: it would be ignored."""
-    owner = next((section for section, (_, suites) in AGENT_SECTIONS.items() if suite in suites), None)
+    """Refuse a key of the config section of an agent that ``suite`` does not run (each agent owns
+    one: ``AgentKind.config_section``): it would be silently ignored."""
+    own = get_suite(suite).agent
+    others = {s.agent.config_section: s.agent for s in SUITES.values()
+              if s.agent.config_section != own.config_section}
     for key in keys:
         section, _, leaf = key.partition(".")
-        if section not in AGENT_SECTIONS or owner is None or section == owner:
+        if section not in others:
             continue
-        agent, suites = AGENT_SECTIONS[section]
-        own_agent = AGENT_SECTIONS[owner][0]
-        twin = f"{owner}.{leaf}"
+        other = others[section]
+        suites = ", ".join(name for name, s in SUITES.items() if s.agent.config_section == section)
+        twin = f"{own.config_section}.{leaf}"
         hint = f"; did you mean {twin}?" if twin in valid_keys() else ""
-        raise ValueError(f"{key} is a setting of the {agent} agent (suites {', '.join(suites)}), "
-                         f"which {suite} does not run: {suite} runs {own_agent}, whose settings "
-                         f"are {owner}.*{hint}")
+        raise ValueError(f"{key} is a setting of the {other.name} agent (suites {suites}), "
+                         f"which {suite} does not run: {suite} runs {own.name}, whose settings "
+                         f"are {own.config_section}.*{hint}")
 
 
 # Keys that change only what is logged, how often or where (not what a run computes): a run
@@ -377,7 +377,7 @@ UNBOUNDED = frozenset({"network.v_min", "network.v_max", "sac.target_entropy_per
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "suite": ("atari", "minatar", "dmc"),
+    "suite": tuple(SUITES),
     "env.obs": ("pixels", "state"),
     "network.encoder": ("nature", "minatar"),
     "network.layer_norm_scope": ("encoder", "head", "all"),  # "encoder": the paper's

@@ -22,21 +22,12 @@ from plastic.envs.scores import (
 )
 from plastic.envs.snapshot import get_env_state, set_env_state
 
-SUITES: tuple[str, ...] = ("atari", "minatar", "dmc")
-
 
 def make_env(suite: str, name: str, seed: int, *, train: bool, **kwargs: Any) -> gym.Env:
     """Make environment ``name`` of ``suite``; ``kwargs`` go to the suite's own maker."""
-    if suite == "atari":
-        return make_atari_env(name, seed, train=train, **kwargs)
-    if suite == "minatar":
-        return make_minatar_env(name, seed, train=train, **kwargs)
-    if suite == "dmc":
-        # Imported here so that Atari and MinAtar never need dm_control installed.
-        from plastic.envs.dmc import make_dmc_env
+    from plastic.suites import get_suite
 
-        return make_dmc_env(name, seed, train=train, **kwargs)
-    raise ValueError(f"Unknown environment suite {suite!r}; valid suites: {', '.join(SUITES)}")
+    return get_suite(suite).make_env(name, seed, train=train, **kwargs)
 
 
 __all__ = [
@@ -44,7 +35,6 @@ __all__ = [
     "HUMAN_SCORES",
     "MINATAR_GAMES",
     "RANDOM_SCORES",
-    "SUITES",
     "camel_to_snake",
     "get_env_state",
     "human_normalized_score",

@@ -24,12 +24,8 @@ from typing import Any, TextIO
 
 from plastic.experiments.backends import LocalBackend, RayBackend
 from plastic.experiments.benchmarks import (
-    build_job_config,
-    canonical_game,
-    check_presets,
-    finished_summary,
+    Benchmark,
     get_benchmark,
-    run_progress,
     summary_score,
 )
 
@@ -111,23 +107,12 @@ def make_spec(benchmark: str, *, presets: str | Sequence[str] | None = None, see
     ``preset_overrides`` ({preset: {key: value}}) apply to one preset's runs only."""
     bench = get_benchmark(benchmark)
     preset_list = split_names(presets) or list(bench.default_presets)
-    check_presets(bench, preset_list)
-    game_list = [canonical_game(bench, g) for g in split_names(games)] or list(bench.games)
+    bench.check_presets(preset_list)
+    game_list = [bench.canonical_game(g) for g in split_names(games)] or list(bench.games)
     for name, items in (("presets", preset_list), ("games", game_list)):
         if len(set(items)) != len(items):
             raise ValueError(f"--{name} lists a name twice: {', '.join(items)}")
-    settings: dict[str, Any] = {}
-    if bench.kind == "synthetic":
-        for flag, value in (("--replay-ratio", replay_ratio), ("--steps", steps)):
-            if value is not None:
-                raise ValueError(f"{flag} does not apply to the synthetic benchmark; use --set "
-                                 "(e.g. --set chunks=20 --set iters_per_chunk=100)")
-        if device is not None:
-            settings["device"] = device
-    else:
-        for key, value in (("train.replay_ratio", replay_ratio), ("train.steps", steps), ("device", device)):
-            if value is not None:
-                settings[key] = value
+    settings = bench.settings(replay_ratio=replay_ratio, steps=steps, device=device)
     settings.update(overrides or {})
     for preset in preset_overrides or {}:
         if preset not in preset_list:
@@ -152,7 +137,7 @@ def plan_jobs(spec: SweepSpec) -> list[dict[str, Any]]:
                 run_id = spec.run_id(game, preset, seed)
                 jobs.append({
                     "id": run_id, "benchmark": bench.name, "run_dir": str(out / run_id),
-                    "config": build_job_config(bench, game, preset, seed, spec.settings(preset)),
+                    "config": bench.job_config(game, preset, seed, spec.settings(preset)),
                 })
     return jobs
 
@@ -222,17 +207,17 @@ def _differing_settings(spec: SweepSpec, old: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _config_differences(bench: Any, game: str, preset: str, before: dict[str, Any],
+def _config_differences(bench: Benchmark, game: str, preset: str, before: dict[str, Any],
                         after: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    from plastic.configs.schema import LOGGING_KEYS, flatten
+    from plastic.configs.schema import flatten
 
-    ignored = LOGGING_KEYS if bench.kind == "rl" else frozenset({"device", "data_dir"})
+    ignored = bench.resume_ignored_keys
     try:
-        was = flatten(build_job_config(bench, game, preset, 0, before))
+        was = flatten(bench.job_config(game, preset, 0, before))
     except ValueError:  # recorded settings this version no longer accepts: compare them as written
         was, now = before, after
     else:
-        now = flatten(build_job_config(bench, game, preset, 0, after))
+        now = flatten(bench.job_config(game, preset, 0, after))
     return {key: (repr(was.get(key)), repr(now.get(key))) for key in sorted(set(was) | set(now))
             if key not in ignored and str(was.get(key)) != str(now.get(key))}
 
@@ -289,7 +274,7 @@ class Progress:
             return
         parts = []
         for job in list(self.running.values())[:6]:
-            fraction = run_progress(job)
+            fraction = get_benchmark(job["benchmark"]).progress(job)
             parts.append(job["id"] + (f" {100 * fraction:.0f}%" if fraction is not None else ""))
         more = f", +{len(self.running) - 6} more" if len(self.running) > 6 else ""
         self.say(f"{self.line()}: {', '.join(parts)}{more}")
@@ -374,7 +359,7 @@ def run_sweep(spec: SweepSpec, backend: LocalBackend | RayBackend, *, command: l
     todo = []
     for job in jobs:
         try:
-            summary = finished_summary(job)
+            summary = get_benchmark(job["benchmark"]).finished_summary(job)
         except ValueError as error:  # the directory holds a different run: never overwrite it
             progress.refused(job, error)
             continue
@@ -384,8 +369,7 @@ def run_sweep(spec: SweepSpec, backend: LocalBackend | RayBackend, *, command: l
             progress.skipped(job, summary)
     progress._save()
     bench = get_benchmark(spec.benchmark)
-    word = "task" if bench.kind == "synthetic" else "game"
-    progress.say(f"{bench.name}: {len(jobs)} runs ({len(spec.games)} {word}(s) × {len(spec.presets)} "
+    progress.say(f"{bench.name}: {len(jobs)} runs ({len(spec.games)} {bench.unit}(s) × {len(spec.presets)} "
                  f"preset(s) × {len(spec.seeds)} seed(s)) in {spec.out}; "
                  f"{progress.counts['finished']} already finished, {len(todo)} to run on "
                  f"{backend.describe()}")

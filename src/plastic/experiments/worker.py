@@ -52,7 +52,7 @@ def output_to(path: Path) -> Iterator[None]:
 def execute(job: dict[str, Any], threads: int = 1) -> dict[str, Any]:
     """Runs one job; returns ``{"id", "status": "finished"|"failed", "summary" | "error",
     "traceback", "seconds", "host"}``. Never raises for a failing run."""
-    from plastic.experiments.benchmarks import run_job
+    from plastic.experiments.benchmarks import get_benchmark
 
     started = time.perf_counter()
     result: dict[str, Any] = {"id": job["id"], "host": os.uname().nodename}
@@ -61,7 +61,7 @@ def execute(job: dict[str, Any], threads: int = 1) -> dict[str, Any]:
         with output_to(Path(job["run_dir"]) / LOG_NAME):
             print(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {job['id']} on {result['host']}", flush=True)
             try:
-                summary = run_job(job, threads)
+                summary = get_benchmark(job["benchmark"]).run(job, threads)
             except Exception:
                 traceback.print_exc()  # into the run's log as well as the sweep's status
                 raise

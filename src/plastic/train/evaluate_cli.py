@@ -3,7 +3,7 @@ print its mean score and, where the game has pictures, write its first game as a
 
 The agent comes from ``final_model.pt`` (a finished run) or else ``checkpoint.pt`` (the latest
 checkpoint of an unfinished one), built from the run's ``config.json``. The games are played by
-``plastic.train.evaluate.evaluate`` with the suite's environments (``plastic.train.suites``), as
+``plastic.train.evaluate.evaluate`` with the suite's environments (``plastic.suites``), as
 the training loop's evaluations are: the same number of games and environments in lockstep, the
 agent's evaluation policy, raw scores.
 
@@ -78,11 +78,11 @@ def run_evaluate_from_args(args: argparse.Namespace) -> int:
 def load_trained_agent(run_dir: str | Path, device: str = "cpu") -> TrainedAgent:
     """The agent of a run directory, with the networks of ``final_model.pt`` (or else of the latest
     ``checkpoint.pt``); ``ValueError`` / ``FileNotFoundError`` in one line when it cannot be had."""
-    from plastic.agents.rainbow import resolve_device
     from plastic.configs.schema import Config
     from plastic.envs import make_env
+    from plastic.runtime import resolve_device
+    from plastic.suites import get_suite
     from plastic.train.checkpoint import read_json
-    from plastic.train.suites import suite_runtime
 
     run_dir = Path(run_dir).expanduser().resolve()
     config_path = run_dir / "config.json"
@@ -94,7 +94,7 @@ def load_trained_agent(run_dir: str | Path, device: str = "cpu") -> TrainedAgent
     if source is None:
         raise FileNotFoundError(f"{run_dir} has neither {FINAL_MODEL} nor {CHECKPOINT}: the run saved no "
                                 "model yet; let it train to its first checkpoint or to the end")
-    runtime = suite_runtime(config.suite)
+    runtime = get_suite(config.suite)
     env = make_env(config.suite, config.game, config.seed, train=False, **runtime.env_kwargs(config))
     try:
         agent = runtime.agent.build(config, env.observation_space.shape, env.action_space,
@@ -149,7 +149,7 @@ def evaluate_run(run_dir: str | Path, *, episodes: int | None = None, seed: int 
     returns ``returns``, ``score`` (their mean), ``line`` (a one-line account) and ``video``/``frames``."""
     import numpy as np
 
-    from plastic.bench.threads import configure_threads
+    from plastic.runtime import configure_threads
     from plastic.train.evaluate import evaluate
 
     if episodes is not None and episodes < 1:
@@ -180,9 +180,9 @@ def _env_maker(config: Config, frame: Frame | None, max_frames: int,
     """The suite's evaluation environments, as the training loop makes them; the first one records
     its first game when ``frame`` is given."""
     from plastic.envs import make_env
-    from plastic.train.suites import suite_runtime
+    from plastic.suites import get_suite
 
-    runtime = suite_runtime(config.suite)
+    runtime = get_suite(config.suite)
 
     def make(env_seed: int) -> Any:
         env = make_env(config.suite, config.game, env_seed, train=runtime.eval_with_train_envs,

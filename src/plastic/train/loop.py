@@ -1,7 +1,7 @@
 """The off-policy training loop: act, store, update at the replay ratio, log, checkpoint, evaluate.
 
 One loop serves every agent (Rainbow on Atari and MinAtar, DrQ (SAC) on DeepMind Control), through
-the ``plastic.agents.Agent`` protocol; what differs per suite is data in ``plastic.train.suites``.
+the ``plastic.agents.Agent`` protocol; what differs per suite is data in ``plastic.suites``.
 ``Trainer._steps`` is the schedule of a run: after each agent step, the updates the replay ratio
 owes, each followed by a Reset where the ``ResetSchedule`` says so; then logs, plasticity metrics,
 evaluations and checkpoints, each at its own interval.
@@ -33,13 +33,13 @@ import torch
 
 from plastic import metrics
 from plastic.agents.base import Agent, network_states
-from plastic.agents.rainbow import resolve_device
-from plastic.bench.threads import configure_threads
 from plastic.configs.schema import LOGGING_KEYS, Config, flatten
-from plastic.envs import get_env_state, make_env, set_env_state
+from plastic.envs import get_env_state, set_env_state
 from plastic.envs.scores import RANDOM_SCORES, human_normalized_score
 from plastic.replay.buffer import ReplayBuffer
 from plastic.reset import ResetSchedule
+from plastic.runtime import configure_threads, resolve_device
+from plastic.suites import get_suite
 from plastic.train.checkpoint import (
     CheckpointError,
     WriteError,
@@ -51,7 +51,6 @@ from plastic.train.checkpoint import (
 from plastic.train.evaluate import evaluate
 from plastic.train.lock import run_lock
 from plastic.train.logger import RunLogger, read_csv
-from plastic.train.suites import suite_runtime
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -145,7 +144,7 @@ class Trainer:
         self.run_dir = Path(run_dir).expanduser().resolve()
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.device = resolve_device(config.device)
-        self.runtime = suite_runtime(config.suite)
+        self.runtime = get_suite(config.suite)
         self.checkpoint_step: int | None = None  # the step of the checkpoint on disk, once known
         self.final_eval: dict[str, Any] | None = None  # the final checkpoint's, once loaded
         self._bar: Any = None  # the tqdm bar while the loop runs
@@ -153,7 +152,7 @@ class Trainer:
     # ------------------------------------------------------------------------------ setup
     def _make_env(self, seed: int, train: bool):
         cfg = self.config
-        return make_env(cfg.suite, cfg.game, seed, train=train, **self.runtime.env_kwargs(cfg))
+        return self.runtime.make_env(cfg.game, seed, train=train, **self.runtime.env_kwargs(cfg))
 
     def _setup(self) -> None:
         cfg = self.config

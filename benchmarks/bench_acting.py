@@ -4,10 +4,14 @@ The fast path is ``RainbowAgent.act``; the reference applies the same target net
 straightforward way (NCHW, the noisy weights rebuilt on every call). With ``with_env`` each step
 also steps a real environment (Atari: ALE with the Atari-100k protocol; MinAtar), and the
 environment alone is timed too, so the network's share is visible.
+One JSON line (keys: benchmarks/README.md).
+
+    python benchmarks/bench_acting.py --preset plastic --suite atari --env   # = plastic bench acting ...
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Callable
 from typing import Any
@@ -15,10 +19,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from plastic.agents.rainbow import RainbowAgent, resolve_device
-from plastic.bench.learner import SUITE_SHAPES, make_config, time_alternating
-from plastic.bench.reference import network_forward
+from harness import (
+    SUITE_SHAPES,
+    add_common_options,
+    make_config,
+    network_forward,
+    print_result,
+    run_main,
+    time_alternating,
+)
+from plastic.agents.rainbow import RainbowAgent
+from plastic.configs import parse_assignments
 from plastic.nn.layers import NoisyLinear
+from plastic.runtime import resolve_device
 
 
 def bench_acting(preset: str, *, suite: str = "atari", device: str = "cpu", num_actions: int | None = None,
@@ -91,3 +104,24 @@ def bench_acting(preset: str, *, suite: str = "atari", device: str = "cpu", num_
     result.update({"rounds": rounds, "steps_per_round": steps,
                    "loadavg_1m": [round(load, 2), round(os.getloadavg()[0], 2)], "torch": torch.__version__})
     return result
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Parse ``argv`` (default: the command line), run the benchmark, print its JSON line."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description="time one observation through the network (+ env step)")
+    add_common_options(parser)
+    parser.add_argument("--steps", type=int, default=300, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--env", action="store_true", help="also step a real environment")
+    parser.add_argument("--no-reference", action="store_true", help="time the fast path only")
+    args = parser.parse_args(argv)
+    return print_result(args, lambda: bench_acting(
+        args.preset, suite=args.suite, device=args.device, num_actions=args.num_actions,
+        steps=args.steps, rounds=args.rounds, with_env=args.env,
+        reference=not args.no_reference, overrides=parse_assignments(args.set),
+    ))
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))

@@ -15,6 +15,12 @@ there; parameters outside SAM take the clean gradient; clip the total gradient n
 EMA of the target. Resets are not part of it (they happen between updates). The fidelity knobs of
 the update are followed too: the dueling gradient scale, SAM's pre-clip of the clean gradient, and
 a perturbed pass that redraws noise and augmentation and recomputes the target.
+
+Also here, for the tests and the benchmarks alike: the synthetic setting the two learners are
+compared in (``SUITE_SHAPES``, ``make_config``, ``synthetic_batch``) and the FLOP count of one
+update (``layer_macs``, ``update_flops``). ``tests/test_fast_path.py`` checks the fast update
+against ``ReferenceLearner``; ``benchmarks/bench_learner.py`` and ``benchmarks/bench_acting.py``
+time the two side by side (they import this module through ``benchmarks/harness.py``).
 """
 
 from __future__ import annotations
@@ -24,11 +30,51 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from plastic.agents.rainbow import RainbowAgent, UpdateRandomness
+from plastic.agents.rainbow import RainbowAgent, UpdateRandomness, build_q_network
+from plastic.configs import build_config
 from plastic.configs.schema import Config
+from plastic.nn.layers import NoisyLinear
 from plastic.replay.buffer import Batch
 
+# ------------------------------------------------------------------------ the synthetic setting
+SUITE_SHAPES: dict[str, dict[str, Any]] = {
+    # Atari: the full action set (18) is the largest head any game needs.
+    "atari": {"game": "pong", "obs_shape": (4, 84, 84), "num_actions": 18, "high": 256},
+    # MinAtar's largest observation among the games the agent sees is 4x10x10 (breakout has 4
+    # channels); 6 actions is MinAtar's full action set.
+    "minatar": {"game": "breakout", "obs_shape": (4, 10, 10), "num_actions": 6, "high": 2},
+}
+
+
+def make_config(suite: str, preset: str, batch_size: int, device: str,
+                overrides: dict[str, Any] | None = None) -> Config:
+    if suite not in SUITE_SHAPES:
+        raise ValueError(f"unknown suite {suite!r}; valid suites: {', '.join(SUITE_SHAPES)}")
+    if batch_size < 1:
+        raise ValueError(f"batch size must be positive, got {batch_size}")
+    return build_config(suite, SUITE_SHAPES[suite]["game"], preset,
+                        overrides={"agent.batch_size": batch_size, "device": device, **(overrides or {})})
+
+
+def synthetic_batch(obs_shape: tuple[int, ...], num_actions: int, batch_size: int, high: int,
+                    seed: int = 0) -> Batch:
+    """A replay-like batch: uint8 frames, 10-step returns, some terminals, importance weights."""
+    rng = np.random.default_rng(seed)
+    discount = np.where(rng.random(batch_size) < 0.1, 0.0, 0.99**10).astype(np.float32)
+    return Batch(
+        obs=rng.integers(0, high, (batch_size, *obs_shape), dtype=np.uint8),
+        action=rng.integers(0, num_actions, batch_size),
+        reward=rng.normal(0.0, 2.0, batch_size).astype(np.float32),
+        discount=discount,
+        next_obs=rng.integers(0, high, (batch_size, *obs_shape), dtype=np.uint8),
+        weight=rng.uniform(0.3, 1.0, batch_size).astype(np.float32),
+        index=np.arange(batch_size),
+    )
+
+
+# ------------------------------------------------------------------------- the reference update
 _LAYER_NORM_EPS = 1e-6  # LayerNorm2d's default
 _SAM_EPS = 1e-12  # SAM's guard against a zero gradient norm
 _CLIP_EPS = 1e-6  # torch.nn.utils.clip_grad_norm_'s guard
@@ -311,3 +357,46 @@ class ReferenceLearner:
             v_hat = state["v"] / (1 - beta2 ** state["step"])
             self.online[k] = self.online[k] - agent.lr * m_hat / (torch.sqrt(v_hat) + agent.adam_eps)
 
+
+# --------------------------------------------------------------------------- the update's FLOPs
+def layer_macs(network: nn.Module, obs_shape: tuple[int, ...]) -> list[tuple[str, int]]:
+    """Multiply-accumulates per sample of every conv and linear layer, in forward order."""
+    macs: list[tuple[str, int]] = []
+    hooks = []
+    for name, module in network.named_modules():
+        if isinstance(module, nn.Conv2d):
+            per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+        elif isinstance(module, (nn.Linear, NoisyLinear)):
+            per_output = module.in_features
+        else:
+            continue
+        hooks.append(module.register_forward_hook(
+            lambda m, i, o, name=name, k=per_output: macs.append((name, o[0].numel() * k))))
+    network.eval()
+    with torch.no_grad():
+        network(torch.zeros(1, *obs_shape))
+    for hook in hooks:
+        hook.remove()
+    return macs
+
+
+def update_flops(config: Config, obs_shape: tuple[int, ...], num_actions: int) -> float:
+    """The FLOPs one update needs (a multiply-add is 2), convs and linear layers only.
+
+    Target forward at s′, online forward at s′ (double Q), the clean forward and backward at s
+    (weight gradients everywhere, input gradients below all but the first layer), and with SAM a
+    second forward and backward with weight gradients only for the parameters SAM recomputes.
+    """
+    macs = layer_macs(build_q_network(config, obs_shape, num_actions), obs_shape)
+    forward = sum(m for _, m in macs)
+    first = macs[0][1]
+    total = forward * (2 if config.agent.double_q else 1)  # target and online at s′
+    total += forward + forward + (forward - first)  # clean pass: forward, weight grads, input grads
+    if config.sam.enabled:
+        sam = config.sam
+        recomputed = {"encoder": ("encoder",), "head": ("head",), "all": ("encoder", "head")}[sam.scope]
+        if sam.exclusion == "authors":
+            recomputed = ("encoder", "head")
+        weight_grads = sum(m for name, m in macs if name.split(".")[0] in recomputed)
+        total += forward + weight_grads + (forward - first)
+    return 2.0 * total * config.agent.batch_size

@@ -1,0 +1,64 @@
+"""Where plastic computes: the torch device and the number of intra-op threads.
+
+Device: ``resolve_device`` turns ``auto | cpu | cuda | cuda:N`` into a ``torch.device`` (auto:
+CUDA when torch sees a GPU), and refuses a GPU that is not there; ``cpu_has_native_bf16`` says
+whether bf16 on this CPU is native or emulated (``train.precision=bf16``).
+
+Threads, for small-batch RL on a few CPU cores (measurements in benchmarks/README.md). An RL
+update at batch 32 is a few hundred small operations. With several intra-op threads, each
+operation ends at an OpenMP barrier; when another process holds a core, the thread waiting there
+(spinning, by default) waits for a whole scheduler time slice. On the shared 2-core machine
+(load 5-7) two threads made a MinAtar update 10x and an Atari update 5x slower than one thread;
+``OMP_WAIT_POLICY=PASSIVE`` removes most of the spinning but one thread was still fastest. So
+plastic runs one intra-op thread on CPU unless told otherwise; to use more cores, run more seeds
+side by side (``plastic sweep``), which scales without barriers.
+
+``OMP_WAIT_POLICY`` is read when torch loads its OpenMP runtime, so it has to be in the
+environment before ``import torch`` (e.g. set in the shell that starts plastic).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+
+# ----------------------------------------------------------------------------------- the device
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N")
+    return torch.device(device)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (Linux: the avx512_bf16 or amx_bf16 flag)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+# ---------------------------------------------------------------------------------- the threads
+def default_threads(device: torch.device | str) -> int:
+    """plastic's intra-op thread count: 1 on CPU (see the module docstring), torch's own elsewhere."""
+    return 1 if torch.device(device).type == "cpu" else torch.get_num_threads()
+
+
+def configure_threads(threads: int | None, device: torch.device | str = "cpu") -> int:
+    """Set torch's intra-op threads: ``threads`` if positive, plastic's default if 0 or None.
+
+    Returns the number of threads now in use.
+    """
+    if threads is not None and (not isinstance(threads, int) or threads < 0):
+        raise ValueError(f"threads must be 0 (plastic's default) or a positive integer, got {threads!r}")
+    wanted = threads if threads else default_threads(device)
+    if wanted != torch.get_num_threads():
+        torch.set_num_threads(wanted)
+    return torch.get_num_threads()
