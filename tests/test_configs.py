@@ -159,3 +159,18 @@ def test_bad_values_stop_the_cli_and_train_before_a_run_directory_exists(tmp_pat
     with pytest.raises(ValueError, match="network.layer_norm_scope: unknown value 'neck'; valid: encoder"):
         train(config, run_dir, progress=False)
     assert not run_dir.exists()
+
+
+def test_one_value_parser_serves_the_rl_and_the_synthetic_configs():
+    from plastic.configs.schema import coerce
+    from plastic.synthetic import SyntheticConfig
+
+    assert coerce("k", "none", float | None) is None and coerce("k", None, bool | None) is None
+    assert coerce("k", " 0.5", float | None) == 0.5 and coerce("k", "1e3", int) == 1000
+    config = SyntheticConfig.from_dict({"task": "input", "method": "plastic", "lr": "none",
+                                        "chunks": "20", "hessian": "yes", "weight_decay": "1e-4"})
+    assert (config.lr, config.chunks, config.hessian, config.weight_decay) == (None, 20, True, 1e-4)
+    for key, value, message in (("chunks", "x", "chunks: expected int, got 'x'"),
+                                ("hessian", "maybe", "hessian: expected true or false, got 'maybe'")):
+        with pytest.raises(ValueError, match=message):
+            SyntheticConfig.from_dict({"task": "input", "method": "plastic", key: value})

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import json
 import math
+import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -444,7 +445,14 @@ def unknown_key_message(key: str) -> str:
     return "; ".join(parts)
 
 
-def _coerce(key: str, value: Any, kind: Any) -> Any:
+def coerce(key: str, value: Any, kind: Any) -> Any:
+    """``value`` (a ``--set`` string or a JSON value) as the type ``kind`` of config key ``key``;
+    ``X | None`` takes "none"/"null" or None as None. One parser for every typed config."""
+    options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else ()
+    if type(None) in options:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
+            return None
+        (kind,) = [option for option in options if option is not type(None)]
     if isinstance(value, str) and kind is not str:
         text = value.strip()
         if kind is bool:
@@ -480,7 +488,7 @@ def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
         if leaf not in fields or dataclasses.is_dataclass(getattr(node, leaf)):
             raise ValueError(unknown_key_message(key))
         kind = typing.get_type_hints(type(node))[leaf]
-        coerced = _coerce(key, value, kind)
+        coerced = coerce(key, value, kind)
         check_choice(key, coerced)
         setattr(node, leaf, coerced)
     return config

@@ -180,9 +180,7 @@ class SyntheticBenchmark(Benchmark):
                    overrides: dict[str, Any]) -> dict[str, Any]:
         from plastic.synthetic import SyntheticConfig
 
-        values = {key: _parse_scalar(value) for key, value in overrides.items()}
-        values.update(task=game, method=preset, seed=seed)
-        config = SyntheticConfig.from_dict(values)
+        config = SyntheticConfig.from_dict({**overrides, "task": game, "method": preset, "seed": seed})
         config.resolved()  # validates names and sizes now, not in a worker
         return config.to_dict()
 
@@ -239,23 +237,6 @@ def get_benchmark(name: str) -> Benchmark:
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; valid benchmarks: {', '.join(BENCHMARKS)}")
     return BENCHMARKS[name]
-
-
-def _parse_scalar(text: Any) -> Any:
-    """``--set`` values for the synthetic config: int, float, bool, none, else the string."""
-    if not isinstance(text, str):
-        return text
-    lowered = text.strip().lower()
-    if lowered in ("none", "null"):
-        return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def summary_score(summary: dict[str, Any]) -> float | None:

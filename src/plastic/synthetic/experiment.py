@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -34,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plastic.configs.schema import coerce
 from plastic.metrics import active_units, hessian_top_eigenvalue
 from plastic.optim.sam import SAM
 from plastic.reset import reset_
@@ -147,7 +149,8 @@ class SyntheticConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown config keys {unknown}; valid keys: {', '.join(sorted(known))}")
-        return cls(**values)
+        kinds = typing.get_type_hints(cls)
+        return cls(**{key: coerce(key, value, kinds[key]) for key, value in values.items()})
 
 
 def synthetic_config(
