@@ -15,10 +15,9 @@ from plastic.configs.schema import Config, apply_overrides, check_agent_section,
 from plastic.envs.dmc_tasks import resolve_action_repeat, task_settings
 from plastic.suites import get_suite
 
-BASES: dict[str, dict[str, Any]] = {
-    # Atari/MinAtar: DrQ(ε)-style Rainbow, the paper's base agent; DMC: DrQ (SAC), as in the paper
-    "drq": {},
-}
+# The base agent is the config's defaults: on Atari/MinAtar DrQ(ε)-style Rainbow, the paper's base
+# agent; on DMC DrQ (SAC), as in the paper. Every preset is it plus components.
+BASE = "drq"
 
 COMPONENTS: dict[str, dict[str, Any]] = {
     "ln": {"network.layer_norm": True},
@@ -97,7 +96,7 @@ TASK_DEFAULTS: dict[str, Callable[[Config], tuple[dict[str, Any], dict[str, Any]
 
 def preset_names() -> list[str]:
     singles = [f"drq+{c}" for c in COMPONENTS]
-    return [*BASES, *ALIASES, *singles]
+    return [BASE, *ALIASES, *singles]
 
 
 def _did_you_mean(word: str, candidates: list[str]) -> str:
@@ -109,13 +108,13 @@ def resolve_preset(preset: str) -> dict[str, Any]:
     """Overrides of a preset name like ``plastic`` or ``drq+ln+sam``."""
     expanded = ALIASES.get(preset, preset)
     base, *components = expanded.split("+")
-    if base not in BASES:
+    if base != BASE:
         raise ValueError(
-            f"unknown preset {preset!r}{_did_you_mean(preset, [*BASES, *ALIASES])}; a preset is a "
-            f"base ({', '.join(BASES)}) plus components ({', '.join(COMPONENTS)}) joined by '+', "
+            f"unknown preset {preset!r}{_did_you_mean(preset, [BASE, *ALIASES])}; a preset is the "
+            f"base ({BASE}) plus components ({', '.join(COMPONENTS)}) joined by '+', "
             f"or one of: {', '.join(preset_names())}"
         )
-    overrides = dict(BASES[base])
+    overrides: dict[str, Any] = {}
     for component in components:
         if component not in COMPONENTS:
             raise ValueError(
