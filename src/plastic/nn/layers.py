@@ -72,6 +72,23 @@ def _scaled_noise(size: int, device: torch.device, generator: torch.Generator | 
     return x.sign().mul_(x.abs().sqrt_())
 
 
+class _NoisyWeight(torch.autograd.Function):
+    """μ + σ ⊙ E, whose backward is one pass over the weight: dμ = g, dσ = g ⊙ E. (Autograd's
+    own ``addcmul`` backward first multiplies E by its scalar ``value`` 1: a second pass and a
+    fresh weight-sized tensor, for each noisy layer in every backward.)"""
+
+    @staticmethod
+    def forward(ctx: Any, mu: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(noise)
+        return torch.addcmul(mu, sigma, noise)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        (noise,) = ctx.saved_tensors
+        grad_sigma = grad * noise if ctx.needs_input_grad[1] else None
+        return grad, grad_sigma, None
+
+
 class NoisyLinear(nn.Module):
     """Linear layer with factorised Gaussian parameter noise (Fortunato et al., 2018).
 
@@ -111,7 +128,7 @@ class NoisyLinear(nn.Module):
         self.eps_out.copy_(_scaled_noise(self.out_features, device, generator))
 
     def noisy_weight(self) -> torch.Tensor:
-        return torch.addcmul(self.weight_mu, self.weight_sigma, torch.outer(self.eps_out, self.eps_in))
+        return _NoisyWeight.apply(self.weight_mu, self.weight_sigma, torch.outer(self.eps_out, self.eps_in))
 
     def noisy_bias(self) -> torch.Tensor:
         return torch.addcmul(self.bias_mu, self.bias_sigma, self.eps_out)
