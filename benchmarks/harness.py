@@ -83,9 +83,10 @@ def time_alternating(functions: dict[str, Callable[[], Any]], device: torch.devi
 
 def print_result(args: argparse.Namespace, bench: Callable[[], dict[str, Any]]) -> int:
     """Set the threads ``args`` asks for, run ``bench`` and print its result as one JSON line."""
-    from plastic.runtime import configure_threads
+    from plastic.runtime import configure_threads, keep_freed_memory
 
     threads = configure_threads(args.threads, args.device)
+    keep_freed_memory()  # as a training run does
     result = bench()
     result["threads_setting"] = threads
     print(json.dumps(result))

@@ -1,4 +1,5 @@
-"""Where plastic computes: the torch device and the number of intra-op threads.
+"""Where plastic computes: the torch device, the number of intra-op threads, and how the C library
+keeps the memory of freed tensors.
 
 Device: ``resolve_device`` turns ``auto | cpu | cuda | cuda:N`` into a ``torch.device`` (auto:
 CUDA when torch sees a GPU), and refuses a GPU that is not there; ``cpu_has_native_bf16`` says
@@ -19,7 +20,9 @@ environment before ``import torch`` (e.g. set in the shell that starts plastic).
 
 from __future__ import annotations
 
+import ctypes
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -62,3 +65,31 @@ def configure_threads(threads: int | None, device: torch.device | str = "cpu") -
     if wanted != torch.get_num_threads():
         torch.set_num_threads(wanted)
     return torch.get_num_threads()
+
+
+# ------------------------------------------------------------------------------------ the memory
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+HEAP_ALLOCATIONS_BELOW = 32 << 20  # glibc's largest allowed M_MMAP_THRESHOLD on 64-bit
+KEEP_FREED_UP_TO = 1 << 30
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc serve allocations below 32 MB from its heap and keep freed memory for reuse.
+
+    An update allocates and frees many tensors of a few MB (an Atari noisy layer's weight is
+    3.2 MB). By default glibc maps each such block fresh from the kernel and returns it when freed,
+    so the next update pays a page fault per 4 kB page again: about 5,900 faults and 13 ms of
+    system time per Atari plastic update (benchmarks/README.md). Kept, the same update faults
+    about 150 times. The cost is that the process keeps its peak heap. Returns whether it applied
+    (glibc on Linux; a no-op elsewhere). It changes no result, only time.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False  # not glibc (e.g. musl)
+    return bool(mallopt(_M_MMAP_THRESHOLD, HEAP_ALLOCATIONS_BELOW)) and \
+        bool(mallopt(_M_TRIM_THRESHOLD, KEEP_FREED_UP_TO))

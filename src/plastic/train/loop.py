@@ -38,7 +38,7 @@ from plastic.envs import get_env_state, set_env_state
 from plastic.envs.scores import RANDOM_SCORES, human_normalized_score
 from plastic.replay.buffer import ReplayBuffer
 from plastic.reset import ResetSchedule
-from plastic.runtime import configure_threads, resolve_device
+from plastic.runtime import configure_threads, keep_freed_memory, resolve_device
 from plastic.suites import get_suite
 from plastic.train.checkpoint import (
     CheckpointError,
@@ -157,6 +157,7 @@ class Trainer:
     def _setup(self) -> None:
         cfg = self.config
         configure_threads(cfg.train.threads, self.device)  # 0: one thread on CPU (see benchmarks)
+        keep_freed_memory()  # no page faults for the update's freed tensors (plastic.runtime)
         torch.manual_seed(cfg.seed)
         self.env = self._make_env(cfg.seed, train=True)
         obs_shape = self.env.observation_space.shape
