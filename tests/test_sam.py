@@ -313,3 +313,18 @@ def test_deepcopy_gives_an_independent_working_optimizer():
         opt.step(closure_of(lambda: quadratic(A, w)))
         opt2.step(closure_of(lambda: quadratic(A, w2)))
     assert torch.equal(w.detach(), w2.detach()) and w is not w2
+
+
+def test_scoped_param_groups_flag_the_scoped_part_and_drop_empty_parts():
+    from plastic.optim.sam import scoped_param_groups
+
+    encoder, head = [torch.nn.Parameter(torch.zeros(2))], [torch.nn.Parameter(torch.zeros(3))]
+    flags = {scope: [(len(g["params"]), g["sam"]) for g in scoped_param_groups(encoder, head, scope)]
+             for scope in ("encoder", "head", "all")}
+    assert flags == {"encoder": [(1, True), (1, False)], "head": [(1, False), (1, True)],
+                     "all": [(1, True), (1, True)]}
+    assert [(g["sam"]) for g in scoped_param_groups([], head, "head")] == [True]
+    with pytest.raises(ValueError, match="SAM on the encoder, which has no parameters"):
+        scoped_param_groups([], head, "encoder")
+    with pytest.raises(ValueError, match="unknown scope 'neck'"):
+        scoped_param_groups(encoder, head, "neck")

@@ -54,13 +54,13 @@ from plastic.nn.sac_networks import (
     parse_channels,
     squashed_gaussian_sample,
 )
-from plastic.optim.sam import SAM
+from plastic.optim.sam import SAM, scoped_param_groups
+from plastic.optim.sam import SCOPES as SAM_SCOPES
 from plastic.replay.buffer import Batch
 from plastic.reset import reset_
 
 __all__ = ["DrQSACAgent", "SACConfig", "SACUpdateRandomness", "validate_sac_config"]
 
-SAM_SCOPES = ("encoder", "head", "all")
 RESET_SCOPES = ("head", "all")
 
 
@@ -181,11 +181,7 @@ class DrQSACAgent:
                 "SAM on the encoder, but the encoder has no parameters (state observations with "
                 "sac.state_encoder_layers=0); give it layers, or set sam.scope to 'head' or 'all'"
             )
-        groups = [
-            {"params": encoder_params, "sam": sam.scope in ("encoder", "all")},
-            {"params": list(self.critic.head.parameters()), "sam": sam.scope in ("head", "all")},
-        ]
-        groups = [g for g in groups if g["params"]]
+        groups = scoped_param_groups(encoder_params, self.critic.head.parameters(), sam.scope)
         return SAM(groups, torch.optim.Adam, rho=sam.rho, adaptive=sam.adaptive,
                    exclusion=getattr(sam, "exclusion", "clean"), **kwargs)
 

@@ -39,7 +39,7 @@ from plastic.nn.networks import (
     make_encoder,
 )
 from plastic.optim.loss_scale import DynamicLossScale
-from plastic.optim.sam import SAM
+from plastic.optim.sam import SAM, scoped_param_groups
 from plastic.replay.buffer import Batch
 from plastic.reset import reset_
 
@@ -181,11 +181,8 @@ class RainbowAgent:
         kwargs = dict(lr=agent.lr, eps=agent.adam_eps, **_adam_options(self.device))
         if not sam.enabled:
             return torch.optim.Adam(self.online.parameters(), **kwargs)
-        groups = [
-            {"params": list(self.online.encoder.parameters()),
-             "sam": sam.scope in ("encoder", "all")},
-            {"params": list(self.online.head.parameters()), "sam": sam.scope in ("head", "all")},
-        ]
+        groups = scoped_param_groups(self.online.encoder.parameters(), self.online.head.parameters(),
+                                     sam.scope)
         return SAM(groups, torch.optim.Adam, rho=sam.rho, adaptive=sam.adaptive,
                    exclusion=sam.exclusion, **kwargs)
 

@@ -22,6 +22,22 @@ from torch.optim import Optimizer
 
 _EPS = 1e-12
 EXCLUSION_MODES = ("clean", "authors", "authors-dmc")
+SCOPES = ("encoder", "head", "all")
+
+
+def scoped_param_groups(encoder: Iterable[torch.nn.Parameter], head: Iterable[torch.nn.Parameter],
+                        scope: str) -> list[dict[str, Any]]:
+    """SAM's param groups for a network of an encoder and a head: ``"sam"`` on the part(s)
+    ``scope`` names (the paper: "encoder"), the other stepping with its clean gradient. A part
+    without parameters gets no group; ``scope`` may not name only such a part."""
+    if scope not in SCOPES:
+        raise ValueError(f"SAM: unknown scope {scope!r}; valid: {', '.join(SCOPES)}")
+    groups = [{"params": list(params), "sam": scope in (part, "all")}
+              for part, params in (("encoder", encoder), ("head", head))]
+    if not any(group["params"] for group in groups if group["sam"]):
+        raise ValueError(f"SAM on the {scope}, which has no parameters: give it some, or choose "
+                         f"another scope ({', '.join(SCOPES)})")
+    return [group for group in groups if group["params"]]
 
 
 class SAM(Optimizer):
