@@ -21,12 +21,11 @@ from plastic.envs.scores import (
     human_normalized_score,
 )
 from plastic.envs.snapshot import get_env_state, set_env_state
+from plastic.suites import get_suite
 
 
 def make_env(suite: str, name: str, seed: int, *, train: bool, **kwargs: Any) -> gym.Env:
     """Make environment ``name`` of ``suite``; ``kwargs`` go to the suite's own maker."""
-    from plastic.suites import get_suite
-
     return get_suite(suite).make_env(name, seed, train=train, **kwargs)
 
 
