@@ -323,13 +323,39 @@ def test_their_default_init_is_ours_under_the_same_seed(fixture):
 @pytest.mark.skipif(
     not os.environ.get("PLASTIC_AUTHORS_DIR"), reason="needs the authors' code (generate_synthetic.py)"
 )
-def test_the_generator_remakes_the_fixtures_byte_for_byte(tmp_path):
+def test_the_generator_remakes_the_fixtures(tmp_path):
+    """Byte for byte on the machine that made them; elsewhere the last bits of their float32 maths
+    follow the CPU's kernels (an AVX-512 instance gave loss 2.3242948 for an AVX2 one's 2.3242950),
+    so floats are compared to 1e-5 relative and everything else exactly."""
     pytest.importorskip("einops")
     pytest.importorskip("dotmap")
     # Its own process: the generator installs torchvision and wandb stubs in sys.modules.
     subprocess.run([sys.executable, str(HERE / "generate_synthetic.py"), "--out", str(tmp_path)], check=True)
     for name in ("input_plastic.json", "label_plastic.json"):
-        assert (tmp_path / name).read_bytes() == (FIXTURE_DIR / name).read_bytes(), name
+        remade, stored = (json.loads((d / name).read_text()) for d in (tmp_path, FIXTURE_DIR))
+        assert list(_json_differences(remade, stored, name)) == []
+
+
+def _json_differences(a: Any, b: Any, path: str) -> Iterator[str]:
+    """Where two fixtures differ: a tensor digest beyond RTOL as the golden checks measure it
+    (relative to the tensor's scale), another float beyond 1e-5 relative, anything else at all."""
+    if isinstance(a, dict) and isinstance(b, dict) and {"n", "norm", "proj", "val"} <= a.keys():
+        yield from (f"{path}: {what} {error:.2g}" for what, error in _digest_errors(a, b, "digest")
+                    if not error <= RTOL)
+    elif isinstance(a, float) or isinstance(b, float):
+        if not (isinstance(a, (int, float)) and isinstance(b, (int, float))
+                and math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-7)):
+            yield f"{path}: {a!r} != {b!r}"
+    elif isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            yield f"{path}: keys {sorted(a)} != {sorted(b)}"
+        for key in a.keys() & b.keys():
+            yield from _json_differences(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for index, (x, y) in enumerate(zip(a, b)):
+            yield from _json_differences(x, y, f"{path}[{index}]")
+    elif a != b:
+        yield f"{path}: {a!r} != {b!r}"
 
 
 def test_fixtures_are_small_and_name_their_source():
