@@ -36,6 +36,7 @@ change in the machine's load hits all alike; each thread count is its own pass. 
 preset x threads x state, after one line describing the machine.
 
     PLASTIC_AUTHORS_DIR=/work/authors python benchmarks/bench_against_authors.py --threads 1,2
+    PLASTIC_AUTHORS_DIR=... python benchmarks/bench_against_authors.py --device cuda --threads 1
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from harness import SUITE_SHAPES, make_config, synthetic_batch, time_alternating
 from plastic.agents.rainbow import RainbowAgent
 from plastic.configs.schema import Config, flatten
 from plastic.replay.buffer import Batch
+from plastic.runtime import resolve_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "golden"))
 import generate_atari_update as golden  # noqa: E402
@@ -124,13 +126,15 @@ class GatedBuffer(golden.ScriptedBuffer):
     """Their replay's interface: the same uint8 batch on every sample, converted to their float
     frames each time (as their ``encode_obs`` does); priorities are not stored."""
 
-    def __init__(self, batch: dict[str, torch.Tensor], gate: Gate) -> None:
+    def __init__(self, batch: dict[str, torch.Tensor], gate: Gate, device: torch.device) -> None:
         super().__init__([])
-        self.batch, self.gate = batch, gate
+        self.batch, self.gate, self.device = batch, gate, device
 
     def sample(self, batch_size: int, mode: str = "train") -> dict[str, Any]:
         self.gate.enter()
-        return golden.their_batch(self.batch)
+        # Converted on the host, then copied to the device, as their replay's sample does.
+        return {key: value.to(self.device) if isinstance(value, torch.Tensor) else value
+                for key, value in golden.their_batch(self.batch).items()}
 
     def update_priorities(self, idxs: np.ndarray, priorities: np.ndarray) -> None:
         pass
@@ -171,7 +175,7 @@ class TheirLearner:
     """Their RAINBOW agent at full Atari size; ``update()`` runs one update of their own loop."""
 
     def __init__(self, code: SimpleNamespace, preset: str, batch: Batch, threads: int,
-                 after_reset: bool = False) -> None:
+                 device: torch.device, after_reset: bool = False) -> None:
         from dotmap import DotMap
         from omegaconf import OmegaConf
 
@@ -182,9 +186,9 @@ class TheirLearner:
         aug = code.augmentation.Augmentation(obs_shape=cfg.obs_shape, aug_types=list(cfg.aug_types))
         self.gate = Gate()
         self.env = CountingEnv(OBS_SHAPE)
-        self.agent = code.RAINBOW(cfg=cfg, device=torch.device("cpu"), train_env=self.env, eval_env=None,
+        self.agent = code.RAINBOW(cfg=cfg, device=device, train_env=self.env, eval_env=None,
                                   logger=GatedLogger(self.gate),
-                                  buffer=GatedBuffer(their_batch_source(batch), self.gate),
+                                  buffer=GatedBuffer(their_batch_source(batch), self.gate, device),
                                   aug_func=aug, model=model)
         self.sam = cfg.optimizer["type"] == "sam"
         reset_interval = cfg.reset_per_optimize_step
@@ -231,10 +235,10 @@ class TheirLearner:
 
 # ---------------------------------------------------------------------------- our side
 def our_agent(preset: str, fidelity: str, batch_size: int, overrides: dict[str, Any],
-              after_reset: bool = False) -> RainbowAgent:
+              device: torch.device, after_reset: bool = False) -> RainbowAgent:
     torch.manual_seed(0)
-    config = make_config("atari", preset, batch_size, "cpu", {"fidelity": fidelity, **overrides})
-    agent = RainbowAgent(config, OBS_SHAPE, NUM_ACTIONS, torch.device("cpu"))
+    config = make_config("atari", preset, batch_size, str(device), {"fidelity": fidelity, **overrides})
+    agent = RainbowAgent(config, OBS_SHAPE, NUM_ACTIONS, device)
     if after_reset:
         agent._after_reset()  # what their optimizer rebuild at a Reset changes (authors profile)
     return agent
@@ -270,23 +274,29 @@ def precision_overrides(precision: str) -> tuple[dict[str, Any], str]:
                 "ignored)" if precision != "fp32" else "Config has no train.precision: fp32")
 
 
+def device_name(device: torch.device) -> str:
+    """``cpu``, or the GPU's name (``cuda: NVIDIA H200``)."""
+    return "cpu" if device.type == "cpu" else f"{device.type}: {torch.cuda.get_device_name(device)}"
+
+
 # ---------------------------------------------------------------------------- one pass
 def bench_pass(code: SimpleNamespace, preset: str, threads: int, args: argparse.Namespace,
                overrides: dict[str, Any], machine: dict[str, Any]) -> list[dict[str, Any]]:
     """Time theirs and ours for one preset at one thread count; one result dict per state."""
     torch.set_num_threads(threads)
+    device = args.device
     batch = synthetic_batch(OBS_SHAPE, NUM_ACTIONS, args.batch_size, SHAPES["high"])
-    theirs = {"before": TheirLearner(code, preset, batch, threads)}
-    ours = {"authors": our_agent(preset, "authors", args.batch_size, overrides),
-            "intent": our_agent(preset, "intent", args.batch_size, overrides)}
+    theirs = {"before": TheirLearner(code, preset, batch, threads, device)}
+    ours = {"authors": our_agent(preset, "authors", args.batch_size, overrides, device),
+            "intent": our_agent(preset, "intent", args.batch_size, overrides, device)}
     states = ["before"]
     if theirs["before"].sam:
         states.append("after")
-        theirs["after"] = TheirLearner(code, preset, batch, threads, after_reset=True)
+        theirs["after"] = TheirLearner(code, preset, batch, threads, device, after_reset=True)
         for fidelity in ("authors", "intent"):
             if changes_at_reset(ours[fidelity]):
                 ours[f"{fidelity}_after"] = our_agent(preset, fidelity, args.batch_size, overrides,
-                                                      after_reset=True)
+                                                      device, after_reset=True)
     functions: dict[str, Callable[[], Any]] = {}
     for state, learner in theirs.items():
         learner.start()
@@ -295,7 +305,7 @@ def bench_pass(code: SimpleNamespace, preset: str, threads: int, args: argparse.
         functions[f"ours_{name}"] = lambda agent=agent: agent.update(batch)
     load_before = os.getloadavg()[0]
     try:
-        times = time_alternating(functions, torch.device("cpu"), rounds=args.rounds,
+        times = time_alternating(functions, device, rounds=args.rounds,
                                  per_round=args.per_round, warmup=args.warmup)
     finally:
         for learner in theirs.values():
@@ -316,6 +326,7 @@ def bench_pass(code: SimpleNamespace, preset: str, threads: int, args: argparse.
             "threads": threads, "their_worker_threads": sorted(worker_threads),
             "their_sam_whole_network": theirs[state].sam_whole_network,
             "precision": overrides.get("train.precision", "fp32"), "batch_size": args.batch_size,
+            "device": machine["device"],
             **{f"{name}_ms": round(t["wall_ms"], 1) for name, t in row_times.items()},
             **{f"{name}_cpu_ms": round(t["cpu_ms"], 1) for name, t in row_times.items()},
             **{f"{name}_min_ms": round(t["wall_ms_min"], 1) for name, t in row_times.items()},
@@ -353,8 +364,14 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="our train.precision (if the config has that key); theirs is fp32")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default), cuda or cuda:N: both updates run there")
     parser.add_argument("--markdown", action="store_true", help="also print a markdown table")
     args = parser.parse_args()
+    try:
+        args.device = resolve_device(args.device)
+    except (RuntimeError, ValueError) as error:
+        parser.error(str(error))
     presets = args.presets.split(",")
     for preset in presets:
         if preset not in THEIRS:
@@ -370,10 +387,10 @@ def main() -> int:
     sys.modules["src.agents.base"].tqdm = SimpleNamespace(tqdm=lambda iterable, *_, **__: iterable)
     overrides, note = precision_overrides(args.precision)
     try:
-        make_config("atari", presets[0], args.batch_size, "cpu", overrides)
+        make_config("atari", presets[0], args.batch_size, str(args.device), overrides)
     except ValueError as error:  # e.g. a precision our config does not (yet) accept
         parser.error(str(error))
-    machine = cpu_info()
+    machine = {**cpu_info(), "device": device_name(args.device)}
     print(json.dumps({"bench": "against_authors_machine", **machine, "torch": torch.__version__,
                       "precision_note": note, "loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
     results = []

@@ -14,16 +14,19 @@ from plastic.agents.rainbow import RainbowAgent
 from plastic.configs import build_config
 from reference_learner import SUITE_SHAPES, make_config, synthetic_batch
 
+# The mixed-precision comparisons also run on a CUDA GPU where there is one (scripts/device_checks.sh).
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
-def agents(suite: str, preset: str, batch_size: int) -> tuple[RainbowAgent, RainbowAgent]:
+
+def agents(suite: str, preset: str, batch_size: int, device: str) -> tuple[RainbowAgent, RainbowAgent]:
     shapes = SUITE_SHAPES[suite]
     made = []
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
-        config = make_config(suite, preset, batch_size, "cpu", {"train.precision": precision})
+        config = make_config(suite, preset, batch_size, device, {"train.precision": precision})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # emulated bf16 on this CPU
-            made.append(RainbowAgent(config, shapes["obs_shape"], 5, torch.device("cpu")))
+            made.append(RainbowAgent(config, shapes["obs_shape"], 5, torch.device(device)))
     return made[0], made[1]
 
 
@@ -31,13 +34,14 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(("suite", "preset"), [("minatar", "plastic"), ("atari", "drq")])
-def test_a_bf16_update_stays_close_to_the_fp32_update(suite, preset):
+def test_a_bf16_update_stays_close_to_the_fp32_update(suite, preset, device):
     """Same weights, batch and draws: the loss within 1%, every parameter's step pointing the same
     way (cosine > 0.9 per tensor), and fp32 parameters, gradients and optimizer state throughout."""
     shapes = SUITE_SHAPES[suite]
     batch_size = 8 if suite == "atari" else 32
-    fp32, bf16 = agents(suite, preset, batch_size)
+    fp32, bf16 = agents(suite, preset, batch_size, device)
     before = {n: p.detach().clone() for n, p in fp32.online.named_parameters()}
     batch = synthetic_batch(shapes["obs_shape"], 5, batch_size, shapes["high"])
     draws = fp32.draw_randomness(batch_size)
@@ -73,14 +77,15 @@ def test_bf16_on_a_cpu_without_native_bf16_says_it_is_emulated(monkeypatch):
         assert rainbow.autocast_dtype("fp32", torch.device("cpu")) is None
 
 
-def test_an_fp16_update_stays_close_to_the_fp32_update():
+@pytest.mark.parametrize("device", DEVICES)
+def test_an_fp16_update_stays_close_to_the_fp32_update(device):
     shapes = SUITE_SHAPES["minatar"]
     torch.manual_seed(0)
-    fp32 = RainbowAgent(make_config("minatar", "plastic", 32, "cpu"), shapes["obs_shape"], 5,
-                        torch.device("cpu"))
+    fp32 = RainbowAgent(make_config("minatar", "plastic", 32, device), shapes["obs_shape"], 5,
+                        torch.device(device))
     torch.manual_seed(0)
-    fp16 = RainbowAgent(make_config("minatar", "plastic", 32, "cpu", {"train.precision": "fp16"}),
-                        shapes["obs_shape"], 5, torch.device("cpu"))
+    fp16 = RainbowAgent(make_config("minatar", "plastic", 32, device, {"train.precision": "fp16"}),
+                        shapes["obs_shape"], 5, torch.device(device))
     batch = synthetic_batch(shapes["obs_shape"], 5, 32, shapes["high"])
     draws = fp32.draw_randomness(32)
     a, b = fp32.update(batch, copy.deepcopy(draws)), fp16.update(batch, copy.deepcopy(draws))
@@ -93,14 +98,15 @@ def test_an_fp16_update_stays_close_to_the_fp32_update():
     assert fp16.loss_scale.scale == 2.0**16 and fp16.loss_scale.skipped == 0
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("preset", ["drq", "plastic"])
-def test_an_fp16_overflow_skips_the_step_and_backs_off(preset):
+def test_an_fp16_overflow_skips_the_step_and_backs_off(preset, device):
     """A loss scale too large for fp16's range gives infinite gradients: the parameters stay as
     they were (SAM restores its perturbation), the scale halves, and the next update steps."""
     shapes = SUITE_SHAPES["minatar"]
     torch.manual_seed(0)
-    agent = RainbowAgent(make_config("minatar", preset, 16, "cpu", {"train.precision": "fp16"}),
-                         shapes["obs_shape"], 5, torch.device("cpu"))
+    agent = RainbowAgent(make_config("minatar", preset, 16, device, {"train.precision": "fp16"}),
+                         shapes["obs_shape"], 5, torch.device(device))
     agent.loss_scale.scale = 1e38  # the scaled loss is inf in fp32 already
     before = {n: p.detach().clone() for n, p in agent.online.named_parameters()}
     batch = synthetic_batch(shapes["obs_shape"], 5, 16, shapes["high"])

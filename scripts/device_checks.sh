@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The checks of a session that is lent a GPU machine (the tool library's `device`), as one prepared
+# command that fits one call (`bash scripts/device_prepare.sh` here first, then
+#   run(command="bash scripts/device_checks.sh", carry=[".whl", ".authors"], timeout_s=600)).
+#
+# Phases (arguments; default all four, in this order):
+#   setup  install the carried wheels (.whl) into /tmp/site
+#   tests  the CUDA-only tests (they are skipped on our CPU machines)
+#   bench  update timings on the GPU: ours (bench_learner, fp32 and bf16) and, with .authors
+#          carried, ours beside the authors' update (bench_against_authors); acting with the env
+#   grid   Atari-100k sweeps on the GPU, stopped (as Ctrl-C: checkpointed, resumable) at the
+#          deadline; a second call `bash scripts/device_checks.sh setup grid` on the still-warm
+#          machine resumes them (runs/ is git-ignored, so it stays there between calls)
+# Everything lands in $OUT (at most 8 files come back): device.log, bench.jsonl, grid.tar.gz (each
+# run's CSVs, JSON and logs, no checkpoints), progress.txt (each run's last train.csv row).
+# DEADLINE_S (default 560) bounds the whole command, in seconds from its start.
+set -uo pipefail
+start=$SECONDS
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+OUT="${OUT:-$root/runs/device-out}"
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/device.log") 2>&1
+deadline=${DEADLINE_S:-560}
+python="${PYTHON:-python3}"
+device="${DEVICE:-cuda}"
+phases=("$@")
+[[ ${#phases[@]} -gt 0 ]] || phases=(setup tests bench grid)
+left() { echo $((deadline - (SECONDS - start))); }
+say() { echo "[device_checks $((SECONDS - start))s] $*"; }
+
+export PYTHONPATH="$root/src:$root/benchmarks${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+
+setup() {
+    if compgen -G ".whl/*.whl" >/dev/null; then
+        "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+            --target /tmp/site .whl/*.whl || return 1
+    fi
+    [[ -d /tmp/site ]] && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+    "$python" -c 'import torch, gymnasium, ale_py, plastic; print("torch", torch.__version__,
+        "cuda", torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else "")'
+    lscpu | grep -E "Model name|^CPU\(s\)"
+}
+
+tests() {
+    "$python" -m pytest -q -p no:cacheprovider tests/test_devices.py tests/test_precision.py -x
+}
+
+bench() {
+    local bench_out="$OUT/bench.jsonl" preset precision
+    for preset in drq plastic; do
+        for precision in fp32 bf16; do
+            "$python" benchmarks/bench_learner.py --device "$device" --preset "$preset" --rounds 4 \
+                --per-round 10 --set "train.precision=$precision" | tee -a "$bench_out"
+        done
+        "$python" benchmarks/bench_acting.py --device "$device" --preset "$preset" --env --steps 300 \
+            | tee -a "$bench_out"
+    done
+    if [[ -f .authors/atari/src/agents/base.py ]]; then
+        for precision in fp32 bf16; do
+            PLASTIC_AUTHORS_DIR="$root/.authors" "$python" benchmarks/bench_against_authors.py \
+                --device "$device" --threads 1 --rounds 4 --per-round 5 --precision "$precision" \
+                --markdown | tee -a "$bench_out"
+        done
+    else
+        say "no .authors carried: the side-by-side benchmark is skipped"
+    fi
+}
+
+# The Atari grid of issue 14: DrQ(eps)'s own setting (replay ratio 1) on the games our CPU
+# machines have not reached, and drq against plastic at replay ratio 2 (too slow for a CPU).
+GRIDS=(
+    "atari100k-drq-rr1|--presets drq --replay-ratio 1 --games ${RR1_GAMES:-kung_fu_master,ms_pacman,seaquest} --seeds ${RR1_SEEDS:-2}"
+    "atari100k-rr2|--presets drq,plastic --replay-ratio 2 --games ${RR2_GAMES:-breakout,boxing,pong} --seeds ${RR2_SEEDS:-1}"
+)
+grid() {
+    local seconds pids=() spec name args
+    seconds=$(( $(left) - 40 ))  # leave time to stop, checkpoint and pack
+    if (( seconds < 60 )); then say "no time left for the grid"; return 0; fi
+    say "grid: ${seconds}s"
+    for spec in "${GRIDS[@]}"; do
+        name="${spec%%|*}" args="${spec#*|}"
+        # shellcheck disable=SC2086
+        timeout -s INT -k 30 "$seconds" "$python" -m plastic.cli sweep atari100k $args \
+            --device "$device" --workers "${WORKERS_PER_GRID:-6}" --threads 1 \
+            --out "runs/device/$name" >>"$OUT/sweeps.log" 2>&1 &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    tail -n 4 "$OUT/sweeps.log"
+    for csv in runs/device/*/*/*/*/train.csv; do
+        [[ -f "$csv" ]] || continue
+        local run="${csv%/train.csv}"
+        printf '%s %s %s\n' "${run#runs/device/}" "$([[ -f $run/summary.json ]] && echo finished || echo running)" \
+            "$(tail -n 1 "$csv")"
+    done | tee "$OUT/progress.txt"
+    tar -czf "$OUT/grid.tar.gz" --exclude='checkpoint.pt*' --exclude=tb --exclude='*.pt' runs/device
+}
+
+for phase in "${phases[@]}"; do
+    case "$phase" in
+        setup|tests|bench|grid) say "$phase (${deadline}s budget, $(left)s left)"; "$phase" || say "$phase FAILED" ;;
+        *) echo "unknown phase $phase; valid: setup tests bench grid" >&2; exit 2 ;;
+    esac
+done
+say "done"
