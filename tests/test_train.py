@@ -378,7 +378,7 @@ def test_dmc_logs_count_env_steps(tmp_path):
     # The authors' schedule evaluates after the first agent step too (train.eval_at_start).
     assert [(r["step"], r["env_steps"]) for r in read_csv(tmp_path / "eval.csv")] == [(1, 8), (130, 1040)]
     by_hand = Config(suite="dmc", game="cheetah-run")  # action repeat 0: the task's, 4
-    assert Trainer(by_hand, tmp_path).runtime.action_repeat(by_hand) == 4
+    assert Trainer(by_hand, tmp_path).suite.action_repeat(by_hand) == 4
 
 
 def test_finished_run_is_not_redone_and_other_config_is_refused(tmp_path, capsys):

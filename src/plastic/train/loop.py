@@ -144,7 +144,7 @@ class Trainer:
         self.run_dir = Path(run_dir).expanduser().resolve()
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.device = resolve_device(config.device)
-        self.runtime = get_suite(config.suite)
+        self.suite = get_suite(config.suite)
         self.checkpoint_step: int | None = None  # the step of the checkpoint on disk, once known
         self.final_eval: dict[str, Any] | None = None  # the final checkpoint's, once loaded
         self._bar: Any = None  # the tqdm bar while the loop runs
@@ -152,7 +152,7 @@ class Trainer:
     # ------------------------------------------------------------------------------ setup
     def _make_env(self, seed: int, train: bool):
         cfg = self.config
-        return self.runtime.make_env(cfg.game, seed, train=train, **self.runtime.env_kwargs(cfg))
+        return self.suite.make_env(cfg.game, seed, train=train, **self.suite.env_kwargs(cfg))
 
     def _setup(self) -> None:
         cfg = self.config
@@ -161,24 +161,24 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.env = self._make_env(cfg.seed, train=True)
         obs_shape = self.env.observation_space.shape
-        self.stack = self.runtime.frame_stack(cfg)
+        self.stack = self.suite.frame_stack(cfg)
         self.discrete = isinstance(self.env.action_space, gym.spaces.Discrete)
-        self.agent: Agent = self.runtime.agent.build(cfg, obs_shape, self.env.action_space, self.device)
+        self.agent: Agent = self.suite.agent.build(cfg, obs_shape, self.env.action_space, self.device)
         self.reset_schedule = ResetSchedule.from_config(cfg)
         obs_dtype = self.env.observation_space.dtype
         frame_shape = _frame(np.zeros(obs_shape, obs_dtype), self.stack).shape
         action_shape = () if self.discrete else self.env.action_space.shape
-        self.replay_settings = replay = self.runtime.agent.replay(cfg)
+        self.replay_settings = replay = self.suite.agent.replay(cfg)
         self.replay = ReplayBuffer(
             replay.capacity, frame_shape, frame_stack=self.stack, frame_dtype=obs_dtype,
             action_shape=action_shape, action_dtype=np.int64 if self.discrete else np.float32,
             n_step=replay.n_step, gamma=replay.gamma, prioritized=replay.prioritized,
             priority_exponent=replay.priority_exponent, seed=cfg.seed + 2,
-            stack_padding=self.runtime.stack_padding,
+            stack_padding=self.suite.stack_padding,
         )
         self.rng = np.random.default_rng(cfg.seed + 3)
         self.metrics_rng = np.random.default_rng(cfg.seed + 4)
-        self.action_repeat = self.runtime.action_repeat(cfg)
+        self.action_repeat = self.suite.action_repeat(cfg)
         self.state = LoopState()
         self.obs: np.ndarray | None = None
 
@@ -405,7 +405,7 @@ class Trainer:
         action = int(action) if self.discrete else action
         next_obs, reward, terminated, truncated, info = self.env.step(action)
         episode_end = terminated or truncated
-        learn_reward = float(np.sign(reward)) if self.runtime.clip_rewards else float(reward)
+        learn_reward = float(np.sign(reward)) if self.suite.clip_rewards else float(reward)
         self.replay.add(_frame(self.obs, self.stack), action, learn_reward,
                         terminal=terminated, episode_end=episode_end)
         state.step += 1
@@ -443,7 +443,7 @@ class Trainer:
     def _log_train(self, pending: list[dict[str, Any]], rates: dict[str, float]) -> None:
         values: dict[str, Any] = {"updates": self.agent.updates, "episodes": self.state.episodes,
                                   "resets": self.state.resets, **rates}
-        kind = self.runtime.agent
+        kind = self.suite.agent
         for key in kind.train_stats:
             if key in kind.sam_stats and not self.config.sam.enabled:
                 continue
@@ -480,7 +480,7 @@ class Trainer:
         self._note(f"evaluating at step {self.state.step}: {cfg.train.eval_episodes} episodes")
         returns = evaluate(
             lambda obs: self.agent.act(obs, evaluate=True),
-            lambda seed: self._make_env(seed, train=self.runtime.eval_with_train_envs),
+            lambda seed: self._make_env(seed, train=self.suite.eval_with_train_envs),
             cfg.train.eval_episodes, cfg.train.eval_envs, seed=cfg.seed, index=self.state.evaluations,
         )
         self.state.evaluations += 1
