@@ -21,7 +21,7 @@ from rliable import metrics as rlm  # noqa: E402
 
 from plastic.data import published_baseline  # noqa: E402
 from plastic.envs.scores import human_normalized_score  # noqa: E402
-from plastic.experiments import stats  # noqa: E402
+from plastic.experiments import plots, stats  # noqa: E402
 from plastic.experiments.cli import main  # noqa: E402
 from plastic.experiments.collect import (  # noqa: E402
     find_runs,
@@ -36,6 +36,7 @@ from plastic.experiments.report import (  # noqa: E402
     _step_values,
     build_report,
     learning_curves,
+    plasticity_curves,
 )
 
 REPS = 300
@@ -260,6 +261,81 @@ def test_minatar_minmax_normalisation_and_labels_by_differing_config(tmp_path):
     assert rows[("drq [train.replay_ratio=1]", "1")] == pytest.approx(2 / 10)
     assert rows[("drq [train.replay_ratio=2]", "1")] == pytest.approx(8 / 10)
     assert "min-max normalised" in (tmp_path / "rep" / "report.md").read_text()
+
+
+PLASTICITY_HEADER = "step,env_steps,encoder_active,encoder_dormant,encoder_weight_norm,head_active," \
+    "head_dormant,head_weight_norm,feature_srank\n"
+
+
+def write_plasticity(run_dir: Path, rows: list[tuple[int, float, float]], resets: list[int] = (),
+                     tail: str = "") -> None:
+    """plasticity.csv rows (step, head_dormant, feature_srank; the other columns fixed) and resets.csv."""
+    with (run_dir / "plasticity.csv").open("w") as f:
+        f.write(PLASTICITY_HEADER)
+        f.writelines(f"{step},{step},0.5,0.0,3.0,0.4,{dormant},20.0,{srank}\n"
+                     for step, dormant, srank in rows)
+        f.write(tail)
+    if resets:
+        (run_dir / "resets.csv").write_text("step,updates\n" + "".join(f"{s},{2 * s}\n" for s in resets))
+
+
+def test_plasticity_section_by_hand(tmp_path):
+    """The table holds each run's last measurement averaged over seeds, the curves the mean over
+    seeds at every logged step (a run's latest value carried), the markers every Reset of any seed."""
+    for seed in (0, 1):
+        drq = write_run(tmp_path, "minatar", "breakout", "drq", seed, 3.0 + seed)
+        write_plasticity(drq, [(500, 0.1 + seed, 40.0), (1000, 0.2 + seed, 30.0 + 10 * seed)])
+        plastic = write_run(tmp_path, "minatar", "breakout", "plastic", seed, 5.0 + seed)
+        write_plasticity(plastic, [(500, 0.05, 50.0), (1000, 0.02, 60.0)][: 2 - seed],
+                         resets=[300, 700] if seed == 0 else [300])
+    result = build_report([tmp_path], tmp_path / "rep", reps=200)
+    section = result["plasticity"]
+    assert section["at_end"]["breakout"]["drq"]["feature_srank"] == pytest.approx((30.0 + 40.0) / 2)
+    assert section["at_end"]["breakout"]["drq"]["head_dormant"] == pytest.approx((0.2 + 1.2) / 2)
+    # plastic seed 1 measured once (step 500): its last value is that one
+    assert section["at_end"]["breakout"]["plastic"]["feature_srank"] == pytest.approx((60.0 + 50.0) / 2)
+    assert section["at_end"]["breakout"]["plastic"]["seeds"] == 2
+    assert section["reset_steps"] == {"breakout": {"plastic": [300.0, 700.0]}}
+    assert "env_steps" not in section["columns"] and "step" not in section["columns"]
+    figures = sorted(p.name for p in (tmp_path / "rep" / "figures").glob("plasticity_*.png"))
+    assert figures == ["plasticity_encoder_dormant.png", "plasticity_feature_srank.png",
+                       "plasticity_head_dormant.png", "plasticity_head_weight_norm.png"]
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Plasticity during training" in text and "| breakout | plastic | 2 |" in text
+
+    runs, _ = find_runs([tmp_path])
+    curves = plasticity_curves(runs, ["drq", "plastic"], ["feature_srank"], seed=0)["feature_srank"]
+    np.testing.assert_array_equal(curves["breakout"]["drq"]["x"], [500, 1000])
+    np.testing.assert_allclose(curves["breakout"]["drq"]["mean"], [40.0, 35.0])
+    np.testing.assert_allclose(curves["breakout"]["plastic"]["mean"], [50.0, 55.0])  # 50 carried to 1000
+
+
+def test_reset_markers_are_drawn_in_the_labels_colour(tmp_path, monkeypatch):
+    drawn = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.setdefault("fig", fig) and path)
+    curve = {"x": np.array([1.0, 2.0]), "mean": np.array([1.0, 2.0]), "low": np.array([0.5, 1.5]),
+             "high": np.array([1.5, 2.5]), "seeds": 1}
+    colors = {"drq": "red", "plastic": "blue"}
+    plots.plot_learning_curves({"pong": {"drq": curve, "plastic": curve}}, ["drq", "plastic"], colors,
+                               tmp_path / "c.png", xlabel="steps", ylabels={},
+                               markers={"pong": {"plastic": [1.25, 1.75]}})
+    ax = drawn["fig"].axes[0]
+    vertical = [(line.get_xdata()[0], line.get_color()) for line in ax.lines if line.get_linestyle() == ":"]
+    assert vertical == [(1.25, "blue"), (1.75, "blue")]
+
+
+def test_a_damaged_plasticity_file_leaves_the_run_in_the_report(tmp_path, capsys):
+    torn = write_run(tmp_path, "minatar", "breakout", "drq", 0, 3.0)
+    write_plasticity(torn, [(500, 0.1, 40.0), (1000, 0.2, 30.0)], tail="1500,1500,0.5")
+    broken = write_run(tmp_path, "minatar", "breakout", "drq", 1, 4.0)
+    write_plasticity(broken, [(500, 0.1, 40.0)], tail="x,y\n1000,1000,0.5,0,3,0.4,0.1,20,10\n")
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "rep"), "--reps", "200"]) == 0
+    err = capsys.readouterr().err
+    assert "dropped its torn last row" in err and f"{broken}: left out its plasticity.csv" in err
+    numbers = json.loads((tmp_path / "rep" / "aggregates.json").read_text())
+    assert len(read_scores(tmp_path / "rep" / "scores.csv")) == 2  # both runs reported
+    at_end = numbers["plasticity"]["at_end"]["breakout"]["drq"]
+    assert at_end["seeds"] == 1 and at_end["feature_srank"] == 30.0  # the torn run's last whole row
 
 
 def test_report_rejects_bad_input(tmp_path, capsys):

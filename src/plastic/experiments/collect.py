@@ -68,6 +68,9 @@ class Run:
     curve: Curve | None = None
     normalized: float = math.nan
     warnings: list[str] = field(default_factory=list)  # e.g. a torn last CSV row dropped
+    # plasticity.csv's columns ("step" and the metrics: active/dormant units, weight norms, srank)
+    plasticity: dict[str, np.ndarray] = field(default_factory=dict)
+    reset_steps: tuple[float, ...] = ()  # the agent steps of the run's Resets (resets.csv)
 
     @property
     def baseline(self) -> bool:
@@ -207,8 +210,32 @@ def read_run(summary_path: Path) -> Run:
                                  f"{summary.get('seed')!r} is not a number") from None
     preset = str(summary.get("preset") or summary.get("method"))
     curve, warnings = _curve(run_dir, suite, config)
+    plasticity, reset_steps, more = _plasticity(run_dir)
     return Run(label=preset, preset=preset, suite=suite, game=str(game), seed=seed, score=score,
-               path=run_dir, summary=summary, config=config, curve=curve, warnings=warnings)
+               path=run_dir, summary=summary, config=config, curve=curve, warnings=warnings + more,
+               plasticity=plasticity, reset_steps=reset_steps)
+
+
+def _plasticity(run_dir: Path) -> tuple[dict[str, np.ndarray], tuple[float, ...], list[str]]:
+    """The run's plasticity metrics by column and its Reset steps, and warnings. These files only
+    add to a report: a damaged one is left out with a warning, and the run is still reported."""
+    columns: dict[str, np.ndarray] = {}
+    steps: tuple[float, ...] = ()
+    warnings: list[str] = []
+    for name in ("plasticity.csv", "resets.csv"):
+        try:
+            rows, more = read_metrics_csv(run_dir / name)
+        except UnreadableRunError as error:
+            warnings.append(f"{run_dir}: left out its {name} ({error})")
+            continue
+        warnings += more
+        if not rows or "step" not in rows[0]:
+            continue
+        if name == "resets.csv":
+            steps = tuple(sorted(row["step"] for row in rows))
+        else:
+            columns = {key: np.array([row.get(key, math.nan) for row in rows]) for key in rows[0]}
+    return columns, steps, warnings
 
 
 @dataclass

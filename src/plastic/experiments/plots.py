@@ -164,8 +164,10 @@ def plot_replay_ratio_scaling(series: Mapping[str, Sequence[tuple[float, Mapping
 
 def plot_learning_curves(curves: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], labels: Sequence[str],
                          colors: Mapping[str, Any], path: Path, *, xlabel: str, ylabels: Mapping[str, str],
-                         columns: int = 4) -> Path:
-    """``curves[game][label] = {"x", "mean", "low", "high", "seeds"}``: one panel per game."""
+                         columns: int = 4,
+                         markers: Mapping[str, Mapping[str, Sequence[float]]] | None = None) -> Path:
+    """``curves[game][label] = {"x", "mean", "low", "high", "seeds"}``: one panel per game;
+    ``markers[game][label]``: x positions drawn as dotted vertical lines in the label's colour."""
     plt = _pyplot()
     games = list(curves)
     columns = min(columns, len(games))
@@ -179,6 +181,8 @@ def plot_learning_curves(curves: Mapping[str, Mapping[str, Mapping[str, np.ndarr
             ax.plot(curve["x"], curve["mean"], color=colors[label], linewidth=1.6,
                     label=f"{label} (n={curve['seeds']})")
             ax.fill_between(curve["x"], curve["low"], curve["high"], color=colors[label], alpha=0.2)
+            for x in (markers or {}).get(game, {}).get(label, ()):
+                ax.axvline(x, color=colors[label], linestyle=":", linewidth=0.9, alpha=0.7)
         ax.set_title(game, fontsize=10)
         ax.set_xlabel(xlabel, fontsize=8)
         _compact_x(ax)

@@ -112,12 +112,131 @@ def learning_curves(runs: Sequence[Run], labels: Sequence[str], *, bins: int = E
                 edges = np.linspace(0.0, end, bins + 1)
                 grid = edges[1:]
                 values = np.array([_binned_values(r.curve.x, r.curve.y, edges) for r in group])
+                mean, low, high = bootstrap_mean_ci(values, seed=seed)
+                curves[game][label] = {"x": grid, "mean": mean, "low": low, "high": high,
+                                       "seeds": len(group)}
             else:
-                grid = np.unique(np.concatenate([r.curve.x for r in group]))
-                values = np.array([_step_values(r.curve.x, r.curve.y, grid) for r in group])
-            mean, low, high = bootstrap_mean_ci(values, seed=seed)
-            curves[game][label] = {"x": grid, "mean": mean, "low": low, "high": high, "seeds": len(group)}
+                curves[game][label] = _mean_curve([(r.curve.x, r.curve.y) for r in group], seed)
     return curves, ylabels
+
+
+def _mean_curve(series: Sequence[tuple[np.ndarray, np.ndarray]], seed: int) -> dict[str, Any]:
+    """Mean over runs of step-wise series (each run's latest value at every step any run logged)
+    and its 95% bootstrap CI over runs."""
+    grid = np.unique(np.concatenate([x for x, _ in series]))
+    values = np.array([_step_values(x, y, grid) for x, y in series])
+    mean, low, high = bootstrap_mean_ci(values, seed=seed)
+    return {"x": grid, "mean": mean, "low": low, "high": high, "seeds": len(series)}
+
+
+# --------------------------------------------------------------------------------- plasticity
+PLASTICITY_KINDS = {"active": "active units (fraction)", "dormant": "dormant units (fraction, τ = 0.1)",
+                    "weight_norm": "weight norm"}
+# The ones drawn (those a run logged, at most four); the table holds every column.
+PLASTICITY_FIGURES = ("feature_srank", "encoder_dormant", "head_dormant", "critic_dormant",
+                      "head_weight_norm", "critic_weight_norm")
+NOT_PLASTICITY = ("step", "env_steps")
+
+
+def plasticity_title(column: str) -> str:
+    """``encoder_dormant`` -> ``encoder: dormant units (fraction, τ = 0.1)``."""
+    if column == "feature_srank":
+        return "feature rank (srank, δ = 0.01)"
+    for kind, title in PLASTICITY_KINDS.items():
+        if column.endswith("_" + kind):
+            return f"{column[: -len(kind) - 1]}: {title}"
+    return column
+
+
+def plasticity_columns(runs: Sequence[Run]) -> list[str]:
+    """The metric columns any run logged, in the order first met."""
+    columns: dict[str, None] = {}
+    for run in runs:
+        columns.update((c, None) for c in run.plasticity if c not in NOT_PLASTICITY)
+    return list(columns)
+
+
+def _finite_series(run: Run, column: str) -> tuple[np.ndarray, np.ndarray] | None:
+    if column not in run.plasticity:
+        return None
+    x, y = run.plasticity["step"], run.plasticity[column]
+    keep = np.isfinite(x) & np.isfinite(y)
+    return (x[keep], y[keep]) if keep.any() else None
+
+
+def plasticity_curves(runs: Sequence[Run], labels: Sequence[str], columns: Sequence[str], *,
+                      seed: int = 0) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """``{column: {game: {label: {"x", "mean", "low", "high", "seeds"}}}}`` over agent steps: the
+    mean over seeds and its 95% bootstrap CI, as the learning curves."""
+    curves: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for column in columns:
+        for game, game_runs in _by_game(runs).items():
+            for label in labels:
+                series = [xy for r in game_runs if r.label == label
+                          if (xy := _finite_series(r, column)) is not None]
+                if series:
+                    curves.setdefault(column, {}).setdefault(game, {})[label] = _mean_curve(series, seed)
+    return curves
+
+
+def plasticity_at_end(runs: Sequence[Run], labels: Sequence[str],
+                      columns: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{game: {label: {column: mean over seeds of the run's last logged value, "seeds": n}}}``."""
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for game, game_runs in _by_game(runs).items():
+        for label in labels:
+            group = [r for r in game_runs if r.label == label and r.plasticity]
+            if not group:
+                continue
+            row: dict[str, Any] = {"seeds": len(group)}
+            for column in columns:
+                last = [xy[1][-1] for r in group if (xy := _finite_series(r, column)) is not None]
+                row[column] = float(np.mean(last)) if last else None
+            table.setdefault(game, {})[label] = row
+    return table
+
+
+def reset_markers(runs: Sequence[Run], labels: Sequence[str]) -> dict[str, dict[str, list[float]]]:
+    """``{game: {label: agent steps of the Resets}}`` (the union over seeds)."""
+    markers: dict[str, dict[str, list[float]]] = {}
+    for game, game_runs in _by_game(runs).items():
+        for label in labels:
+            steps = sorted({s for r in game_runs if r.label == label for s in r.reset_steps})
+            if steps:
+                markers.setdefault(game, {})[label] = steps
+    return markers
+
+
+def _plasticity_section(doc: Document, runs: Sequence[Run], labels: Sequence[str], figures: Path,
+                        colors: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The report's "Plasticity during training" section; its numbers for aggregates.json."""
+    columns = plasticity_columns(runs)
+    if not columns:
+        return {}
+    at_end = plasticity_at_end(runs, labels, columns)
+    curves = plasticity_curves(runs, labels, columns, seed=seed)
+    markers = reset_markers(runs, labels)
+    doc.heading("Plasticity during training")
+    doc.paragraph(
+        "Measured during training on 256 observations from the replay buffer (`train.metrics_interval`): "
+        "per part of the network, the fraction of positive activations (before a CReLU: of its input) "
+        "and of dormant units (a unit's mean |activation| at most 0.1 of its layer's mean, Sokar et al. "
+        "2023), its weight norm, and the rank of the encoder's features (srank: the fewest singular "
+        "values holding 99% of their sum, Kumar et al. 2021).")
+    doc.table(["game", "label", "runs", *(plasticity_title(c) for c in columns)],
+              [[game, label, str(row["seeds"]), *("" if row[c] is None else f"{row[c]:.4g}" for c in columns)]
+               for game, by_label in at_end.items() for label, row in by_label.items()], text_columns=2)
+    doc.paragraph("At the end of training: each run's last measurement, mean over runs.")
+    drawn = [c for c in PLASTICITY_FIGURES if c in curves][:4]
+    for column in drawn:
+        name = f"plasticity_{column}.png"
+        doc.figure(plots.plot_learning_curves(curves[column], labels, colors, figures / name,
+                                              xlabel="agent steps",
+                                              ylabels=dict.fromkeys(curves[column], plasticity_title(column)),
+                                              markers=markers),
+                   f"{plasticity_title(column)}: mean over seeds, shaded 95% bootstrap CI over seeds; "
+                   "dotted lines: Resets")
+    return {"columns": columns, "at_end": at_end, "reset_steps": markers}
 
 
 def normalized_curve_matrices(
@@ -482,6 +601,9 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
                                               xlabel=xlabel, ylabels=ylabels),
                    f"Raw {how}: mean over seeds, shaded {level} bootstrap CI over seeds")
 
+    plasticity = _plasticity_section(doc, [r for r in runs if not r.baseline], sweep_labels, figures,
+                                     colors, seed)
+
     scaling = replay_ratio_series(runs, sweep_labels, aggregates)
     if scaling:
         doc.heading("Scaling with the replay ratio")
@@ -543,6 +665,7 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
         "replay_ratio_scaling": {preset: [{"replay_ratio": ratio, **est} for ratio, est in points]
                                  for preset, points in scaling.items()},
         "against_published": published,
+        "plasticity": plasticity,
         "iqm_curves": {label: {"steps": curve_steps.tolist(), **{k: v.tolist() for k, v in c.items()}}
                        for label, c in iqm_over_time.items()},
     }
