@@ -326,7 +326,7 @@ def bench_pass(code: SimpleNamespace, preset: str, threads: int, args: argparse.
             "threads": threads, "their_worker_threads": sorted(worker_threads),
             "their_sam_whole_network": theirs[state].sam_whole_network,
             "precision": overrides.get("train.precision", "fp32"), "batch_size": args.batch_size,
-            "device": machine["device"],
+            "device": machine["device"], "cuda_graph": bool(overrides.get("train.cuda_graph")),
             **{f"{name}_ms": round(t["wall_ms"], 1) for name, t in row_times.items()},
             **{f"{name}_cpu_ms": round(t["cpu_ms"], 1) for name, t in row_times.items()},
             **{f"{name}_min_ms": round(t["wall_ms_min"], 1) for name, t in row_times.items()},
@@ -366,6 +366,8 @@ def main() -> int:
                         help="our train.precision (if the config has that key); theirs is fp32")
     parser.add_argument("--device", default="cpu",
                         help="cpu (default), cuda or cuda:N: both updates run there")
+    parser.add_argument("--cuda-graph", action="store_true",
+                        help="our update replayed as a CUDA graph (train.cuda_graph; CUDA only)")
     parser.add_argument("--markdown", action="store_true", help="also print a markdown table")
     args = parser.parse_args()
     try:
@@ -386,6 +388,9 @@ def main() -> int:
     # the timed updates): a silent stand-in, as wandb's.
     sys.modules["src.agents.base"].tqdm = SimpleNamespace(tqdm=lambda iterable, *_, **__: iterable)
     overrides, note = precision_overrides(args.precision)
+    if args.cuda_graph:
+        overrides["train.cuda_graph"] = True
+        note += "; ours replayed as a CUDA graph"
     try:
         make_config("atari", presets[0], args.batch_size, str(args.device), overrides)
     except ValueError as error:  # e.g. a precision our config does not (yet) accept

@@ -45,15 +45,26 @@ setup() {
 }
 
 tests() {
-    "$python" -m pytest -q -p no:cacheprovider tests/test_devices.py tests/test_precision.py -x
+    "$python" -m pytest -q -p no:cacheprovider tests/test_devices.py tests/test_precision.py
+    # The graphed update is used below only where it computes the eager update here.
+    if "$python" -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py && [[ $device == cuda* ]]; then
+        mkdir -p runs/device && touch runs/device/.cuda_graph_ok
+    else
+        say "the graphed update was not confirmed on a GPU here (tests/test_cuda_graph.py failed, or no CUDA device): benches and grid run without train.cuda_graph"
+    fi
 }
+graph_ok() { [[ -f runs/device/.cuda_graph_ok ]]; }  # kept on a warm machine for the second call
 
 bench() {
-    local bench_out="$OUT/bench.jsonl" preset precision
+    local bench_out="$OUT/bench.jsonl" preset precision graph_flag=()
+    graph_ok && graph_flag=(--cuda-graph)
     for preset in drq plastic; do
         for precision in fp32 bf16; do
             "$python" benchmarks/bench_learner.py --device "$device" --preset "$preset" --rounds 4 \
                 --per-round 10 --set "train.precision=$precision" | tee -a "$bench_out"
+            graph_ok && "$python" benchmarks/bench_learner.py --device "$device" --preset "$preset" \
+                --rounds 4 --per-round 10 --set "train.precision=$precision" --set train.cuda_graph=true \
+                --no-reference | tee -a "$bench_out"
         done
         "$python" benchmarks/bench_acting.py --device "$device" --preset "$preset" --env --steps 300 \
             | tee -a "$bench_out"
@@ -62,7 +73,7 @@ bench() {
         for precision in fp32 bf16; do
             PLASTIC_AUTHORS_DIR="$root/.authors" "$python" benchmarks/bench_against_authors.py \
                 --device "$device" --threads 1 --rounds 4 --per-round 5 --precision "$precision" \
-                --markdown | tee -a "$bench_out"
+                "${graph_flag[@]}" --markdown | tee -a "$bench_out"
         done
     else
         say "no .authors carried: the side-by-side benchmark is skipped"
@@ -76,7 +87,8 @@ GRIDS=(
     "atari100k-rr2|--presets drq,plastic --replay-ratio 2 --games ${RR2_GAMES:-breakout,boxing,pong} --seeds ${RR2_SEEDS:-1}"
 )
 grid() {
-    local seconds pids=() spec name args
+    local seconds pids=() spec name args graph_set=()
+    graph_ok && graph_set=(--set train.cuda_graph=true)
     seconds=$(( $(left) - 40 ))  # leave time to stop, checkpoint and pack
     if (( seconds < 60 )); then say "no time left for the grid"; return 0; fi
     say "grid: ${seconds}s"
@@ -84,7 +96,7 @@ grid() {
         name="${spec%%|*}" args="${spec#*|}"
         # shellcheck disable=SC2086
         timeout -s INT -k 30 "$seconds" "$python" -m plastic.cli sweep atari100k $args \
-            --device "$device" --workers "${WORKERS_PER_GRID:-6}" --threads 1 \
+            --device "$device" --workers "${WORKERS_PER_GRID:-6}" --threads 1 "${graph_set[@]}" \
             --out "runs/device/$name" >>"$OUT/sweeps.log" 2>&1 &
         pids+=($!)
     done

@@ -29,6 +29,7 @@ def test_auto_picks_cuda_only_when_torch_sees_a_gpu(monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize(("suite", "game", "overrides"), [
     ("minatar", "breakout", {"agent.batch_size": 8, "agent.replay_capacity": 1000}),
+    ("minatar", "breakout", {"agent.batch_size": 8, "agent.replay_capacity": 1000, "train.cuda_graph": True}),
     ("dmc", "cartpole-swingup", {"env.obs": "state", "env.action_repeat": 8, "sac.batch_size": 16,
                                  "sac.hidden": 32, "sac.state_encoder_hidden": 32}),
 ])

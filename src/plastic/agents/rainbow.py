@@ -27,6 +27,7 @@ from torch import nn
 
 from plastic import runtime
 from plastic.agents.augment import draw_intensities, draw_shifts, shift_images
+from plastic.agents.cuda_graph import GraphedStep
 from plastic.agents.distributional import project_distribution
 from plastic.configs.schema import Config
 from plastic.nn import networks
@@ -104,6 +105,18 @@ class UpdateRandomness:
     perturbed: UpdateRandomness | None = None
 
 
+@dataclass
+class DeviceBatch:
+    """A replay batch on the agent's device: the uint8 frames of s and s′ stacked (2B, ...), the
+    actions, n-step returns, discounts and importance weights."""
+
+    frames: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor
+    discount: torch.Tensor
+    weight: torch.Tensor
+
+
 def build_q_network(config: Config, obs_shape: tuple[int, ...], num_actions: int) -> QNetwork:
     net_cfg = config.network
     encoder = make_encoder(net_cfg.encoder, obs_shape[0], layer_norm=net_cfg.layer_norm_in("encoder"),
@@ -174,11 +187,18 @@ class RainbowAgent:
         self._autocast_dtype = autocast_dtype(config.train.precision, device)
         # fp16 (its range is small): losses scaled up for backward, gradients unscaled after.
         self.loss_scale = DynamicLossScale() if config.train.precision == "fp16" else None
+        self._graph: GraphedStep | None = None
+        if config.train.cuda_graph:
+            if device.type != "cuda":
+                raise ValueError(f"train.cuda_graph needs a CUDA device; this run's is {device}")
+            self._graph = GraphedStep(self._update)
 
     # ----------------------------------------------------------------------------- optimizer
     def _make_optimizer(self) -> torch.optim.Optimizer:
         agent, sam = self.config.agent, self.config.sam
         kwargs = dict(lr=agent.lr, eps=agent.adam_eps, **_adam_options(self.device))
+        if self.config.train.cuda_graph:  # its step counts stay on the GPU, inside the graph
+            kwargs["capturable"] = True
         if not sam.enabled:
             return torch.optim.Adam(self.online.parameters(), **kwargs)
         groups = scoped_param_groups(self.online.encoder.parameters(), self.online.head.parameters(),
@@ -209,7 +229,9 @@ class RainbowAgent:
         softmaxes, the projection, the loss and the priorities are computed in fp32)."""
         if self._autocast_dtype is None:
             return network(x, head_parameters)
-        with torch.autocast(self.device.type, dtype=self._autocast_dtype):
+        # A CUDA graph must not keep autocast's cast weights from its capture (they go stale).
+        with torch.autocast(self.device.type, dtype=self._autocast_dtype,
+                            cache_enabled=self._graph is None):
             logits = network(x, head_parameters)
         return logits.float()
 
@@ -290,11 +312,17 @@ class RainbowAgent:
             torch._foreach_copy_(buffers, [e for name in layers for e in noise[name]])
 
     # -------------------------------------------------------------------------------- update
-    def _inputs(self, batch: Batch, r: UpdateRandomness) -> tuple[torch.Tensor, torch.Tensor]:
+    def _stage(self, batch: Batch) -> DeviceBatch:
+        """The replay's numpy batch on the agent's device."""
+        frames = torch.cat([torch.from_numpy(batch.obs), torch.from_numpy(batch.next_obs)])
+        return DeviceBatch(frames=frames.to(self.device, non_blocking=True),
+                           action=self._tensor(batch.action).long(), reward=self._tensor(batch.reward),
+                           discount=self._tensor(batch.discount), weight=self._tensor(batch.weight))
+
+    def _inputs(self, batch: DeviceBatch, r: UpdateRandomness) -> tuple[torch.Tensor, torch.Tensor]:
         """Augmented float s and s′ in one go; frames stay uint8 until the final scaling."""
         agent, size = self.config.agent, len(batch.action)
-        frames = torch.cat([torch.from_numpy(batch.obs), torch.from_numpy(batch.next_obs)])
-        frames = frames.to(self.device, non_blocking=True)
+        frames = batch.frames
         if r.obs_shift is not None:
             frames = shift_images(frames, torch.cat([r.obs_shift, r.next_obs_shift]), agent.shift_pad)
         factor: torch.Tensor | float = 1.0 / self.config.network.input_scale
@@ -325,16 +353,24 @@ class RainbowAgent:
         reference implementation can be fed the same ones. The noisy weights of each network are
         built once and serve every pass with the same noise; SAM's second pass computes only the
         gradients it changes (the encoder's, by default); gradient norms are computed once per
-        gradient. Resets are not part of it: the training loop calls ``reset``.
+        gradient. Resets are not part of it: the training loop calls ``reset``. With
+        ``train.cuda_graph`` the update (everything after the draws and the batch's copy to the
+        GPU) is replayed as one CUDA graph.
         """
         r = randomness if randomness is not None else self.draw_randomness(len(batch.action))
+        staged = self._stage(batch)
+        stats = self._update(staged, r) if self._graph is None else self._graph(staged, r)
+        self.updates += 1
+        return stats
+
+    def _update(self, batch: DeviceBatch, r: UpdateRandomness) -> dict[str, Any]:
+        """The update's tensor work (``update``): no host sync, the same path every time."""
         self._load_noise(self._noisy_online, r.online_noise)
         self._load_noise(self._noisy_target, r.target_noise)
         obs, next_obs = self._inputs(batch, r)
-        action, weight = self._tensor(batch.action).long(), self._tensor(batch.weight)
+        action, weight = batch.action, batch.weight
         head_parameters = self.online.head.linear_parameters()  # noisy weights built once
-        target_dist = self._target_distribution(next_obs, head_parameters, self._tensor(batch.reward),
-                                                self._tensor(batch.discount))
+        target_dist = self._target_distribution(next_obs, head_parameters, batch.reward, batch.discount)
 
         self.optimizer.zero_grad(set_to_none=True)
         logits = self._forward(self.online, obs, head_parameters)
@@ -374,7 +410,6 @@ class RainbowAgent:
             for key in ("loss_perturbed", "grad_norm", "grad_norm_clean"):  # not in the logs' means
                 stats.pop(key, None)
         self._update_target()
-        self.updates += 1
 
         with torch.no_grad():
             q = expected_q(logits.detach(), self.support)
@@ -398,7 +433,7 @@ class RainbowAgent:
         self.loss_scale.update(finite)
         return finite
 
-    def _sam_second_pass(self, batch: Batch, obs: torch.Tensor, action: torch.Tensor,
+    def _sam_second_pass(self, batch: DeviceBatch, obs: torch.Tensor, action: torch.Tensor,
                          target_dist: torch.Tensor, weight: torch.Tensor,
                          head_parameters: LinearParameters,
                          r: UpdateRandomness) -> tuple[torch.Tensor, torch.Tensor]:
@@ -422,9 +457,8 @@ class RainbowAgent:
                 self._load_noise(self._noisy_target, fresh.target_noise)
                 obs, next_obs = self._inputs(batch, fresh)
                 head_parameters = self.online.head.linear_parameters()
-                target_dist = self._target_distribution(next_obs, head_parameters,
-                                                        self._tensor(batch.reward),
-                                                        self._tensor(batch.discount))
+                target_dist = self._target_distribution(next_obs, head_parameters, batch.reward,
+                                                        batch.discount)
             else:
                 if sam.resample_noise:
                     self._load_noise(self._noisy_online, r.perturbed_noise)
@@ -466,6 +500,8 @@ class RainbowAgent:
 
     def _after_reset(self) -> None:
         """What the authors' optimizer rebuild at a Reset also changes (each its own knob)."""
+        if self._graph is not None:  # optimizer state and SAM's scope may be new: record again
+            self._graph.invalidate()
         if self.config.reset.optimizer_state == "all":
             self.optimizer.state.clear()  # SAM shares its state with the base optimizer
         if isinstance(self.optimizer, SAM) and self.config.sam.all_after_reset:
@@ -498,6 +534,8 @@ class RainbowAgent:
         self.updates = state["updates"]
         self.rng.bit_generator.state = state["rng"]
         self._sam_recomputed = self._params_recomputed_by_sam()  # the groups' flags came back too
+        if self._graph is not None:
+            self._graph.invalidate()
         if self.loss_scale is not None:
             self.loss_scale.load_state_dict(state["loss_scale"])
 

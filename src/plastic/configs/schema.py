@@ -142,6 +142,9 @@ class TrainConfig:
     # gradients, optimizer state and the loss stay fp32; fp16 with dynamic loss scaling, for CUDA).
     # The Rainbow agent (Atari, MinAtar) reads it.
     precision: str = "fp32"
+    # Replay the Rainbow update as one CUDA graph (CUDA only; fp32 or bf16): the update's ~1,300
+    # small kernels are launched as one, which is what a batch-32 update costs on a GPU.
+    cuda_graph: bool = False
     eval_at_start: bool = False  # evaluate once after the first agent step too (the authors' DMC)
     # Keep a finished run's final checkpoint (Atari: about 0.7 GB, mostly the replay), so that a
     # larger train.steps can extend the run later; off: deleted once summary.json is written.
@@ -262,6 +265,12 @@ class Config:
         if self.suite == "dmc" and self.train.precision != "fp32":
             raise ValueError(f"train.precision = {self.train.precision!r}: only the Rainbow agent "
                              "(atari, minatar) has mixed precision; DMC runs fp32")
+        if self.train.cuda_graph and self.suite == "dmc":
+            raise ValueError("train.cuda_graph: only the Rainbow agent (atari, minatar) replays its "
+                             "update as a CUDA graph; DMC runs without")
+        if self.train.cuda_graph and self.train.precision == "fp16":
+            raise ValueError("train.cuda_graph needs train.precision fp32 or bf16: fp16's loss "
+                             "scaling reads the gradients' finiteness on the host every update")
         if self.suite == "atari" and self.env.repeat_action_probability > 0 \
                 and self.train.checkpoint_interval > 0:
             raise ValueError(
@@ -310,7 +319,7 @@ def check_agent_section(suite: str, keys: Iterable[str]) -> None:
 # directory resumes with other values for them.
 LOGGING_KEYS = frozenset({
     "device", "train.log_interval", "train.metrics_interval", "train.checkpoint_interval",
-    "train.threads", "train.wandb_project", "train.keep_final_checkpoint",
+    "train.threads", "train.wandb_project", "train.keep_final_checkpoint", "train.cuda_graph",
 })
 
 

@@ -1,0 +1,97 @@
+"""train.cuda_graph: the Rainbow update replayed as one CUDA graph.
+
+On a CPU machine only the parts that do not need a GPU run (the static-input plumbing and the
+refusals); the graph itself is checked against the eager update where torch sees a GPU
+(``scripts/device_checks.sh`` runs this file there).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from plastic.agents.cuda_graph import _cloned, tensors_of
+from plastic.agents.rainbow import RainbowAgent, UpdateRandomness
+from plastic.configs import build_config
+from reference_learner import SUITE_SHAPES, make_config, synthetic_batch
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_static_inputs_hold_every_tensor_in_a_fixed_order():
+    a, b, c = torch.arange(3.0), torch.ones(2, 2), torch.zeros(4)
+    r = UpdateRandomness(online_noise={"z": (a, b), "a": (c, c)}, target_noise={}, obs_shift=b,
+                         perturbed=UpdateRandomness(online_noise={}, target_noise={"x": (a, a)}))
+    # dict keys sorted, dataclass fields in order, nested draws after their parent's fields
+    assert [t is x for t, x in zip(tensors_of(r), [c, c, a, b, b, a, a])] == [True] * 7
+    static = _cloned(r)
+    assert type(static.perturbed) is UpdateRandomness and static.next_obs_shift is None
+    pairs = list(zip(tensors_of(static), tensors_of(r)))
+    assert len(pairs) == 7
+    assert all(torch.equal(s, x) and s.data_ptr() != x.data_ptr() for s, x in pairs)
+    with pytest.raises(TypeError, match="cannot hold a object"):
+        tensors_of(object())
+
+
+def test_cuda_graph_is_refused_where_it_cannot_run():
+    with pytest.raises(ValueError, match="only the Rainbow agent"):
+        build_config("dmc", "cartpole-swingup", "drq", overrides={"train.cuda_graph": True})
+    with pytest.raises(ValueError, match="fp32 or bf16"):
+        build_config("minatar", "breakout", "plastic",
+                     overrides={"train.cuda_graph": True, "train.precision": "fp16"})
+    shapes = SUITE_SHAPES["minatar"]
+    config = make_config("minatar", "plastic", 8, "cpu", {"train.cuda_graph": True})
+    with pytest.raises(ValueError, match="train.cuda_graph needs a CUDA device; this run's is cpu"):
+        RainbowAgent(config, shapes["obs_shape"], 5, torch.device("cpu"))
+
+
+def _twins(preset: str, suite: str, batch_size: int,
+           overrides: dict | None = None) -> tuple[RainbowAgent, RainbowAgent]:
+    shapes, made = SUITE_SHAPES[suite], []
+    for graphed in (False, True):
+        torch.manual_seed(0)
+        config = make_config(suite, preset, batch_size, "cuda",
+                             {"train.cuda_graph": graphed, **(overrides or {})})
+        made.append(RainbowAgent(config, shapes["obs_shape"], 5, torch.device("cuda")))
+    for group in made[0].optimizer.param_groups:  # Adam's arithmetic as its graphed twin's
+        group["capturable"] = True
+    return made[0], made[1]
+
+
+@needs_cuda
+@pytest.mark.parametrize(("suite", "preset", "overrides"), [
+    ("minatar", "plastic", {}), ("minatar", "plastic", {"fidelity": "intent"}), ("atari", "drq", {}),
+    ("minatar", "plastic", {"train.precision": "bf16"}),
+])
+def test_the_graphed_update_computes_the_eager_update(suite, preset, overrides):
+    """Same weights, batches and draws: warm-up, capture and replays give the eager agent's
+    losses, priorities and parameters, across a Reset (which records the graph again)."""
+    shapes = SUITE_SHAPES[suite]
+    eager, graphed = _twins(preset, suite, 16, overrides)
+    for update in range(10):
+        batch = synthetic_batch(shapes["obs_shape"], 5, 16, shapes["high"], seed=update)
+        draws = eager.draw_randomness(16)
+        a, b = eager.update(batch, copy.deepcopy(draws)), graphed.update(batch, copy.deepcopy(draws))
+        close = dict(rtol=1e-4, atol=1e-5)  # scatter_add's atomics may order sums differently
+        torch.testing.assert_close(b["loss"], a["loss"], **close)
+        torch.testing.assert_close(b["priority"], a["priority"], **close)
+        for p, q in zip(eager.online.parameters(), graphed.online.parameters()):
+            torch.testing.assert_close(q, p, **close)
+        if update == 4:
+            eager.reset()
+            graphed.reset()
+    assert graphed._graph.captures == 2  # at the 4th update, and at the 4th after the Reset
+    assert graphed.updates == eager.updates == 10
+
+
+@needs_cuda
+def test_returned_statistics_are_not_overwritten_by_the_next_replay():
+    shapes = SUITE_SHAPES["minatar"]
+    _, graphed = _twins("drq", "minatar", 8)
+    kept = []
+    for update in range(6):
+        kept.append(graphed.update(synthetic_batch(shapes["obs_shape"], 5, 8, shapes["high"], seed=update)))
+    losses = [s["loss"].item() for s in kept]
+    assert len(set(losses)) == len(losses)  # each update's own loss, not the last replay's six times
