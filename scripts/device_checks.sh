@@ -82,6 +82,9 @@ bench() {
 
 # The Atari grid of issue 14: DrQ(eps)'s own setting (replay ratio 1) on the games our CPU
 # machines have not reached, and drq against plastic at replay ratio 2 (too slow for a CPU).
+# Few workers per sweep: runs share one GPU, so more at once only makes each slower, and a run
+# that does not finish before the machine goes back is lost. With two, the runs finish in the
+# order listed (games first to last; at ratio 2 each game's drq and plastic side by side).
 GRIDS=(
     "atari100k-drq-rr1|--presets drq --replay-ratio 1 --games ${RR1_GAMES:-kung_fu_master,ms_pacman,seaquest} --seeds ${RR1_SEEDS:-2}"
     "atari100k-rr2|--presets drq,plastic --replay-ratio 2 --games ${RR2_GAMES:-breakout,boxing,pong} --seeds ${RR2_SEEDS:-1}"
@@ -96,7 +99,7 @@ grid() {
         name="${spec%%|*}" args="${spec#*|}"
         # shellcheck disable=SC2086
         timeout -s INT -k 30 "$seconds" "$python" -m plastic.cli sweep atari100k $args \
-            --device "$device" --workers "${WORKERS_PER_GRID:-6}" --threads 1 "${graph_set[@]}" \
+            --device "$device" --workers "${WORKERS_PER_GRID:-2}" --threads 1 "${graph_set[@]}" \
             --out "runs/device/$name" >>"$OUT/sweeps.log" 2>&1 &
         pids+=($!)
     done
