@@ -301,3 +301,18 @@ def test_a_per_preset_set_reaches_only_that_presets_runs(tmp_path, monkeypatch, 
                      overrides={"chunks": "2"}, preset_overrides={"sam": {"rho": "0.3"}})
     rho = {j["config"]["method"]: j["config"]["rho"] for j in plan_jobs(spec)}
     assert rho == {"vanilla": 0.1, "sam": 0.3}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--device", "cuda"], "device 'cuda' asked for, but torch sees no CUDA GPU; use --device cpu"),
+    (["--set", "plastic:train.cuda_graph=true"], "train.cuda_graph needs a CUDA device; these runs' is cpu"),
+])
+def test_a_device_this_machine_lacks_is_refused_before_any_run(tmp_path, capsys, flags, message):
+    from plastic.cli import main as plastic_main
+
+    out = tmp_path / "sweep"
+    assert plastic_main(["sweep", "minatar", "--games", "breakout", "--seeds", "2", "--steps", "150",
+                         "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"plastic: error: {message}" and not out.exists()

@@ -106,7 +106,13 @@ def add_experiment_subcommands(subparsers: Any) -> None:
 def run_sweep_from_args(args: argparse.Namespace) -> int:
     """Runs the sweep; 0 when every run finished, 1 when some failed, 130 when interrupted."""
     from plastic.experiments.backends import make_backend, parse_resources
-    from plastic.experiments.sweep import make_spec, parse_sweep_assignments, run_sweep
+    from plastic.experiments.sweep import (
+        check_devices_here,
+        make_spec,
+        parse_sweep_assignments,
+        plan_jobs,
+        run_sweep,
+    )
 
     shared, per_preset = parse_sweep_assignments(args.set or [])
     spec = make_spec(args.benchmark, presets=args.presets, seeds=args.seeds, games=args.games,
@@ -114,6 +120,8 @@ def run_sweep_from_args(args: argparse.Namespace) -> int:
                      overrides=shared, preset_overrides=per_preset, out=args.out)
     backend = make_backend(args.backend, workers=args.workers, threads=args.threads, address=args.address,
                            resources=parse_resources(args.resources))
+    if args.backend == "local":  # a Ray cluster's workers may have devices this machine lacks
+        check_devices_here(plan_jobs(spec))
     try:
         status = run_sweep(spec, backend, command=sys.argv[:], dry_run=args.dry_run)
     except KeyboardInterrupt:
