@@ -12,7 +12,7 @@ import copy
 import pytest
 import torch
 
-from plastic.agents.cuda_graph import _cloned, tensors_of
+from plastic.agents.cuda_graph import GraphedStep, _cloned, tensors_of
 from plastic.agents.rainbow import RainbowAgent, UpdateRandomness
 from plastic.configs import build_config
 from reference_learner import SUITE_SHAPES, make_config, synthetic_batch
@@ -45,6 +45,64 @@ def test_cuda_graph_is_refused_where_it_cannot_run():
     config = make_config("minatar", "plastic", 8, "cpu", {"train.cuda_graph": True})
     with pytest.raises(ValueError, match="train.cuda_graph needs a CUDA device; this run's is cpu"):
         RainbowAgent(config, shapes["obs_shape"], 5, torch.device("cpu"))
+
+
+class ReplayOnCPU(GraphedStep):
+    """GraphedStep with its CUDA parts emulated: recording runs nothing and keeps the output
+    tensors, a replay runs the step on the static inputs and writes those same output tensors
+    (what a graph replay does). The rest of GraphedStep (warm-up count, static inputs, copies out,
+    invalidation) and the agent's use of it are the code under test."""
+
+    def _check_device(self) -> None:
+        pass
+
+    def _warm_up(self, inputs):
+        return self.step(*inputs)
+
+    def _record(self, static_inputs):
+        owner = self
+
+        class Replay:
+            output: dict = {}
+
+            def replay(self) -> None:
+                fresh = owner.step(*owner._static_inputs)
+                for key, tensor in fresh.items():
+                    self.output.setdefault(key, torch.empty_like(tensor)).copy_(tensor)
+
+        graph = Replay()
+        return graph, graph.output
+
+
+@pytest.mark.parametrize(("preset", "overrides"), [
+    ("plastic", {}), ("plastic", {"fidelity": "intent"}), ("drq", {}),
+])
+def test_the_graphed_path_computes_the_eager_update_with_replays_emulated(preset, overrides):
+    shapes = SUITE_SHAPES["minatar"]
+    made = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        made.append(RainbowAgent(make_config("minatar", preset, 8, "cpu", overrides), shapes["obs_shape"],
+                                 5, torch.device("cpu")))
+    eager, graphed = made
+    graphed._graph = ReplayOnCPU(graphed._update)
+    kept = []
+    for update in range(10):
+        batch = synthetic_batch(shapes["obs_shape"], 5, 8, shapes["high"], seed=update)
+        draws = eager.draw_randomness(8)
+        a, b = eager.update(batch, copy.deepcopy(draws)), graphed.update(batch, copy.deepcopy(draws))
+        kept.append((a, b))
+        for p, q in zip(eager.online.parameters(), graphed.online.parameters()):
+            assert torch.equal(p, q)
+        if update == 4:
+            for agent in (eager, graphed):
+                torch.manual_seed(1)  # the same re-initialisation for both
+                agent.reset()
+    assert graphed._graph.captures == 2 and graphed.updates == 10  # recorded at updates 4 and 9
+    # every update's statistics are its own, not overwritten by the replays after it
+    for a, b in kept:
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[key], b[key]) for key in a)
 
 
 def _twins(preset: str, suite: str, batch_size: int,
@@ -80,8 +138,9 @@ def test_the_graphed_update_computes_the_eager_update(suite, preset, overrides):
         for p, q in zip(eager.online.parameters(), graphed.online.parameters()):
             torch.testing.assert_close(q, p, **close)
         if update == 4:
-            eager.reset()
-            graphed.reset()
+            for agent in (eager, graphed):
+                torch.manual_seed(1)  # the same re-initialisation for both
+                agent.reset()
     assert graphed._graph.captures == 2  # at the 4th update, and at the 4th after the Reset
     assert graphed.updates == eager.updates == 10
 

@@ -62,15 +62,14 @@ class GraphedStep:
     ``invalidate()`` (and at first), then captured once and replayed."""
 
     def __init__(self, step: Callable[..., dict[str, torch.Tensor]], *, warmup: int = 3) -> None:
-        if not torch.cuda.is_available():
-            raise ValueError("train.cuda_graph needs a CUDA GPU, and torch sees none")
+        self._check_device()
         self.step, self.warmup = step, warmup
         self.captures = 0  # how many times a graph was recorded (a test and the logs read it)
         self.invalidate()
 
     def invalidate(self) -> None:
         """Forget the graph: the step's tensors or Python path changed."""
-        self._graph: torch.cuda.CUDAGraph | None = None
+        self._graph: Any = None
         self._static_inputs: tuple[Any, ...] = ()
         self._static_output: dict[str, torch.Tensor] = {}
         self._warm = 0
@@ -78,14 +77,11 @@ class GraphedStep:
     def __call__(self, *inputs: Any) -> dict[str, torch.Tensor]:
         if self._graph is None and self._warm < self.warmup:
             self._warm += 1
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                output = self.step(*inputs)
-            torch.cuda.current_stream().wait_stream(side)
-            return output
+            return self._warm_up(inputs)
         if self._graph is None:
-            self._capture(inputs)
+            self._static_inputs = _cloned(inputs)
+            self._graph, self._static_output = self._record(self._static_inputs)
+            self.captures += 1
         source, static = tensors_of(inputs), tensors_of(self._static_inputs)
         if len(source) != len(static):
             raise ValueError(f"a graphed step got {len(source)} input tensors; it was recorded "
@@ -94,11 +90,23 @@ class GraphedStep:
         self._graph.replay()
         return {key: value.clone() for key, value in self._static_output.items()}
 
-    def _capture(self, inputs: tuple[Any, ...]) -> None:
-        self._static_inputs = _cloned(inputs)
+    # The CUDA-specific parts (a test replaces them to check the rest on a CPU).
+    def _check_device(self) -> None:
+        if not torch.cuda.is_available():
+            raise ValueError("train.cuda_graph needs a CUDA GPU, and torch sees none")
+
+    def _warm_up(self, inputs: tuple[Any, ...]) -> dict[str, torch.Tensor]:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            output = self.step(*inputs)
+        torch.cuda.current_stream().wait_stream(side)
+        return output
+
+    def _record(self, static_inputs: tuple[Any, ...]) -> tuple[Any, dict[str, torch.Tensor]]:
+        """(the recorded graph, its output tensors); recording runs nothing."""
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self._static_output = self.step(*self._static_inputs)
-        self._graph = graph
-        self.captures += 1
+            output = self.step(*static_inputs)
+        return graph, output
