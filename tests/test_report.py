@@ -35,6 +35,7 @@ from plastic.experiments.report import (  # noqa: E402
     _binned_values,
     _step_values,
     build_report,
+    code_text,
     learning_curves,
     plasticity_curves,
 )
@@ -336,6 +337,14 @@ def test_a_damaged_plasticity_file_leaves_the_run_in_the_report(tmp_path, capsys
     assert len(read_scores(tmp_path / "rep" / "scores.csv")) == 2  # both runs reported
     at_end = numbers["plasticity"]["at_end"]["breakout"]["drq"]
     assert at_end["seeds"] == 1 and at_end["feature_srank"] == 30.0  # the torn run's last whole row
+
+
+def test_code_column_names_each_commit_once_in_order():
+    segment = lambda commit, dirty=False: {"commit": commit, "dirty": dirty}  # noqa: E731
+    assert code_text([segment("42d2a18aaaa")]) == "42d2a18"
+    assert code_text([segment("42d2a18aaaa"), segment("42d2a18aaaa"), segment("50739a6bbbb", True)]) \
+        == "42d2a18 → 50739a6+"
+    assert code_text([segment(None)]) == "?" and code_text(None) == ""
 
 
 def test_report_rejects_bad_input(tmp_path, capsys):

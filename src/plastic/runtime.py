@@ -21,6 +21,8 @@ environment before ``import torch`` (e.g. set in the shell that starts plastic).
 from __future__ import annotations
 
 import ctypes
+import functools
+import platform
 import re
 import sys
 from pathlib import Path
@@ -39,13 +41,28 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+SIMD_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # what sets our CPU timings apart
+CPUINFO = Path("/proc/cpuinfo")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> tuple[str, tuple[str, ...]]:
+    """The CPU's model name and which of ``SIMD_FLAGS`` it has (Linux: /proc/cpuinfo; elsewhere
+    what ``platform`` says, and no flags)."""
+    try:
+        text = CPUINFO.read_text()
+    except OSError:
+        text = ""
+    name = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    flags = re.search(r"^flags\s*:\s*(.+)$", text, re.MULTILINE)
+    present = set(flags.group(1).split()) if flags else set()
+    return (name.group(1).strip() if name else platform.processor() or platform.machine(),
+            tuple(flag for flag in SIMD_FLAGS if flag in present))
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (Linux: the avx512_bf16 or amx_bf16 flag)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_model()[1]))
 
 
 # ---------------------------------------------------------------------------------- the threads

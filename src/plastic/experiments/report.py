@@ -488,6 +488,19 @@ def _short_ratio(values: set[float]) -> str:
     return f"{next(iter(values)):g}" if len(values) == 1 else "mixed"
 
 
+def code_text(segments: Any) -> str:
+    """``42d2a18`` or ``42d2a18 → 50739a6+`` (a resume by other code; + uncommitted changes)."""
+    if not isinstance(segments, list):
+        return ""
+    names: list[str] = []
+    for segment in segments:
+        commit = segment.get("commit") if isinstance(segment, dict) else None
+        name = (commit[:7] + ("+" if segment.get("dirty") else "")) if isinstance(commit, str) else "?"
+        if not names or names[-1] != name:
+            names.append(name)
+    return " → ".join(names)
+
+
 def _write_text(path: Path, text: str) -> None:
     """Atomically: a reader never sees half a report."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -637,12 +650,15 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
 
     doc.heading("Per-run scores")
     doc.table(["label", "game", "seed", "score", score_name if norm != "none" else "normalised", "steps",
-               "updates", "wall time (s)"],
+               "updates", "wall time (s)", "code"],
               [[r.label, r.game, str(r.seed), f"{r.score:.4g}", f"{r.normalized:.3f}",
                 str(r.summary.get("steps", "")), str(r.summary.get("updates", "")),
-                f"{float(r.summary.get('wall_seconds', r.summary.get('wall_time_s', 0)) or 0):.0f}"]
+                f"{float(r.summary.get('wall_seconds', r.summary.get('wall_time_s', 0)) or 0):.0f}",
+                code_text(r.summary.get("provenance"))]
                for r in sorted((r for r in runs if not r.baseline), key=lambda r: (r.label, r.game, r.seed))],
               text_columns=2)
+    doc.paragraph("Code: the commit of each start and resume of the run, `+` where its `src/` had "
+                  "uncommitted changes (summary.json's provenance; empty for runs that predate it).")
     if failures or unfinished or found.skipped:
         doc.heading("Failed, unfinished and unreadable runs" if found.skipped
                     else "Failed and unfinished runs")

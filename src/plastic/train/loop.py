@@ -31,7 +31,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from plastic import metrics
+from plastic import metrics, provenance
 from plastic.agents.base import Agent, network_states
 from plastic.configs.schema import LOGGING_KEYS, Config, flatten
 from plastic.envs import get_env_state, set_env_state
@@ -78,6 +78,8 @@ class LoopState:
     wall_seconds: float = 0.0
     # Seconds per part of TIME_PARTS, and "final_evaluation"; kept across resumes like wall_seconds.
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    # Each start or resume: its step, code and machine (plastic.provenance); summary.json's "provenance".
+    segments: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 # The parts of a run's wall time that ``summary.json``'s "time" breaks down. On CUDA an update's
@@ -276,6 +278,7 @@ class Trainer:
             elif resumed:
                 print(f"resuming {self.run_dir} at step {self.state.step}", file=sys.stderr)
             self._warn_if_nothing_learns()
+            self.state.segments.append(provenance.describe(self.device, self.state.step))
             if self.obs is None:
                 self.obs, _ = self.env.reset()
             self._loop()
@@ -531,6 +534,7 @@ class Trainer:
             "updates": self.agent.updates, "resets": self.state.resets,
             "train_episodes": self.state.episodes, "wall_seconds": self.state.wall_seconds,
             "time": self._time_breakdown(), "device": str(self.device), **result,
+            "provenance": self.state.segments,
         }
         save_checkpoint(self.run_dir / "final_model.pt", network_states(self.agent))
         write_json(self.run_dir / "summary.json", summary)  # last: the mark of a finished run
