@@ -120,8 +120,8 @@ def run_sweep_from_args(args: argparse.Namespace) -> int:
                      overrides=shared, preset_overrides=per_preset, out=args.out)
     backend = make_backend(args.backend, workers=args.workers, threads=args.threads, address=args.address,
                            resources=parse_resources(args.resources))
-    if args.backend == "local":  # a Ray cluster's workers may have devices this machine lacks
-        check_devices_here(plan_jobs(spec))
+    if args.backend == "local" and not args.dry_run:  # a Ray cluster's workers may have devices
+        check_devices_here(plan_jobs(spec))  # this machine lacks; a dry run may plan for another
     try:
         status = run_sweep(spec, backend, command=sys.argv[:], dry_run=args.dry_run)
     except KeyboardInterrupt:
