@@ -85,10 +85,13 @@ bench() {
 # Few workers per sweep: runs share one GPU, so more at once only makes each slower, and a run
 # that does not finish before the machine goes back is lost. With two, the runs finish in the
 # order listed (games first to last; at ratio 2 each game's drq and plastic side by side).
+# Each entry: OUT-NAME|sweep arguments. GRIDS_OVERRIDE="..." replaces the list (entries separated
+# by ';'), e.g. the MinAtar grid: GRIDS_OVERRIDE="minatar-all|minatar --presets drq,plastic --seeds 3".
 GRIDS=(
-    "atari100k-drq-rr1|--presets drq --replay-ratio 1 --games ${RR1_GAMES:-kung_fu_master,ms_pacman,seaquest} --seeds ${RR1_SEEDS:-2}"
-    "atari100k-rr2|--presets drq,plastic --replay-ratio 2 --games ${RR2_GAMES:-breakout,boxing,pong} --seeds ${RR2_SEEDS:-1}"
+    "atari100k-drq-rr1|atari100k --presets drq --replay-ratio 1 --games ${RR1_GAMES:-kung_fu_master,ms_pacman,seaquest} --seeds ${RR1_SEEDS:-2}"
+    "atari100k-rr2|atari100k --presets drq,plastic --replay-ratio 2 --games ${RR2_GAMES:-breakout,boxing,pong} --seeds ${RR2_SEEDS:-1}"
 )
+[[ -n "${GRIDS_OVERRIDE:-}" ]] && IFS=';' read -r -a GRIDS <<<"$GRIDS_OVERRIDE"
 grid() {
     local seconds pids=() spec name args graph_set=()
     graph_ok && graph_set=(--set train.cuda_graph=true)
@@ -98,7 +101,7 @@ grid() {
     for spec in "${GRIDS[@]}"; do
         name="${spec%%|*}" args="${spec#*|}"
         # shellcheck disable=SC2086
-        timeout -s INT -k 30 "$seconds" "$python" -m plastic.cli sweep atari100k $args \
+        timeout -s INT -k 30 "$seconds" "$python" -m plastic.cli sweep $args \
             --device "$device" --workers "${WORKERS_PER_GRID:-2}" --threads 1 "${graph_set[@]}" \
             --out "runs/device/$name" >>"$OUT/sweeps.log" 2>&1 &
         pids+=($!)
