@@ -46,8 +46,6 @@ import copy
 import gc
 import json
 import os
-import platform
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -62,7 +60,7 @@ from harness import SUITE_SHAPES, make_config, synthetic_batch, time_alternating
 from plastic.agents.rainbow import RainbowAgent
 from plastic.configs.schema import Config, flatten
 from plastic.replay.buffer import Batch
-from plastic.runtime import resolve_device
+from plastic.runtime import SIMD_FLAGS, cpu_model, resolve_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "golden"))
 import generate_atari_update as golden  # noqa: E402
@@ -251,19 +249,9 @@ def changes_at_reset(agent: RainbowAgent) -> bool:
 
 # ----------------------------------------------------------------------------- machine
 def cpu_info() -> dict[str, Any]:
-    """``lscpu``'s model name and the SIMD flags that matter here."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        text = ""
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = set(fields.get("Flags", "").split())
-    if not flags and Path("/proc/cpuinfo").is_file():
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    return {"cpu_model": fields.get("Model name", platform.processor() or platform.machine()),
-            "cpus": os.cpu_count(),
-            **{flag: flag in flags for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")}}
+    """The CPU's model name and the SIMD flags that matter here (``plastic.runtime.cpu_model``)."""
+    name, present = cpu_model()
+    return {"cpu_model": name, "cpus": os.cpu_count(), **{flag: flag in present for flag in SIMD_FLAGS}}
 
 
 def precision_overrides(precision: str) -> tuple[dict[str, Any], str]:
