@@ -63,3 +63,17 @@ def test_a_resumed_run_records_each_segment(tmp_path, monkeypatch, capsys):
     for segment in segments:
         assert segment["torch"] == torch.__version__ and segment["threads"] == 1
         assert segment["cpu"] == runtime.cpu_model()[0] and segment["gpu"] is None
+
+
+def test_an_installed_package_has_no_commit(tmp_path, monkeypatch):
+    """Outside a git checkout (a wheel in site-packages) commit and dirty are None, not an error."""
+    package = tmp_path / "site-packages" / "plastic"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    fake = type("Module", (), {"__file__": str(package / "__init__.py"), "__version__": "9.9"})
+    monkeypatch.setattr(provenance, "plastic", fake)
+    provenance.code_version.cache_clear()
+    try:
+        assert provenance.code_version() == {"plastic": "9.9", "commit": None, "dirty": None}
+    finally:
+        provenance.code_version.cache_clear()
