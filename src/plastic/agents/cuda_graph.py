@@ -71,6 +71,7 @@ class GraphedStep:
         """Forget the graph: the step's tensors or Python path changed."""
         self._graph: Any = None
         self._static_inputs: tuple[Any, ...] = ()
+        self._static_tensors: list[torch.Tensor] = []  # tensors_of(_static_inputs), once
         self._static_output: dict[str, torch.Tensor] = {}
         self._warm = 0
 
@@ -80,13 +81,14 @@ class GraphedStep:
             return self._warm_up(inputs)
         if self._graph is None:
             self._static_inputs = _cloned(inputs)
+            self._static_tensors = tensors_of(self._static_inputs)
             self._graph, self._static_output = self._record(self._static_inputs)
             self.captures += 1
-        source, static = tensors_of(inputs), tensors_of(self._static_inputs)
-        if len(source) != len(static):
+        source = tensors_of(inputs)
+        if len(source) != len(self._static_tensors):
             raise ValueError(f"a graphed step got {len(source)} input tensors; it was recorded "
-                             f"with {len(static)}")
-        torch._foreach_copy_(static, source)
+                             f"with {len(self._static_tensors)}")
+        torch._foreach_copy_(self._static_tensors, source)
         self._graph.replay()
         return {key: value.clone() for key, value in self._static_output.items()}
 
