@@ -219,23 +219,23 @@ def read_run(summary_path: Path) -> Run:
 def _plasticity(run_dir: Path) -> tuple[dict[str, np.ndarray], tuple[float, ...], list[str]]:
     """The run's plasticity metrics by column and its Reset steps, and warnings. These files only
     add to a report: a damaged one is left out with a warning, and the run is still reported."""
-    columns: dict[str, np.ndarray] = {}
-    steps: tuple[float, ...] = ()
     warnings: list[str] = []
-    for name in ("plasticity.csv", "resets.csv"):
-        try:
-            rows, more = read_metrics_csv(run_dir / name)
-        except UnreadableRunError as error:
-            warnings.append(f"{run_dir}: left out its {name} ({error})")
-            continue
-        warnings += more
-        if not rows or "step" not in rows[0]:
-            continue
-        if name == "resets.csv":
-            steps = tuple(sorted(row["step"] for row in rows))
-        else:
-            columns = {key: np.array([row.get(key, math.nan) for row in rows]) for key in rows[0]}
-    return columns, steps, warnings
+    metrics = _optional_rows(run_dir / "plasticity.csv", warnings)
+    resets = _optional_rows(run_dir / "resets.csv", warnings)
+    columns = {key: np.array([row.get(key, math.nan) for row in metrics]) for key in metrics[0]} \
+        if metrics else {}
+    return columns, tuple(sorted(row["step"] for row in resets)), warnings
+
+
+def _optional_rows(path: Path, warnings: list[str]) -> list[dict[str, float]]:
+    """A metrics CSV's rows that have a step; none (and a warning) if the file is damaged."""
+    try:
+        rows, more = read_metrics_csv(path)
+    except UnreadableRunError as error:
+        warnings.append(f"{path.parent}: left out its {path.name} ({error})")
+        return []
+    warnings += more
+    return rows if rows and "step" in rows[0] else []
 
 
 @dataclass
