@@ -134,6 +134,10 @@ class GatedBuffer(golden.ScriptedBuffer):
         return {key: value.to(self.device) if isinstance(value, torch.Tensor) else value
                 for key, value in golden.their_batch(self.batch).items()}
 
+    def encode_obs(self, obs: Any, prediction: bool = False) -> torch.Tensor:
+        # their acting step's frame, on the device as their own replay's encode_obs leaves it
+        return super().encode_obs(obs, prediction).to(self.device)
+
     def update_priorities(self, idxs: np.ndarray, priorities: np.ndarray) -> None:
         pass
 

@@ -47,7 +47,7 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--num-actions", type=int, help="default: 18 (atari), 6 (minatar)")
     parser.add_argument("--threads", type=int, default=0,
-                        help="torch intra-op threads; default 0: plastic's choice, 1 on CPU "
+                        help="torch intra-op threads; default 0: plastic's choice, 1 "
                         "(see benchmarks/README.md)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                         help="override a config key, e.g. --set network.noisy=false (repeatable)")
@@ -85,7 +85,7 @@ def print_result(args: argparse.Namespace, bench: Callable[[], dict[str, Any]]) 
     """Set the threads ``args`` asks for, run ``bench`` and print its result as one JSON line."""
     from plastic.runtime import configure_threads, keep_freed_memory
 
-    threads = configure_threads(args.threads, args.device)
+    threads = configure_threads(args.threads)
     keep_freed_memory()  # as a training run does
     result = bench()
     result["threads_setting"] = threads

@@ -8,6 +8,8 @@
 #   tests  the CUDA-only tests (they are skipped on our CPU machines)
 #   bench  update timings on the GPU: ours (bench_learner, fp32 and bf16) and, with .authors
 #          carried, ours beside the authors' update (bench_against_authors); acting with the env
+#   quick  instead of bench, for a call with little device time left: ours eager and graphed
+#          (fp32, 1 thread) and the side-by-side with the authors' update, eager and graphed
 #   grid   Atari-100k sweeps on the GPU, stopped (as Ctrl-C: checkpointed, resumable) at the
 #          deadline; a second call `bash scripts/device_checks.sh setup grid` on the still-warm
 #          machine resumes them (runs/ is git-ignored, so it stays there between calls)
@@ -50,19 +52,22 @@ tests() {
     if "$python" -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py && [[ $device == cuda* ]]; then
         mkdir -p runs/device && touch runs/device/.cuda_graph_ok
     else
-        say "the graphed update was not confirmed on a GPU here (tests/test_cuda_graph.py failed, or no CUDA device): benches and grid run without train.cuda_graph"
+        say "the graphed update was not confirmed on a GPU here (tests/test_cuda_graph.py failed, or no CUDA device): the grid runs without train.cuda_graph"
     fi
 }
 graph_ok() { [[ -f runs/device/.cuda_graph_ok ]]; }  # kept on a warm machine for the second call
+# The benches time the graphed update on any GPU (a timing is valid even where the comparison test
+# failed); only the grid's training runs wait for graph_ok.
+on_gpu() { [[ $device == cuda* ]]; }
 
 bench() {
     local bench_out="$OUT/bench.jsonl" preset precision graph_flag=()
-    graph_ok && graph_flag=(--cuda-graph)
+    on_gpu && graph_flag=(--cuda-graph)
     for preset in drq plastic; do
         for precision in fp32 bf16; do
             "$python" benchmarks/bench_learner.py --device "$device" --preset "$preset" --rounds 4 \
                 --per-round 10 --set "train.precision=$precision" | tee -a "$bench_out"
-            graph_ok && "$python" benchmarks/bench_learner.py --device "$device" --preset "$preset" \
+            on_gpu && "$python" benchmarks/bench_learner.py --device "$device" --preset "$preset" \
                 --rounds 4 --per-round 10 --set "train.precision=$precision" --set train.cuda_graph=true \
                 --no-reference | tee -a "$bench_out"
         done
@@ -78,6 +83,23 @@ bench() {
     else
         say "no .authors carried: the side-by-side benchmark is skipped"
     fi
+}
+
+quick() {
+    local bench_out="$OUT/bench.jsonl" preset graph
+    for preset in drq plastic; do
+        for graph in false true; do
+            on_gpu || [[ $graph == false ]] || continue
+            "$python" benchmarks/bench_learner.py --device "$device" --preset "$preset" --threads 1 \
+                --rounds 4 --per-round 20 --no-reference --set "train.cuda_graph=$graph" | tee -a "$bench_out"
+        done
+    done
+    [[ -f .authors/atari/src/agents/base.py ]] || { say "no .authors carried"; return 0; }
+    for graph in "" --cuda-graph; do
+        on_gpu || [[ -z $graph ]] || continue
+        PLASTIC_AUTHORS_DIR="$root/.authors" "$python" benchmarks/bench_against_authors.py \
+            --device "$device" --threads 1 --rounds 4 --per-round 5 $graph --markdown | tee -a "$bench_out"
+    done
 }
 
 # The Atari grid of issue 14: DrQ(eps)'s own setting (replay ratio 1) on the games our CPU
@@ -119,8 +141,8 @@ grid() {
 
 for phase in "${phases[@]}"; do
     case "$phase" in
-        setup|tests|bench|grid) say "$phase (${deadline}s budget, $(left)s left)"; "$phase" || say "$phase FAILED" ;;
-        *) echo "unknown phase $phase; valid: setup tests bench grid" >&2; exit 2 ;;
+        setup|tests|bench|quick|grid) say "$phase (${deadline}s budget, $(left)s left)"; "$phase" || say "$phase FAILED" ;;
+        *) echo "unknown phase $phase; valid: setup tests bench quick grid" >&2; exit 2 ;;
     esac
 done
 say "done"

@@ -118,6 +118,24 @@ def _twins(preset: str, suite: str, batch_size: int,
     return made[0], made[1]
 
 
+
+def _assert_parameters_agree(eager: RainbowAgent, graphed: RainbowAgent) -> None:
+    """The two agents' weights after the same updates, up to the GPU's summation order.
+
+    cuDNN's convolution backward and scatter_add sum with atomics, in an order that differs from
+    run to run. Adam then turns a near-zero gradient of the other sign into a whole step of the
+    other sign (≈ lr in its first updates): on an H200, 1 weight of 512 ended 1.5e-4 apart
+    (lr 1e-4) and 1 of 1.6M 1.2e-5 apart. So: nearly every weight within a tight tolerance, and
+    none more than a few Adam steps off. A graph that replayed a stale batch or missed its
+    re-recording at a Reset moves most weights by whole steps and fails both bounds."""
+    lr = eager.optimizer.param_groups[0]["lr"]
+    p = torch.cat([t.detach().flatten() for t in eager.online.parameters()])
+    q = torch.cat([t.detach().flatten() for t in graphed.online.parameters()])
+    difference = (q - p).abs()
+    outside = difference > 1e-5 + 1e-4 * p.abs()
+    assert outside.float().mean().item() <= 1e-3, f"{int(outside.sum())} of {p.numel()} weights differ"
+    assert difference.max().item() <= 4 * lr
+
 @needs_cuda
 @pytest.mark.parametrize(("suite", "preset", "overrides"), [
     ("minatar", "plastic", {}), ("minatar", "plastic", {"fidelity": "intent"}), ("atari", "drq", {}),
@@ -132,11 +150,10 @@ def test_the_graphed_update_computes_the_eager_update(suite, preset, overrides):
         batch = synthetic_batch(shapes["obs_shape"], 5, 16, shapes["high"], seed=update)
         draws = eager.draw_randomness(16)
         a, b = eager.update(batch, copy.deepcopy(draws)), graphed.update(batch, copy.deepcopy(draws))
-        close = dict(rtol=1e-4, atol=1e-5)  # scatter_add's atomics may order sums differently
+        close = dict(rtol=1e-3, atol=1e-4)  # the GPU's summation order (see below); stale: ≫ 1e-3
         torch.testing.assert_close(b["loss"], a["loss"], **close)
         torch.testing.assert_close(b["priority"], a["priority"], **close)
-        for p, q in zip(eager.online.parameters(), graphed.online.parameters()):
-            torch.testing.assert_close(q, p, **close)
+        _assert_parameters_agree(eager, graphed)
         if update == 4:
             for agent in (eager, graphed):
                 torch.manual_seed(1)  # the same re-initialisation for both

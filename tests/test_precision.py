@@ -94,7 +94,7 @@ def test_an_fp16_update_stays_close_to_the_fp32_update(device):
     for name, p in fp32.online.named_parameters():
         assert params[name].dtype == torch.float32
         assert cosine(p.grad, params[name].grad) > 0.9, name  # unscaled: the same magnitude
-        assert params[name].grad.norm() == pytest.approx(p.grad.norm().item(), rel=5e-2), name
+        assert params[name].grad.norm().item() == pytest.approx(p.grad.norm().item(), rel=5e-2), name
     assert fp16.loss_scale.scale == 2.0**16 and fp16.loss_scale.skipped == 0
 
 

@@ -1,4 +1,5 @@
-"""plastic.runtime: freed tensors' memory is kept for reuse (no page fault per page per update)."""
+"""plastic.runtime: freed tensors' memory is kept for reuse (no page fault per page per update);
+one torch thread by default."""
 
 from __future__ import annotations
 
@@ -51,3 +52,18 @@ def test_kept_freed_memory_takes_few_page_faults_per_update():
 def test_keep_freed_memory_is_a_no_op_off_linux(monkeypatch):
     monkeypatch.setattr(runtime.sys, "platform", "darwin")
     assert runtime.keep_freed_memory() is False
+
+
+def test_threads_default_to_one_and_a_positive_count_is_kept():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert runtime.configure_threads(0) == 1  # also where a GPU trains: torch's default spun
+        assert runtime.configure_threads(3) == 3
+        assert runtime.configure_threads(None) == 1
+        with pytest.raises(ValueError, match="positive integer"):
+            runtime.configure_threads(-1)
+    finally:
+        torch.set_num_threads(before)

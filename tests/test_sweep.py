@@ -106,7 +106,7 @@ def test_a_workers_threads_reach_its_run(tmp_path, monkeypatch, threads):
     used = []
     real = loop.configure_threads
     monkeypatch.setattr(loop, "configure_threads",
-                        lambda wanted, device: used.append(wanted) or real(wanted, device))
+                        lambda wanted: used.append(wanted) or real(wanted))
     config = build_config("minatar", "breakout", "drq", overrides={
         "train.steps": 20, "train.learning_starts": 10, "train.eval_episodes": 1,
         "train.eval_envs": 1, "train.checkpoint_interval": 0, "train.metrics_interval": 0})

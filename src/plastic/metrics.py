@@ -165,7 +165,8 @@ def srank(features: torch.Tensor, delta: float = 0.01) -> int:
     if total == 0:
         return 0
     cumulative = torch.cumsum(s, 0) / total
-    return int(torch.searchsorted(cumulative, torch.tensor(1.0 - delta, dtype=s.dtype)).item()) + 1
+    threshold = torch.tensor(1.0 - delta, dtype=s.dtype, device=s.device)
+    return int(torch.searchsorted(cumulative, threshold).item()) + 1
 
 
 def effective_rank(features: torch.Tensor) -> float:

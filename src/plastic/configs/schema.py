@@ -137,7 +137,7 @@ class TrainConfig:
     log_interval: int = 1_000
     metrics_interval: int = 10_000  # plasticity metrics (active units, ...) every N agent steps
     checkpoint_interval: int = 10_000
-    threads: int = 0  # torch intra-op threads; 0: one on CPU (two oversubscribe a shared core)
+    threads: int = 0  # torch intra-op threads; 0: one, on CPU and GPU (plastic.runtime says why)
     # Arithmetic of the networks' passes: "fp32", "bf16" or "fp16" (autocast; parameters,
     # gradients, optimizer state and the loss stay fp32; fp16 with dynamic loss scaling, for CUDA).
     # The Rainbow agent (Atari, MinAtar) reads it.

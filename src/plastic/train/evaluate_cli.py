@@ -158,7 +158,7 @@ def evaluate_run(run_dir: str | Path, *, episodes: int | None = None, seed: int 
         video = _check_video(Path(video), max_frames, fps)
     trained = load_trained_agent(run_dir, device)
     config = trained.config
-    configure_threads(config.train.threads, trained.agent.device)
+    configure_threads(config.train.threads)
     frame = _frame_function(config) if video is not None else None
     recorder: list[FrameRecorder] = []
     episodes = episodes or config.train.eval_episodes

@@ -158,7 +158,7 @@ class Trainer:
 
     def _setup(self) -> None:
         cfg = self.config
-        configure_threads(cfg.train.threads, self.device)  # 0: one thread on CPU (see benchmarks)
+        configure_threads(cfg.train.threads)  # 0: one thread (plastic.runtime says why)
         keep_freed_memory()  # no page faults for the update's freed tensors (plastic.runtime)
         torch.manual_seed(cfg.seed)
         self.env = self._make_env(cfg.seed, train=True)
