@@ -3,15 +3,16 @@
 # command that fits one call (`bash scripts/device_prepare.sh` here first, then
 #   run(command="bash scripts/device_checks.sh", carry=[".whl", ".authors"], timeout_s=600)).
 #
-# Phases (arguments; default all four, in this order):
+# Phases (arguments; default setup tests quick grid, in this order):
 #   setup  install the carried wheels (.whl) into /tmp/site
 #   tests  the CUDA-only tests (they are skipped on our CPU machines)
 #   bench  update timings on the GPU: ours (bench_learner, fp32 and bf16) and, with .authors
 #          carried, ours beside the authors' update (bench_against_authors); acting with the env
 #   quick  instead of bench, for a call with little device time left: ours eager and graphed
-#          (fp32, 1 thread) and the side-by-side with the authors' update, eager and graphed
-#   grid   Atari-100k sweeps on the GPU, stopped (as Ctrl-C: checkpointed, resumable) at the
-#          deadline; a second call `bash scripts/device_checks.sh setup grid` on the still-warm
+#          (fp32, 1 thread, Atari and MinAtar) and the side-by-side with the authors' update,
+#          eager and graphed
+#   grid   sweeps on the GPU (GRID=minatar, the default, or atari; see GRIDS below), stopped
+#          (as Ctrl-C: checkpointed, resumable) at the deadline; a second call `bash scripts/device_checks.sh setup grid` on the still-warm
 #          machine resumes them (runs/ is git-ignored, so it stays there between calls)
 # Everything lands in $OUT (at most 8 files come back): device.log, bench.jsonl, grid.tar.gz (each
 # run's CSVs, JSON and logs, no checkpoints), progress.txt (each run's last train.csv row).
@@ -27,7 +28,7 @@ deadline=${DEADLINE_S:-560}
 python="${PYTHON:-python3}"
 device="${DEVICE:-cuda}"
 phases=("$@")
-[[ ${#phases[@]} -gt 0 ]] || phases=(setup tests bench grid)
+[[ ${#phases[@]} -gt 0 ]] || phases=(setup tests quick grid)
 left() { echo $((deadline - (SECONDS - start))); }
 say() { echo "[device_checks $((SECONDS - start))s] $*"; }
 
@@ -86,12 +87,15 @@ bench() {
 }
 
 quick() {
-    local bench_out="$OUT/bench.jsonl" preset graph
-    for preset in drq plastic; do
-        for graph in false true; do
-            on_gpu || [[ $graph == false ]] || continue
-            "$python" benchmarks/bench_learner.py --device "$device" --preset "$preset" --threads 1 \
-                --rounds 4 --per-round 20 --no-reference --set "train.cuda_graph=$graph" | tee -a "$bench_out"
+    local bench_out="$OUT/bench.jsonl" suite preset graph
+    for suite in atari minatar; do
+        for preset in drq plastic; do
+            for graph in false true; do
+                on_gpu || [[ $graph == false ]] || continue
+                "$python" benchmarks/bench_learner.py --device "$device" --suite "$suite" --preset "$preset" \
+                    --threads 1 --rounds 4 --per-round 20 --no-reference --set "train.cuda_graph=$graph" \
+                    | tee -a "$bench_out"
+            done
         done
     done
     [[ -f .authors/atari/src/agents/base.py ]] || { say "no .authors carried"; return 0; }
@@ -102,17 +106,25 @@ quick() {
     done
 }
 
-# The Atari grid of issue 14: DrQ(eps)'s own setting (replay ratio 1) on the games our CPU
-# machines have not reached, and drq against plastic at replay ratio 2 (too slow for a CPU).
-# Few workers per sweep: runs share one GPU, so more at once only makes each slower, and a run
-# that does not finish before the machine goes back is lost. With two, the runs finish in the
-# order listed (games first to last; at ratio 2 each game's drq and plastic side by side).
-# Each entry: OUT-NAME|sweep arguments. GRIDS_OVERRIDE="..." replaces the list (entries separated
-# by ';'), e.g. the MinAtar grid: GRIDS_OVERRIDE="minatar-all|minatar --presets drq,plastic --seeds 3".
-GRIDS=(
-    "atari100k-drq-rr1|atari100k --presets drq --replay-ratio 1 --games ${RR1_GAMES:-kung_fu_master,ms_pacman,seaquest} --seeds ${RR1_SEEDS:-2}"
-    "atari100k-rr2|atari100k --presets drq,plastic --replay-ratio 2 --games ${RR2_GAMES:-breakout,boxing,pong} --seeds ${RR2_SEEDS:-1}"
-)
+# The grids of issue 14. Each entry: OUT-NAME|sweep arguments; GRIDS_OVERRIDE="..." replaces the
+# list (entries separated by ';'). Few workers per sweep: runs share one GPU, so more at once only
+# makes each slower, and a run that does not finish before the machine goes back is lost.
+# GRID=minatar (default): the MinAtar grid's seed 2 (our CPU machines run seeds 0 and 1), drq and
+#   plastic in separate sweeps so that the faster drq runs finish first. On an H200 (2026-12-04)
+#   no Atari run fit a call (24-80 min each, eager), so an Atari grid only measures throughput.
+# GRID=atari: DrQ(eps)'s own setting (replay ratio 1) on the games our CPU machines have not
+#   reached, and drq against plastic at replay ratio 2.
+case "${GRID:-minatar}" in
+    minatar) GRIDS=(
+        "minatar-drq-seed2|minatar --presets drq --replay-ratio 2 --seeds 2-2"
+        "minatar-plastic-seed2|minatar --presets plastic --replay-ratio 2 --seeds 2-2"
+    ) ;;
+    atari) GRIDS=(
+        "atari100k-drq-rr1|atari100k --presets drq --replay-ratio 1 --games ${RR1_GAMES:-kung_fu_master,ms_pacman,seaquest} --seeds ${RR1_SEEDS:-2}"
+        "atari100k-rr2|atari100k --presets drq,plastic --replay-ratio 2 --games ${RR2_GAMES:-breakout,boxing,pong} --seeds ${RR2_SEEDS:-1}"
+    ) ;;
+    *) echo "GRID=${GRID}: valid are minatar, atari" >&2; exit 2 ;;
+esac
 [[ -n "${GRIDS_OVERRIDE:-}" ]] && IFS=';' read -r -a GRIDS <<<"$GRIDS_OVERRIDE"
 grid() {
     local seconds pids=() spec name args graph_set=()
