@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The long evidence runs of issue 14, kept going across working sessions (a session lasts at most
+# 3 hours; an Atari run takes 2-10). Each sweep runs in the background from a git worktree pinned
+# at one commit, so that work on main never changes the code a run resumes with.
+#
+#   bash scripts/evidence.sh start     # (re)start every sweep that is not running: at a session's start
+#   bash scripts/evidence.sh status    # each sweep's last progress line, and what runs
+#   bash scripts/evidence.sh collect   # copy finished runs' small artifacts into benchmarks/, redo reports
+#
+# A sweep resumes its unfinished runs from their checkpoints (if this machine still has them) and
+# skips finished ones. On a fresh machine `start` makes the worktree and seeds each sweep directory
+# with the runs already committed under benchmarks/, so only the missing runs are trained.
+# Settings (environment): EVIDENCE_COMMIT (default below), EVIDENCE_WORKTREE, EVIDENCE_RUNS,
+# MINATAR_SEEDS (the MinAtar sweep's --seeds; 1 runs seed 0 of every game first), PYTHON.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+commit="${EVIDENCE_COMMIT:-50739a6}"
+worktree="${EVIDENCE_WORKTREE:-/work/evidence2}"
+runs="${EVIDENCE_RUNS:-/work/evidence-runs}"
+python="${PYTHON:-$root/.venv/bin/python}"
+
+# NAME|committed runs (relative to the repo)|sweep arguments (one worker, one thread each: on 2
+# cores two single-thread runs do more work than one run on two threads; benchmarks/README.md)
+SWEEPS=(
+    "atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1"
+    "minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds ${MINATAR_SEEDS:-1} --replay-ratio 2"
+)
+
+running() { pgrep -f -- "--out $runs/$1( |$)" >/dev/null; }
+
+start() {
+    if [[ ! -d "$worktree/src/plastic" ]]; then
+        git -C "$root" worktree prune
+        git -C "$root" worktree add --detach "$worktree" "$commit"
+    fi
+    local actual spec name committed args
+    actual="$(git -C "$worktree" rev-parse --short HEAD)"
+    [[ "$(git -C "$root" rev-parse --short "$commit")" == "$actual" ]] || {
+        echo "$worktree is at $actual, not $commit: remove it (git worktree remove) or set EVIDENCE_COMMIT" >&2
+        exit 2
+    }
+    mkdir -p "$runs"
+    for spec in "${SWEEPS[@]}"; do
+        IFS='|' read -r name committed args <<<"$spec"
+        if running "$name"; then
+            echo "$name: already running"
+            continue
+        fi
+        if [[ ! -d "$runs/$name" && -d "$root/$committed" ]]; then
+            cp -r "$root/$committed" "$runs/$name"  # finished runs are then skipped
+        fi
+        # shellcheck disable=SC2086
+        (cd "$runs" && PYTHONPATH="$worktree/src" setsid nohup "$python" -m plastic.cli sweep $args \
+            --workers 1 --threads 1 --out "$runs/$name" >>"$runs/$name.log" 2>&1 &)
+        echo "$name: started from $worktree ($actual); log $runs/$name.log"
+    done
+}
+
+status() {
+    local spec name committed args
+    for spec in "${SWEEPS[@]}"; do
+        IFS='|' read -r name committed args <<<"$spec"
+        printf '%s (%s): %s\n' "$name" "$(running "$name" && echo running || echo stopped)" \
+            "$(tail -n 1 "$runs/$name.log" 2>/dev/null || echo 'no log yet')"
+    done
+}
+
+collect() {
+    local spec name committed args
+    for spec in "${SWEEPS[@]}"; do
+        IFS='|' read -r name committed args <<<"$spec"
+        [[ -d "$runs/$name" ]] || continue
+        "$python" "$root/benchmarks/copy_finished_runs.py" "$runs/$name" "$root/$committed"
+    done
+    "$python" -m plastic.cli report "$root/benchmarks/atari100k/drq-rr1" --baseline drq-eps \
+        --out "$root/benchmarks/atari100k/drq-rr1/report"
+}
+
+case "${1:-}" in
+    start|status|collect) "$1" ;;
+    *) echo "usage: bash scripts/evidence.sh start|status|collect" >&2; exit 2 ;;
+esac
