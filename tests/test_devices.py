@@ -50,3 +50,31 @@ def test_plastic_trains_on_cuda(tmp_path, suite, game, overrides):
     final = torch.load(tmp_path / "final_model.pt", map_location="cpu")
     tensors = [t for part in final.values() for t in part.values()]
     assert tensors and all(np.isfinite(t.float().numpy()).all() for t in tensors)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_a_killed_cuda_run_resumes_and_finishes(tmp_path, cuda_graph):
+    """On a GPU a killed run resumes from its checkpoint (Adam's state on the device, the graph
+    recorded again for the loaded weights) and finishes with every update, Reset and log row once.
+    Not compared with an uninterrupted run: the GPU's summation order differs between the two."""
+    from plastic.cli import main
+    from plastic.train.logger import read_csv
+    from run_helpers import kill_after_first_checkpoint
+
+    args = ["train", "minatar", "--game", "breakout", "--preset", "plastic", "--steps", "900",
+            "--no-progress", "--device", "cuda", "--set", f"train.cuda_graph={str(cuda_graph).lower()}",
+            "--set", "train.learning_starts=200", "--set", "train.replay_ratio=1",
+            "--set", "agent.batch_size=8", "--set", "train.checkpoint_interval=300",
+            "--set", "train.eval_episodes=2", "--set", "reset.interval=300",
+            "--set", "train.log_interval=100", "--set", "train.metrics_interval=700",
+            "--set", "agent.replay_capacity=2000"]
+    run_dir = tmp_path / "run"
+    kill_after_first_checkpoint(args, run_dir)
+    assert main([*args, "--run-dir", str(run_dir)]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["device"].startswith("cuda")
+    assert summary["updates"] == 700 and summary["resets"] == 2
+    assert [row["step"] for row in read_csv(run_dir / "train.csv")] == list(range(100, 901, 100))
+    assert [row["step"] for row in read_csv(run_dir / "plasticity.csv")] == [700]
+    assert len(summary["provenance"]) == 2  # the start and the resume
