@@ -6,6 +6,8 @@
 #   bash scripts/evidence.sh start     # (re)start every sweep that is not running: at a session's start
 #   bash scripts/evidence.sh status    # each sweep's last progress line, and what runs
 #   bash scripts/evidence.sh collect   # copy finished runs' small artifacts into benchmarks/, redo reports
+#   bash scripts/evidence.sh pause     # SIGSTOP every sweep (for a quiet timing), then `resume`
+#                                      # (a paused run's wall time and that interval's steps/s include the pause)
 #
 # A sweep resumes its unfinished runs from their checkpoints (if this machine still has them) and
 # skips finished ones. On a fresh machine `start` makes the worktree and seeds each sweep directory
@@ -27,6 +29,18 @@ SWEEPS=(
 )
 
 running() { pgrep -f -- "--out $runs/$1( |$)" >/dev/null; }
+
+signal_sweeps() {  # each sweep was started with setsid: its workers share its process group
+    local spec name committed args leader
+    for spec in "${SWEEPS[@]}"; do
+        IFS='|' read -r name committed args <<<"$spec"
+        for leader in $(pgrep -f -- "plastic.cli sweep .*--out $runs/$name( |$)"); do
+            kill "-$1" -- "-$leader" && echo "$name: SIG$1 sent to process group $leader"
+        done
+    done
+}
+pause() { signal_sweeps STOP; }
+resume() { signal_sweeps CONT; }
 
 start() {
     if [[ ! -d "$worktree/src/plastic" ]]; then
@@ -77,6 +91,6 @@ collect() {
 }
 
 case "${1:-}" in
-    start|status|collect) "$1" ;;
-    *) echo "usage: bash scripts/evidence.sh start|status|collect" >&2; exit 2 ;;
+    start|status|collect|pause|resume) "$1" ;;
+    *) echo "usage: bash scripts/evidence.sh start|status|collect|pause|resume" >&2; exit 2 ;;
 esac
