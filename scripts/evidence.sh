@@ -86,8 +86,9 @@ collect() {
         [[ -d "$runs/$name" ]] || continue
         "$python" "$root/benchmarks/copy_finished_runs.py" "$runs/$name" "$root/$committed"
     done
-    "$python" -m plastic.cli report "$root/benchmarks/atari100k/drq-rr1" --baseline drq-eps \
-        --out "$root/benchmarks/atari100k/drq-rr1/report"
+    # from the repository's root, so that the report names its runs by paths relative to it
+    (cd "$root" && "$python" -m plastic.cli report benchmarks/atari100k/drq-rr1 --baseline drq-eps \
+        --out benchmarks/atari100k/drq-rr1/report)
 }
 
 case "${1:-}" in
