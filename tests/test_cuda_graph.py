@@ -13,9 +13,13 @@ import pytest
 import torch
 
 from plastic.agents.cuda_graph import GraphedStep, _cloned, tensors_of
+from plastic.agents.drq_sac import DrQSACAgent
 from plastic.agents.rainbow import RainbowAgent, UpdateRandomness
 from plastic.configs import build_config
+from plastic.configs.schema import TrainConfig
 from reference_learner import SUITE_SHAPES, make_config, synthetic_batch
+from test_drq_sac import ACTIONS, PIXEL_SHAPE, STATE_SHAPE, make_batch
+from test_drq_sac import make_config as make_sac_config
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -36,8 +40,6 @@ def test_static_inputs_hold_every_tensor_in_a_fixed_order():
 
 
 def test_cuda_graph_is_refused_where_it_cannot_run():
-    with pytest.raises(ValueError, match="only the Rainbow agent"):
-        build_config("dmc", "cartpole-swingup", "drq", overrides={"train.cuda_graph": True})
     with pytest.raises(ValueError, match="fp32 or bf16"):
         build_config("minatar", "breakout", "plastic",
                      overrides={"train.cuda_graph": True, "train.precision": "fp16"})
@@ -45,6 +47,9 @@ def test_cuda_graph_is_refused_where_it_cannot_run():
     config = make_config("minatar", "plastic", 8, "cpu", {"train.cuda_graph": True})
     with pytest.raises(ValueError, match="train.cuda_graph needs a CUDA device; this run's is cpu"):
         RainbowAgent(config, shapes["obs_shape"], 5, torch.device("cpu"))
+    sac_config = sac_twin_config(pixels=False, cuda_graph=True)
+    with pytest.raises(ValueError, match="train.cuda_graph needs a CUDA device; this run's is cpu"):
+        DrQSACAgent(sac_config, STATE_SHAPE, ACTIONS, torch.device("cpu"))
 
 
 class ReplayOnCPU(GraphedStep):
@@ -171,3 +176,82 @@ def test_returned_statistics_are_not_overwritten_by_the_next_replay():
         kept.append(graphed.update(synthetic_batch(shapes["obs_shape"], 5, 8, shapes["high"], seed=update)))
     losses = [s["loss"].item() for s in kept]
     assert len(set(losses)) == len(losses)  # each update's own loss, not the last replay's six times
+
+
+# ------------------------------------------------------------------------------ DrQ with SAC
+def sac_twin_config(pixels: bool, cuda_graph: bool = False):
+    """The DMC agent as PLASTIC runs it (SAM on the encoder, a Reset), with the target and the
+    actor stepped every second update, so that an update takes one of two paths."""
+    config = make_sac_config(pixels, sam={"enabled": True, "rho": 0.1},
+                             reset={"enabled": True, "interval": 5},
+                             actor_update_every=2, target_update_every=2)
+    config.train = TrainConfig(replay_ratio=1.0, cuda_graph=cuda_graph)
+    return config
+
+
+def _sac_parameters(agent: DrQSACAgent) -> list[torch.Tensor]:
+    return [*agent.critic.parameters(), *agent.target_critic.parameters(), *agent.actor.parameters(),
+            agent.log_alpha]
+
+
+@pytest.mark.parametrize("pixels", [False, True])
+def test_the_graphed_sac_paths_compute_the_eager_update_with_replays_emulated(pixels):
+    """One graph per path (actor and target stepped or not), each warmed up and recorded on its
+    own, forgotten at a Reset; fed the same draws, the replays give the eager update exactly."""
+    made = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        made.append(DrQSACAgent(sac_twin_config(pixels), PIXEL_SHAPE if pixels else STATE_SHAPE,
+                                ACTIONS, torch.device("cpu")))
+    eager, graphed = made
+    graphed._graphs, graphed._new_graph = {}, ReplayOnCPU
+    captures = []
+    for update in range(12):
+        batch = make_batch(pixels, seed=update)
+        draws = eager.draw_randomness(len(batch.action))
+        a, b = eager.update(batch, copy.deepcopy(draws)), graphed.update(batch, copy.deepcopy(draws))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert ("actor_loss" in b) == (update % 2 == 1)  # updates 2, 4, ... step the actor
+        for p, q in zip(_sac_parameters(eager), _sac_parameters(graphed)):
+            assert torch.equal(p, q)
+        captures.append({path: g.captures for path, g in graphed._graphs.items()})
+        if update == 7:
+            for agent in (eager, graphed):
+                torch.manual_seed(1)
+                agent.reset()
+            assert graphed._graphs == {}
+    # each path recorded at its 4th update (3 eager warm-ups), again at its 4th after the Reset
+    assert captures[6] == {(False, False): 1, (True, True): 0}
+    assert captures[7] == {(False, False): 1, (True, True): 1}
+    assert captures[11] == {(False, False): 0, (True, True): 0}  # after the Reset: warming up
+
+
+@needs_cuda
+@pytest.mark.parametrize("pixels", [False, True])
+def test_the_graphed_sac_update_computes_the_eager_update(pixels):
+    made = []
+    for cuda_graph in (False, True):
+        torch.manual_seed(0)
+        made.append(DrQSACAgent(sac_twin_config(pixels, cuda_graph), PIXEL_SHAPE if pixels else STATE_SHAPE,
+                                ACTIONS, torch.device("cuda")))
+    eager, graphed = made
+    groups = [g for o in (eager.critic_optimizer, eager.actor_optimizer, eager.alpha_optimizer)
+              for g in o.param_groups]
+    for group in groups:  # Adam's arithmetic as its graphed twin's
+        group["capturable"] = True
+    learning_rate = max(group["lr"] for group in groups)
+    for update in range(12):
+        batch = make_batch(pixels, seed=update)
+        draws = eager.draw_randomness(len(batch.action))
+        a, b = eager.update(batch, copy.deepcopy(draws)), graphed.update(batch, copy.deepcopy(draws))
+        torch.testing.assert_close(b["critic_loss"], a["critic_loss"], rtol=1e-3, atol=1e-4)
+        p = torch.cat([t.detach().flatten() for t in _sac_parameters(eager)])
+        q = torch.cat([t.detach().flatten() for t in _sac_parameters(graphed)])
+        difference = (q - p).abs()  # a few Adam steps apart at most (see _assert_parameters_agree)
+        assert (difference > 1e-5 + 1e-4 * p.abs()).float().mean().item() <= 1e-3
+        assert difference.max().item() <= 4 * learning_rate
+        if update == 7:
+            for agent in (eager, graphed):
+                torch.manual_seed(1)
+                agent.reset()
+    assert sorted(graphed._graphs) == [(False, False), (True, True)]

@@ -34,6 +34,7 @@ whole critic with the head stepped by its clean gradient (``sam.exclusion`` "aut
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,7 @@ import torch
 from torch import nn
 
 from plastic.agents.augment import draw_shifts, shift_images
+from plastic.agents.cuda_graph import GraphedStep
 from plastic.configs.schema import RANGES, SACConfig  # SACConfig: the config's ``sac`` section
 from plastic.nn.sac_networks import (
     Actor,
@@ -163,16 +165,28 @@ class DrQSACAgent:
         self.log_alpha = torch.tensor(math.log(sac.init_temperature), device=device, requires_grad=True)
         self.target_entropy = sac.target_entropy_per_dim * action_dim
 
-        adam = dict(eps=sac.adam_eps)
+        adam = dict(eps=sac.adam_eps, **self._capturable())
         self.critic_optimizer = self._make_critic_optimizer()
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=sac.actor_lr, **adam)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=sac.alpha_lr, **adam)
         self._critic_probe = CriticQ1Probe(self.critic.head, self.actor)
         self.updates = 0
+        # train.cuda_graph: one recorded update per path (whether the target and the actor are
+        # stepped, by ``sac.*_update_every``), recorded again after a Reset or a loaded checkpoint
+        self._graphs: dict[tuple[bool, bool], GraphedStep] | None = None
+        self._new_graph = GraphedStep
+        if getattr(config.train, "cuda_graph", False):
+            if device.type != "cuda":
+                raise ValueError(f"train.cuda_graph needs a CUDA device; this run's is {device}")
+            self._graphs = {}
+
+    def _capturable(self) -> dict[str, bool]:
+        # under train.cuda_graph Adam keeps its step counts on the GPU, inside the graph
+        return {"capturable": True} if getattr(self.config.train, "cuda_graph", False) else {}
 
     def _make_critic_optimizer(self) -> torch.optim.Optimizer:
         sac, sam = self.config.sac, self.config.sam
-        kwargs = dict(lr=sac.critic_lr, eps=sac.adam_eps)
+        kwargs = dict(lr=sac.critic_lr, eps=sac.adam_eps, **self._capturable())
         if not sam.enabled:
             return torch.optim.Adam(self.critic.parameters(), **kwargs)
         encoder_params = list(self.critic.encoder.parameters())
@@ -208,19 +222,37 @@ class DrQSACAgent:
                       randomness: SACUpdateRandomness | None = None) -> dict[str, torch.Tensor]:
         """The batch on the device; s and s′ scaled and (pixels, ``sac.augment``) random-shifted,
         by the given shifts or by fresh draws."""
+        return self._prepare(self._stage(batch), randomness or SACUpdateRandomness())
+
+    def _stage(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The replay's numpy batch on the agent's device, as stored."""
         def put(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(array).to(self.device, non_blocking=True)
 
-        sac, r = self.config.sac, randomness or SACUpdateRandomness()
-        obs, next_obs = self.to_input(put(batch.obs)), self.to_input(put(batch.next_obs))
+        return {"obs": put(batch.obs), "next_obs": put(batch.next_obs),
+                "action": put(batch.action).float(), "reward": put(batch.reward).float(),
+                "discount": put(batch.discount).float(), "weight": put(batch.weight).float()}
+
+    def _prepare(self, staged: dict[str, torch.Tensor], r: SACUpdateRandomness) -> dict[str, torch.Tensor]:
+        """Scaled and augmented s and s′ beside the staged batch's other tensors."""
+        sac = self.config.sac
+        obs, next_obs = self.to_input(staged["obs"]), self.to_input(staged["next_obs"])
         if self.pixels and sac.augment and sac.shift_pad > 0:
             obs = self._shift(obs, r.obs_shift)
             next_obs = self._shift(next_obs, r.next_obs_shift)
-        return {
-            "obs": obs, "next_obs": next_obs, "action": put(batch.action).float(),
-            "reward": put(batch.reward).float(), "discount": put(batch.discount).float(),
-            "weight": put(batch.weight).float(),
-        }
+        return {**staged, "obs": obs, "next_obs": next_obs}
+
+    def draw_randomness(self, batch_size: int) -> SACUpdateRandomness:
+        """Every random draw of one update, on the agent's device (the graphed update takes them
+        as inputs: a replay cannot draw)."""
+        sac, shifts = self.config.sac, None
+        if self.pixels and sac.augment and sac.shift_pad > 0:
+            shifts = draw_shifts(2 * batch_size, sac.shift_pad, self.device)
+        noise = torch.randn(2, batch_size, self.action_dim, device=self.device)
+        return SACUpdateRandomness(
+            obs_shift=None if shifts is None else shifts[:batch_size],
+            next_obs_shift=None if shifts is None else shifts[batch_size:],
+            next_action_noise=noise[0], action_noise=noise[1])
 
     def _shift(self, x: torch.Tensor, offsets: torch.Tensor | None) -> torch.Tensor:
         pad = self.config.sac.shift_pad
@@ -298,20 +330,34 @@ class DrQSACAgent:
     def update(self, batch: Batch, randomness: SACUpdateRandomness | None = None) -> dict[str, Any]:
         """One SAC update. Returns detached tensors (no host sync).
 
-        ``randomness`` (default: drawn where used, from torch's global generator) feeds the
-        update given augmentation shifts and sampling noise. Resets are not part of it: the
-        training loop calls ``reset``.
+        ``randomness`` (default: drawn where used, from torch's global generator; with
+        ``train.cuda_graph`` all drawn first) feeds the update given augmentation shifts and
+        sampling noise. Resets are not part of it: the training loop calls ``reset``.
         """
-        sac, r = self.config.sac, randomness or SACUpdateRandomness()
-        number = self.updates + 1
-        t = self.batch_tensors(batch, r)
-        stats: dict[str, Any] = self._update_critic(t, r.next_action_noise)
-        if number % sac.target_update_every == 0:
-            self._update_target()
-        if number % sac.actor_update_every == 0:
-            stats.update(self._update_actor_and_alpha(t["obs"], r.action_noise))
+        sac, number = self.config.sac, self.updates + 1
+        path = (number % sac.target_update_every == 0, number % sac.actor_update_every == 0)
+        staged = self._stage(batch)
+        if self._graphs is None:
+            stats = self._update(staged, randomness or SACUpdateRandomness(), *path)
+        else:
+            r = randomness if randomness is not None else self.draw_randomness(len(batch.action))
+            if path not in self._graphs:
+                self._graphs[path] = self._new_graph(
+                    functools.partial(self._update, update_target=path[0], update_actor=path[1]))
+            stats = self._graphs[path](staged, r)
         stats["alpha"] = self.log_alpha.detach().exp()
         self.updates = number
+        return stats
+
+    def _update(self, staged: dict[str, torch.Tensor], r: SACUpdateRandomness, update_target: bool,
+                update_actor: bool) -> dict[str, Any]:
+        """The update's tensor work (``update``): no host sync."""
+        t = self._prepare(staged, r)
+        stats: dict[str, Any] = self._update_critic(t, r.next_action_noise)
+        if update_target:
+            self._update_target()
+        if update_actor:
+            stats.update(self._update_actor_and_alpha(t["obs"], r.action_noise))
         return stats
 
     # --------------------------------------------------------------------------------- reset
@@ -333,7 +379,12 @@ class DrQSACAgent:
         with torch.no_grad():
             self.log_alpha.fill_(math.log(self.config.sac.init_temperature))
         self.alpha_optimizer.state.pop(self.log_alpha, None)
+        self._forget_graphs()  # the cleared optimizer state is new tensors: record again
         return [*touched, "log_alpha"]
+
+    def _forget_graphs(self) -> None:
+        if self._graphs is not None:
+            self._graphs.clear()
 
     # ---------------------------------------------------------------------------- interfaces
     def networks(self) -> dict[str, nn.Module]:
@@ -367,6 +418,7 @@ class DrQSACAgent:
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
         self.updates = state["updates"]
+        self._forget_graphs()
 
 
 def _grad_norm(params) -> torch.Tensor:

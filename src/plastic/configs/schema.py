@@ -265,9 +265,6 @@ class Config:
         if self.suite == "dmc" and self.train.precision != "fp32":
             raise ValueError(f"train.precision = {self.train.precision!r}: only the Rainbow agent "
                              "(atari, minatar) has mixed precision; DMC runs fp32")
-        if self.train.cuda_graph and self.suite == "dmc":
-            raise ValueError("train.cuda_graph: only the Rainbow agent (atari, minatar) replays its "
-                             "update as a CUDA graph; DMC runs without")
         if self.train.cuda_graph and self.train.precision == "fp16":
             raise ValueError("train.cuda_graph needs train.precision fp32 or bf16: fp16's loss "
                              "scaling reads the gradients' finiteness on the host every update")
