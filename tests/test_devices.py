@@ -31,10 +31,11 @@ def test_auto_picks_cuda_only_when_torch_sees_a_gpu(monkeypatch):
 @pytest.mark.parametrize(("suite", "game", "overrides"), [
     ("minatar", "breakout", {"agent.batch_size": 8, "agent.replay_capacity": 1000}),
     ("minatar", "breakout", {"agent.batch_size": 8, "agent.replay_capacity": 1000, "train.cuda_graph": True}),
-    pytest.param("dmc", "cartpole-swingup", {
+    *[pytest.param("dmc", "cartpole-swingup", {
         "env.obs": "state", "env.action_repeat": 8, "sac.batch_size": 16, "sac.hidden": 32,
-        "sac.state_encoder_hidden": 32},
-        marks=pytest.mark.skipif(importlib.util.find_spec("mujoco") is None, reason="needs the dmc extra")),
+        "sac.state_encoder_hidden": 32, "train.cuda_graph": graphed},
+        marks=pytest.mark.skipif(importlib.util.find_spec("mujoco") is None, reason="needs the dmc extra"))
+      for graphed in (False, True)],
 ])
 def test_plastic_trains_on_cuda(tmp_path, suite, game, overrides):
     config = build_config(suite, game, "plastic", overrides={
