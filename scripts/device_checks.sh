@@ -9,8 +9,8 @@
 #   bench  update timings on the GPU: ours (bench_learner, fp32 and bf16) and, with .authors
 #          carried, ours beside the authors' update (bench_against_authors); acting with the env
 #   quick  instead of bench, for a call with little device time left: ours eager and graphed
-#          (fp32, 1 thread, Atari and MinAtar) and the side-by-side with the authors' update,
-#          eager and graphed
+#          (fp32, 1 thread, Atari and MinAtar; DrQ-SAC for DMC) and the side-by-side with the
+#          authors' update, eager and graphed
 #   grid   sweeps on the GPU (GRID=minatar, the default, or atari; see GRIDS below), stopped
 #          (as Ctrl-C: checkpointed, resumable) at the deadline; a second call `bash scripts/device_checks.sh setup grid` on the still-warm
 #          machine resumes them (runs/ is git-ignored, so it stays there between calls)
@@ -98,6 +98,9 @@ quick() {
             done
         done
     done
+    # DrQ with SAC (DMC) at batch 512: eager against graphed, pixels and state (no MuJoCo needed)
+    on_gpu && "$python" benchmarks/bench_dmc.py --skip-env --device "$device" --cuda-graph \
+        --rounds 3 --updates 5 | tee -a "$bench_out"
     [[ -f .authors/atari/src/agents/base.py ]] || { say "no .authors carried"; return 0; }
     for graph in "" --cuda-graph; do
         on_gpu || [[ -z $graph ]] || continue
