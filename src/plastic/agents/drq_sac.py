@@ -141,6 +141,12 @@ class DrQSACAgent:
                f"unknown reset.scope {reset_scope!r}; valid: {', '.join(RESET_SCOPES)}")
         _check(action_dim >= 1, f"action_dim must be >= 1, got {action_dim!r}")
         self.config, self.device = config, device
+        # train.cuda_graph: one recorded update per path (whether the target and the actor are
+        # stepped, by ``sac.*_update_every``), recorded again after a Reset or a loaded checkpoint
+        if config.train.cuda_graph and device.type != "cuda":
+            raise ValueError(f"train.cuda_graph needs a CUDA device; this run's is {device}")
+        self._graphs: dict[tuple[bool, bool], GraphedStep] | None = {} if config.train.cuda_graph else None
+        self._new_graph = GraphedStep
         self.obs_shape, self.action_dim = tuple(obs_shape), action_dim
         self.pixels = len(self.obs_shape) == 3
         net = config.network
@@ -171,18 +177,10 @@ class DrQSACAgent:
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=sac.alpha_lr, **adam)
         self._critic_probe = CriticQ1Probe(self.critic.head, self.actor)
         self.updates = 0
-        # train.cuda_graph: one recorded update per path (whether the target and the actor are
-        # stepped, by ``sac.*_update_every``), recorded again after a Reset or a loaded checkpoint
-        self._graphs: dict[tuple[bool, bool], GraphedStep] | None = None
-        self._new_graph = GraphedStep
-        if getattr(config.train, "cuda_graph", False):
-            if device.type != "cuda":
-                raise ValueError(f"train.cuda_graph needs a CUDA device; this run's is {device}")
-            self._graphs = {}
 
     def _capturable(self) -> dict[str, bool]:
         # under train.cuda_graph Adam keeps its step counts on the GPU, inside the graph
-        return {"capturable": True} if getattr(self.config.train, "cuda_graph", False) else {}
+        return {"capturable": True} if self._graphs is not None else {}
 
     def _make_critic_optimizer(self) -> torch.optim.Optimizer:
         sac, sam = self.config.sac, self.config.sam
