@@ -51,6 +51,11 @@ def test_plastic_trains_on_cuda(tmp_path, suite, game, overrides):
     final = torch.load(tmp_path / "final_model.pt", map_location="cpu")
     tensors = [t for part in final.values() for t in part.values()]
     assert tensors and all(np.isfinite(t.float().numpy()).all() for t in tensors)
+    if suite == "minatar":  # `plastic evaluate` of the run, on the GPU and on the CPU
+        from plastic.train.evaluate_cli import evaluate_run
+
+        on_gpu, on_cpu = (evaluate_run(tmp_path, episodes=2, seed=5, device=d) for d in ("cuda", "cpu"))
+        assert len(on_gpu["returns"]) == 2 and len(on_cpu["returns"]) == 2
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
