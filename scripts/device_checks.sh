@@ -98,6 +98,15 @@ quick() {
             done
         done
     done
+    # acting one observation (training's acting), eager and graphed, against the straightforward
+    # reference; and with the emulator, graphed
+    for graph in false true; do
+        on_gpu || [[ $graph == false ]] || continue
+        "$python" benchmarks/bench_acting.py --device "$device" --preset plastic --threads 1 \
+            --set "train.cuda_graph=$graph" | tee -a "$bench_out"
+    done
+    on_gpu && "$python" benchmarks/bench_acting.py --device "$device" --preset plastic --threads 1 \
+        --env --no-reference --set train.cuda_graph=true | tee -a "$bench_out"
     # DrQ with SAC (DMC) at batch 512: eager against graphed, pixels and state (no MuJoCo needed)
     on_gpu && "$python" benchmarks/bench_dmc.py --skip-env --device "$device" --cuda-graph \
         --rounds 3 --updates 5 | tee -a "$bench_out"

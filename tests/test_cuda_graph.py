@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -176,6 +177,73 @@ def test_returned_statistics_are_not_overwritten_by_the_next_replay():
         kept.append(graphed.update(synthetic_batch(shapes["obs_shape"], 5, 8, shapes["high"], seed=update)))
     losses = [s["loss"].item() for s in kept]
     assert len(set(losses)) == len(losses)  # each update's own loss, not the last replay's six times
+
+
+
+def _acting_twins(device: str, graphed: bool) -> tuple[RainbowAgent, RainbowAgent]:
+    shapes, made = SUITE_SHAPES["minatar"], []
+    for cuda_graph in (False, graphed):
+        torch.manual_seed(0)
+        config = make_config("minatar", "plastic", 8, device, {"train.cuda_graph": cuda_graph})
+        made.append(RainbowAgent(config, shapes["obs_shape"], 5, torch.device(device)))
+    return made[0], made[1]
+
+
+def _act_alongside(eager: RainbowAgent, graphed: RainbowAgent, check, after_reset=lambda: None) -> None:
+    """Both agents act on the same observations between identical updates, across a Reset."""
+    shapes = SUITE_SHAPES["minatar"]
+    rng = np.random.default_rng(0)
+    for step in range(12):
+        obs = rng.integers(0, 2, (1, *shapes["obs_shape"]), dtype=np.uint8)
+        for network, noise in ((eager.target, True), (eager.online, False)):
+            name = "target" if network is eager.target else "online"
+            check(eager.q_values(obs, network=network, noise=noise),
+                  graphed.q_values(obs, network=getattr(graphed, name), noise=noise))
+        batch = synthetic_batch(shapes["obs_shape"], 5, 8, shapes["high"], seed=step)
+        draws = eager.draw_randomness(8)
+        eager.update(batch, copy.deepcopy(draws))
+        graphed.update(batch, copy.deepcopy(draws))
+        if step == 7:
+            for agent in (eager, graphed):
+                torch.manual_seed(1)
+                agent.reset()
+            after_reset()
+
+
+def test_acting_one_observation_replays_a_graph_per_network_and_noise_emulated():
+    eager, graphed = _acting_twins("cpu", graphed=False)
+    graphed._act_graphs, graphed._new_graph = {}, ReplayOnCPU
+
+    def check(a, b):
+        assert torch.equal(a, b)
+
+    resets = []
+
+    def after_reset():
+        assert graphed._act_graphs == {}  # the Reset forgot them
+        resets.append(True)
+
+    _act_alongside(eager, graphed, check, after_reset)
+    assert resets == [True]
+    # two graphs (the target with noise, the online without), made again after the Reset and
+    # recorded at their 4th use since
+    assert {key: g.captures for key, g in graphed._act_graphs.items()} == {(True, True): 1, (False, False): 1}
+    batch_of_two = np.zeros((2, *SUITE_SHAPES["minatar"]["obs_shape"]), np.uint8)
+    graphed.q_values(batch_of_two, network=graphed.target, noise=False)  # evaluation's batches: eager
+    assert len(graphed._act_graphs) == 2
+
+
+@needs_cuda
+def test_graphed_acting_gives_the_eager_q_values():
+    eager, graphed = _acting_twins("cuda", graphed=True)
+    for group in eager.optimizer.param_groups:
+        group["capturable"] = True
+
+    def check(a, b):
+        torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-4)
+
+    _act_alongside(eager, graphed, check)
+    assert sorted(graphed._act_graphs) == [(False, False), (True, True)]
 
 
 # ------------------------------------------------------------------------------ DrQ with SAC

@@ -16,6 +16,7 @@ SAM's perturbed pass (``_sam_second_pass``), clipping, the optimizer step, the t
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -188,10 +189,15 @@ class RainbowAgent:
         # fp16 (its range is small): losses scaled up for backward, gradients unscaled after.
         self.loss_scale = DynamicLossScale() if config.train.precision == "fp16" else None
         self._graph: GraphedStep | None = None
+        # acting one observation at a time (training) is a few dozen kernels too: graphed per
+        # (network, noise); evaluation's batches vary in size and stay eager
+        self._act_graphs: dict[tuple[bool, bool], GraphedStep] | None = None
+        self._new_graph = GraphedStep
         if config.train.cuda_graph:
             if device.type != "cuda":
                 raise ValueError(f"train.cuda_graph needs a CUDA device; this run's is {device}")
             self._graph = GraphedStep(self._update)
+            self._act_graphs = {}
 
     # ----------------------------------------------------------------------------- optimizer
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -241,16 +247,27 @@ class RainbowAgent:
 
     @torch.inference_mode()
     def q_values(self, obs: np.ndarray, *, network: nn.Module, noise: bool) -> torch.Tensor:
-        x = self._to_input(torch.as_tensor(obs, device=self.device))
+        frames = torch.as_tensor(obs, device=self.device)
+        if self._act_graphs is None or len(frames) != 1:
+            return self._q_step(frames, network=network, noise=noise)["q"]
+        key = (network is self.target, noise)
+        if key not in self._act_graphs:
+            self._act_graphs[key] = self._new_graph(
+                functools.partial(self._q_step, network=network, noise=noise))
+        return self._act_graphs[key](frames)["q"]
+
+    def _q_step(self, frames: torch.Tensor, *, network: nn.Module, noise: bool) -> dict[str, torch.Tensor]:
+        """Expected Q of ``network`` for uint8 ``frames``, its noisy layers on (``noise``) or off."""
+        x = self._to_input(frames)
         was_training = network.training
         if was_training == noise:  # switching modes walks every module: only when needed
-            return expected_q(self._forward(network, x), self.support)
+            return {"q": expected_q(self._forward(network, x), self.support)}
         network.train(noise)
         try:
             logits = self._forward(network, x)
         finally:
             network.train(was_training)
-        return expected_q(logits, self.support)
+        return {"q": expected_q(logits, self.support)}
 
     def act(self, obs: np.ndarray, *, evaluate: bool = False) -> np.ndarray:
         """Actions for a batch of observations (uint8, (B, *obs_shape)); ε-greedy on Q."""
@@ -500,14 +517,19 @@ class RainbowAgent:
 
     def _after_reset(self) -> None:
         """What the authors' optimizer rebuild at a Reset also changes (each its own knob)."""
-        if self._graph is not None:  # optimizer state and SAM's scope may be new: record again
-            self._graph.invalidate()
+        self._forget_graphs()  # optimizer state and SAM's scope may be new: record again
         if self.config.reset.optimizer_state == "all":
             self.optimizer.state.clear()  # SAM shares its state with the base optimizer
         if isinstance(self.optimizer, SAM) and self.config.sam.all_after_reset:
             for group in self.optimizer.param_groups:
                 group["sam"] = True
             self._sam_recomputed = self._params_recomputed_by_sam()
+
+    def _forget_graphs(self) -> None:
+        if self._graph is not None:
+            self._graph.invalidate()
+        if self._act_graphs is not None:
+            self._act_graphs.clear()
 
     # ---------------------------------------------------------------------------- interfaces
     def networks(self) -> dict[str, nn.Module]:
@@ -534,8 +556,7 @@ class RainbowAgent:
         self.updates = state["updates"]
         self.rng.bit_generator.state = state["rng"]
         self._sam_recomputed = self._params_recomputed_by_sam()  # the groups' flags came back too
-        if self._graph is not None:
-            self._graph.invalidate()
+        self._forget_graphs()
         if self.loss_scale is not None:
             self.loss_scale.load_state_dict(state["loss_scale"])
 
