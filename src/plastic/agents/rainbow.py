@@ -189,8 +189,8 @@ class RainbowAgent:
         # fp16 (its range is small): losses scaled up for backward, gradients unscaled after.
         self.loss_scale = DynamicLossScale() if config.train.precision == "fp16" else None
         self._graph: GraphedStep | None = None
-        # acting one observation at a time (training) is a few dozen kernels too: graphed per
-        # (network, noise); evaluation's batches vary in size and stay eager
+        # acting on one observation (training's acting) is a few dozen kernels too: graphed per
+        # (network, noise); batches of several (evaluation's, whose size varies) stay eager
         self._act_graphs: dict[tuple[bool, bool], GraphedStep] | None = None
         self._new_graph = GraphedStep
         if config.train.cuda_graph:
