@@ -91,6 +91,10 @@ collect() {
         --out benchmarks/atari100k/drq-rr1/report)
 }
 
+[[ -x "$python" ]] || {
+    echo "no Python at $python: set up the repository first (bash scripts/setup.sh), or set PYTHON" >&2
+    exit 2
+}
 case "${1:-}" in
     start|status|collect|pause|resume) "$1" ;;
     *) echo "usage: bash scripts/evidence.sh start|status|collect|pause|resume" >&2; exit 2 ;;
