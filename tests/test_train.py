@@ -364,6 +364,32 @@ def test_a_stream_that_gains_a_column_widens_its_csv_and_truncation_keeps_it(tmp
     assert np.isnan(rows[0]["env_steps"]) and np.isnan(rows[1]["env_steps"]) and rows[2]["env_steps"] == 60
 
 
+
+def test_a_ctrl_c_while_logging_waits_for_the_row_and_the_tensorboard_event(tmp_path):
+    """A SIGINT arriving inside TensorBoard's writer (whose queue can lose a wake-up when a
+    KeyboardInterrupt lands in it, and then hung the run's close for up to 120 s) is delivered
+    after the whole row is logged, as the usual KeyboardInterrupt."""
+    import signal
+
+    logger = RunLogger(tmp_path)
+    written = []
+    real_add_scalar = logger._writer.add_scalar
+
+    def add_scalar(tag, value, step):
+        signal.raise_signal(signal.SIGINT)  # "Ctrl-C" in the middle of the writer's work
+        written.append(tag)
+        real_add_scalar(tag, value, step)
+
+    logger._writer.add_scalar = add_scalar
+    with pytest.raises(KeyboardInterrupt):
+        logger.log("train", 10, {"loss": 0.5, "q": 1.5})
+    assert written == ["train/loss", "train/q"]  # every scalar written before the interrupt
+    assert [r["loss"] for r in read_csv(tmp_path / "train.csv")] == [0.5]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    started = time.perf_counter()
+    logger.close()
+    assert time.perf_counter() - started < 5
+
 def test_dmc_logs_count_env_steps(tmp_path):
     pytest.importorskip("dm_control")
     config = build_config("dmc", "cartpole-swingup", "drq", overrides={

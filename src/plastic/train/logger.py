@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +49,10 @@ class RunLogger:
             _write_csv(path, header, [r for r in body if r and float(r[0]) <= step])
 
     def log(self, stream: str, step: int, values: dict[str, Any]) -> None:
+        with interrupt_deferred():
+            self._log(stream, step, values)
+
+    def _log(self, stream: str, step: int, values: dict[str, Any]) -> None:
         values = {k: _scalar(v) for k, v in values.items()}
         path = self.run_dir / f"{stream}.csv"
         columns = self._columns.get(stream)
@@ -74,7 +82,33 @@ class RunLogger:
 
     def close(self) -> None:
         if self._writer is not None:
-            self._writer.close()
+            with interrupt_deferred():
+                self._writer.close()
+
+
+@contextlib.contextmanager
+def interrupt_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) back until the block has run, then deliver it as usual.
+
+    TensorBoard's writer hands each event to its thread through a queue; a KeyboardInterrupt raised
+    inside the queue's wake-up call can lose the wake-up, and closing the writer then waits out its
+    thread's flush timer (up to 120 s): a stopped run hung that long, about once in 25 Ctrl-Cs.
+    Only the main thread receives signals, so elsewhere the block just runs.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield  # None: a handler installed outside Python, which could not be put back
+        return
+    received: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received and callable(previous):
+            previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt
+        elif received and previous == signal.SIG_DFL:
+            signal.raise_signal(signal.SIGINT)
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
