@@ -12,8 +12,9 @@
 #          (fp32, 1 thread, Atari and MinAtar; DrQ-SAC for DMC) and the side-by-side with the
 #          authors' update, eager and graphed
 #   grid   sweeps on the GPU (GRID=minatar, the default, or atari; see GRIDS below), stopped
-#          (as Ctrl-C: checkpointed, resumable) at the deadline; a second call `bash scripts/device_checks.sh setup grid` on the still-warm
-#          machine resumes them (runs/ is git-ignored, so it stays there between calls)
+#          (as Ctrl-C: checkpointed, resumable) at the deadline; a second call
+#          `bash scripts/device_checks.sh setup grid` on the still-warm machine resumes them
+#          (runs/ is git-ignored, so it stays there between calls)
 # Everything lands in $OUT (at most 8 files come back): device.log, bench.jsonl, grid.tar.gz (each
 # run's CSVs, JSON and logs, no checkpoints), progress.txt (each run's last train.csv row).
 # DEADLINE_S (default 560) bounds the whole command, in seconds from its start.
