@@ -57,6 +57,12 @@ def _cloned(value: Any) -> Any:
     return value
 
 
+def check_graph_device(device: torch.device, whose: str = "this run's") -> None:
+    """Refuse ``train.cuda_graph`` on a device that is not a CUDA one, in one wording everywhere."""
+    if device.type != "cuda":
+        raise ValueError(f"train.cuda_graph needs a CUDA device; {whose} is {device}")
+
+
 class GraphedStep:
     """``step(*inputs) -> dict[str, Tensor]``, run eagerly ``warmup`` times after each
     ``invalidate()`` (and at first), then captured once and replayed."""

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from plastic.agents.augment import draw_shifts, shift_images
-from plastic.agents.cuda_graph import GraphedStep
+from plastic.agents.cuda_graph import GraphedStep, check_graph_device
 from plastic.configs.schema import RANGES, SACConfig  # SACConfig: the config's ``sac`` section
 from plastic.nn.sac_networks import (
     Actor,
@@ -143,8 +143,8 @@ class DrQSACAgent:
         self.config, self.device = config, device
         # train.cuda_graph: one recorded update per path (whether the target and the actor are
         # stepped, by ``sac.*_update_every``), recorded again after a Reset or a loaded checkpoint
-        if config.train.cuda_graph and device.type != "cuda":
-            raise ValueError(f"train.cuda_graph needs a CUDA device; this run's is {device}")
+        if config.train.cuda_graph:
+            check_graph_device(device)
         self._graphs: dict[tuple[bool, bool], GraphedStep] | None = {} if config.train.cuda_graph else None
         self._new_graph = GraphedStep
         self.obs_shape, self.action_dim = tuple(obs_shape), action_dim

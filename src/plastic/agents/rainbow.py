@@ -28,7 +28,7 @@ from torch import nn
 
 from plastic import runtime
 from plastic.agents.augment import draw_intensities, draw_shifts, shift_images
-from plastic.agents.cuda_graph import GraphedStep
+from plastic.agents.cuda_graph import GraphedStep, check_graph_device
 from plastic.agents.distributional import project_distribution
 from plastic.configs.schema import Config
 from plastic.nn import networks
@@ -194,8 +194,7 @@ class RainbowAgent:
         self._act_graphs: dict[tuple[bool, bool], GraphedStep] | None = None
         self._new_graph = GraphedStep
         if config.train.cuda_graph:
-            if device.type != "cuda":
-                raise ValueError(f"train.cuda_graph needs a CUDA device; this run's is {device}")
+            check_graph_device(device)
             self._graph = GraphedStep(self._update)
             self._act_graphs = {}
 

@@ -145,12 +145,13 @@ def plan_jobs(spec: SweepSpec) -> list[dict[str, Any]]:
 def check_devices_here(jobs: Sequence[dict[str, Any]]) -> None:
     """For runs on this machine: refuse, before any starts, a device it does not have (and
     ``train.cuda_graph`` without a CUDA one), rather than every run failing alike."""
+    from plastic.agents.cuda_graph import check_graph_device
     from plastic.runtime import resolve_device
 
     for config in {json.dumps(job["config"], sort_keys=True): job["config"] for job in jobs}.values():
         device = resolve_device(str(config.get("device", "auto")))
-        if config.get("train", {}).get("cuda_graph") and device.type != "cuda":
-            raise ValueError(f"train.cuda_graph needs a CUDA device; these runs' is {device}")
+        if config.get("train", {}).get("cuda_graph"):
+            check_graph_device(device, whose="these runs'")
 
 
 def _atomic_json(path: Path, data: Any) -> None:
