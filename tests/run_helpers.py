@@ -9,6 +9,16 @@ import sys
 import time
 from pathlib import Path
 
+# A MinAtar plastic run of 900 steps with Resets, checkpointed every 300 steps (killed after the first).
+RESUME_ARGS = [
+    "train", "minatar", "--game", "breakout", "--preset", "plastic", "--steps", "900",
+    "--no-progress", "--set", "train.learning_starts=200", "--set", "train.replay_ratio=1",
+    "--set", "agent.batch_size=8", "--set", "train.checkpoint_interval=300",
+    "--set", "train.eval_episodes=2", "--set", "reset.interval=300",
+    "--set", "train.log_interval=100", "--set", "train.metrics_interval=700",
+    "--set", "agent.replay_capacity=2000", "--set", "train.threads=1",
+]
+
 
 def kill_after_first_checkpoint(cli_args: list[str], run_dir: Path, timeout: float = 300) -> None:
     """Run ``plastic CLI_ARGS --run-dir RUN_DIR`` and SIGKILL it soon after its first checkpoint."""

@@ -66,15 +66,9 @@ def test_a_killed_cuda_run_resumes_and_finishes(tmp_path, cuda_graph):
     Not compared with an uninterrupted run: the GPU's summation order differs between the two."""
     from plastic.cli import main
     from plastic.train.logger import read_csv
-    from run_helpers import kill_after_first_checkpoint
+    from run_helpers import RESUME_ARGS, kill_after_first_checkpoint
 
-    args = ["train", "minatar", "--game", "breakout", "--preset", "plastic", "--steps", "900",
-            "--no-progress", "--device", "cuda", "--set", f"train.cuda_graph={str(cuda_graph).lower()}",
-            "--set", "train.learning_starts=200", "--set", "train.replay_ratio=1",
-            "--set", "agent.batch_size=8", "--set", "train.checkpoint_interval=300",
-            "--set", "train.eval_episodes=2", "--set", "reset.interval=300",
-            "--set", "train.log_interval=100", "--set", "train.metrics_interval=700",
-            "--set", "agent.replay_capacity=2000"]
+    args = [*RESUME_ARGS, "--device", "cuda", "--set", f"train.cuda_graph={str(cuda_graph).lower()}"]
     run_dir = tmp_path / "run"
     kill_after_first_checkpoint(args, run_dir)
     assert main([*args, "--run-dir", str(run_dir)]) == 0

@@ -21,7 +21,7 @@ from plastic.train.checkpoint import write_json
 from plastic.train.evaluate import evaluation_seeds
 from plastic.train.logger import RunLogger, read_csv
 from plastic.train.loop import TIME_PARTS, ConfigMismatchError, Trainer, check_run_dir, train
-from run_helpers import killed_and_straight_runs
+from run_helpers import RESUME_ARGS, killed_and_straight_runs
 
 TINY_ATARI = {
     "train.steps": 320, "train.learning_starts": 240, "train.replay_ratio": 0.25,
@@ -76,14 +76,6 @@ def test_every_preset_runs_on_a_real_atari_game(tmp_path, preset):
     assert json.loads((tmp_path / "config.json").read_text())["preset"] == preset
 
 
-RESUME_ARGS = [
-    "train", "minatar", "--game", "breakout", "--preset", "plastic", "--steps", "900",
-    "--no-progress", "--set", "train.learning_starts=200", "--set", "train.replay_ratio=1",
-    "--set", "agent.batch_size=8", "--set", "train.checkpoint_interval=300",
-    "--set", "train.eval_episodes=2", "--set", "reset.interval=300",
-    "--set", "train.log_interval=100", "--set", "train.metrics_interval=700",
-    "--set", "agent.replay_capacity=2000", "--set", "train.threads=1",
-]
 # Killed at its first checkpoint (step 200, mid-game, before any update) with 40 updates to go.
 ATARI_RESUME_ARGS = [
     "train", "atari", "--game", "breakout", "--preset", "plastic", "--steps", "360",
