@@ -65,7 +65,8 @@ start() {
         fi
         # shellcheck disable=SC2086
         (cd "$runs" && PYTHONPATH="$worktree/src" setsid nohup "$python" -m plastic.cli sweep $args \
-            --workers 1 --threads 1 --out "$runs/$name" >>"$runs/$name.log" 2>&1 &)
+            --workers 1 --threads 1 --out "$runs/$name" >>"$runs/$name.log" 2>&1 &) </dev/null >/dev/null 2>&1
+        # (the subshell's own descriptors too: otherwise `evidence.sh start | tail` waits for the sweep)
         echo "$name: started from $worktree ($actual); log $runs/$name.log"
     done
 }

@@ -102,7 +102,7 @@ def test_the_graphed_path_computes_the_eager_update_with_replays_emulated(preset
             assert torch.equal(p, q)
         if update == 4:
             for agent in (eager, graphed):
-                torch.manual_seed(1)  # the same re-initialisation for both
+                torch.manual_seed(1)  # the same re-initialisation for all three
                 agent.reset()
     assert graphed._graph.captures == 2 and graphed.updates == 10  # recorded at updates 4 and 9
     # every update's statistics are its own, not overwritten by the replays after it
@@ -111,36 +111,47 @@ def test_the_graphed_path_computes_the_eager_update_with_replays_emulated(preset
         assert all(torch.equal(a[key], b[key]) for key in a)
 
 
+def _agent(preset: str, suite: str, batch_size: int, overrides: dict | None,
+           cuda_graph: bool) -> RainbowAgent:
+    torch.manual_seed(0)
+    config = make_config(suite, preset, batch_size, "cuda",
+                         {"train.cuda_graph": cuda_graph, **(overrides or {})})
+    agent = RainbowAgent(config, SUITE_SHAPES[suite]["obs_shape"], 5, torch.device("cuda"))
+    if not cuda_graph:
+        for group in agent.optimizer.param_groups:  # Adam's arithmetic as its graphed twin's
+            group["capturable"] = True
+    return agent
+
+
 def _twins(preset: str, suite: str, batch_size: int,
            overrides: dict | None = None) -> tuple[RainbowAgent, RainbowAgent]:
-    shapes, made = SUITE_SHAPES[suite], []
-    for graphed in (False, True):
-        torch.manual_seed(0)
-        config = make_config(suite, preset, batch_size, "cuda",
-                             {"train.cuda_graph": graphed, **(overrides or {})})
-        made.append(RainbowAgent(config, shapes["obs_shape"], 5, torch.device("cuda")))
-    for group in made[0].optimizer.param_groups:  # Adam's arithmetic as its graphed twin's
-        group["capturable"] = True
-    return made[0], made[1]
+    return tuple(_agent(preset, suite, batch_size, overrides, graphed) for graphed in (False, True))
 
 
+def _differences(a: RainbowAgent, b: RainbowAgent) -> tuple[float, float]:
+    """The share of weights outside 1e-5 + 1e-4·|w| of each other, and the largest difference."""
+    p = torch.cat([t.detach().flatten() for t in a.online.parameters()])
+    q = torch.cat([t.detach().flatten() for t in b.online.parameters()])
+    difference = (q - p).abs()
+    return (difference > 1e-5 + 1e-4 * p.abs()).float().mean().item(), difference.max().item()
 
-def _assert_parameters_agree(eager: RainbowAgent, graphed: RainbowAgent) -> None:
-    """The two agents' weights after the same updates, up to the GPU's summation order.
+
+def _assert_parameters_agree(eager: RainbowAgent, graphed: RainbowAgent, witness: RainbowAgent) -> None:
+    """The graphed agent's weights are as close to the eager agent's as a second eager agent's are.
 
     cuDNN's convolution backward and scatter_add sum with atomics, in an order that differs from
-    run to run. Adam then turns a near-zero gradient of the other sign into a whole step of the
-    other sign (≈ lr in its first updates): on an H200, 1 weight of 512 ended 1.5e-4 apart
-    (lr 1e-4) and 1 of 1.6M 1.2e-5 apart. So: nearly every weight within a tight tolerance, and
-    none more than a few Adam steps off. A graph that replayed a stale batch or missed its
-    re-recording at a Reset moves most weights by whole steps and fails both bounds."""
+    run to run, and Adam turns a near-zero gradient of the other sign into a whole step of the
+    other sign (≈ lr in its first updates). On an H200 the graph once left 1 weight of 512 1.5e-4
+    apart (lr 1e-4), and 0.105 % of the Atari network's 6.8M weights outside the tolerance after
+    10 updates: a fixed bound is either loose or flaky, so the witness (same weights, batches and
+    draws, eager) measures this GPU's own spread. A graph that replayed a stale batch or missed its
+    re-recording at a Reset moves most weights by whole steps (48-96 % on a CPU) and fails both."""
     lr = eager.optimizer.param_groups[0]["lr"]
-    p = torch.cat([t.detach().flatten() for t in eager.online.parameters()])
-    q = torch.cat([t.detach().flatten() for t in graphed.online.parameters()])
-    difference = (q - p).abs()
-    outside = difference > 1e-5 + 1e-4 * p.abs()
-    assert outside.float().mean().item() <= 1e-3, f"{int(outside.sum())} of {p.numel()} weights differ"
-    assert difference.max().item() <= 4 * lr
+    spread, spread_max = _differences(eager, witness)
+    share, largest = _differences(eager, graphed)
+    assert share <= 1e-3 + 3 * spread, f"{share:.2%} of the weights differ (eager twice: {spread:.2%})"
+    assert largest <= max(4 * lr, 2 * spread_max), (largest, spread_max, lr)
+
 
 @needs_cuda
 @pytest.mark.parametrize(("suite", "preset", "overrides"), [
@@ -152,17 +163,19 @@ def test_the_graphed_update_computes_the_eager_update(suite, preset, overrides):
     losses, priorities and parameters, across a Reset (which records the graph again)."""
     shapes = SUITE_SHAPES[suite]
     eager, graphed = _twins(preset, suite, 16, overrides)
+    witness = _agent(preset, suite, 16, overrides, cuda_graph=False)
     for update in range(10):
         batch = synthetic_batch(shapes["obs_shape"], 5, 16, shapes["high"], seed=update)
         draws = eager.draw_randomness(16)
         a, b = eager.update(batch, copy.deepcopy(draws)), graphed.update(batch, copy.deepcopy(draws))
+        witness.update(batch, copy.deepcopy(draws))
         close = dict(rtol=1e-3, atol=1e-4)  # the GPU's summation order (see below); stale: ≫ 1e-3
         torch.testing.assert_close(b["loss"], a["loss"], **close)
         torch.testing.assert_close(b["priority"], a["priority"], **close)
-        _assert_parameters_agree(eager, graphed)
+        _assert_parameters_agree(eager, graphed, witness)
         if update == 4:
-            for agent in (eager, graphed):
-                torch.manual_seed(1)  # the same re-initialisation for both
+            for agent in (eager, graphed, witness):
+                torch.manual_seed(1)  # the same re-initialisation for all three
                 agent.reset()
     assert graphed._graph.captures == 2  # at the 4th update, and at the 4th after the Reset
     assert graphed.updates == eager.updates == 10

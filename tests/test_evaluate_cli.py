@@ -124,3 +124,18 @@ def test_evaluate_errors_are_one_line(finished_run, tmp_path, capsys):
         assert main(["evaluate", *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_a_run_trained_with_the_cuda_graph_is_evaluated_on_the_cpu(finished_run, tmp_path):
+    """`train.cuda_graph` speeds up training on a GPU; evaluating such a run on a CPU machine plays
+    it eagerly (it was refused: 'train.cuda_graph needs a CUDA device'), the same games."""
+    import json
+
+    run_dir, _ = finished_run
+    graphed = tmp_path / "graphed"
+    shutil.copytree(run_dir, graphed)
+    config = json.loads((graphed / "config.json").read_text())
+    config["train"]["cuda_graph"] = True
+    (graphed / "config.json").write_text(json.dumps(config))
+    played = evaluate_run(graphed, episodes=2, device="cpu")["returns"]
+    assert played == evaluate_run(run_dir, episodes=2)["returns"]

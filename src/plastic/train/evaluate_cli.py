@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import colorsys
+import dataclasses
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,11 +95,14 @@ def load_trained_agent(run_dir: str | Path, device: str = "cpu") -> TrainedAgent
     if source is None:
         raise FileNotFoundError(f"{run_dir} has neither {FINAL_MODEL} nor {CHECKPOINT}: the run saved no "
                                 "model yet; let it train to its first checkpoint or to the end")
+    target = resolve_device(device)
+    if config.train.cuda_graph and target.type != "cuda":
+        # the graph is a training-speed setting: a run trained with it is evaluated eagerly elsewhere
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, cuda_graph=False))
     runtime = get_suite(config.suite)
     env = make_env(config.suite, config.game, config.seed, train=False, **runtime.env_kwargs(config))
     try:
-        agent = runtime.agent.build(config, env.observation_space.shape, env.action_space,
-                                    resolve_device(device))
+        agent = runtime.agent.build(config, env.observation_space.shape, env.action_space, target)
     finally:
         env.close()
     step = _load_networks(agent, source)
