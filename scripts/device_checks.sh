@@ -3,7 +3,8 @@
 # command that fits one call (`bash scripts/device_prepare.sh` here first, then
 #   run(command="bash scripts/device_checks.sh", carry=[".whl", ".authors"], timeout_s=600)).
 #
-# Phases (arguments; default setup tests quick grid, in this order):
+# Phases (arguments; default setup tests grid, in this order — `quick` was measured on 2026-12-04,
+# benchmarks/README.md "The graphed update on a GPU"; add it to time a changed update again):
 #   setup  install the carried wheels (.whl) into /tmp/site
 #   tests  the CUDA-only tests (they are skipped on our CPU machines)
 #   bench  update timings on the GPU: ours (bench_learner, fp32 and bf16) and, with .authors
@@ -29,7 +30,7 @@ deadline=${DEADLINE_S:-560}
 python="${PYTHON:-python3}"
 device="${DEVICE:-cuda}"
 phases=("$@")
-[[ ${#phases[@]} -gt 0 ]] || phases=(setup tests quick grid)
+[[ ${#phases[@]} -gt 0 ]] || phases=(setup tests grid)
 left() { echo $((deadline - (SECONDS - start))); }
 say() { echo "[device_checks $((SECONDS - start))s] $*"; }
 
@@ -125,8 +126,12 @@ quick() {
 # GRID=minatar (default): the MinAtar grid's seed 2 (our CPU machines run seeds 0 and 1), drq and
 #   plastic in separate sweeps so that the faster drq runs finish first. On an H200 (2026-12-04)
 #   no Atari run fit a call (24-80 min each, eager), so an Atari grid only measures throughput.
+#   Eager, four MinAtar runs shared the H200 at ≈ 68 (drq) and 34 (plastic) env steps/s each;
+#   the graphed update is 7-8x faster there, so with the graph a run may fit a call.
 # GRID=atari: DrQ(eps)'s own setting (replay ratio 1) on the games our CPU machines have not
 #   reached, and drq against plastic at replay ratio 2.
+# GRID=bf16: the bf16 half of benchmarks/bf16-study (its fp32 half is the MinAtar grid), seed
+#   BF16_SEEDS (default 0-0).
 case "${GRID:-minatar}" in
     minatar) GRIDS=(
         "minatar-drq-seed2|minatar --presets drq --replay-ratio 2 --seeds 2-2"
@@ -136,7 +141,11 @@ case "${GRID:-minatar}" in
         "atari100k-drq-rr1|atari100k --presets drq --replay-ratio 1 --games ${RR1_GAMES:-kung_fu_master,ms_pacman,seaquest} --seeds ${RR1_SEEDS:-2}"
         "atari100k-rr2|atari100k --presets drq,plastic --replay-ratio 2 --games ${RR2_GAMES:-breakout,boxing,pong} --seeds ${RR2_SEEDS:-1}"
     ) ;;
-    *) echo "GRID=${GRID}: valid are minatar, atari" >&2; exit 2 ;;
+    bf16) GRIDS=(
+        "bf16-study-drq|minatar --presets drq --replay-ratio 2 --seeds ${BF16_SEEDS:-0-0} --set train.precision=bf16"
+        "bf16-study-plastic|minatar --presets plastic --replay-ratio 2 --seeds ${BF16_SEEDS:-0-0} --set train.precision=bf16"
+    ) ;;
+    *) echo "GRID=${GRID}: valid are minatar, atari, bf16" >&2; exit 2 ;;
 esac
 [[ -n "${GRIDS_OVERRIDE:-}" ]] && IFS=';' read -r -a GRIDS <<<"$GRIDS_OVERRIDE"
 grid() {
