@@ -13,7 +13,8 @@
 # skips finished ones. On a fresh machine `start` makes the worktree and seeds each sweep directory
 # with the runs already committed under benchmarks/, so only the missing runs are trained.
 # Settings (environment): EVIDENCE_COMMIT (default below), EVIDENCE_WORKTREE, EVIDENCE_RUNS,
-# MINATAR_SEEDS (the MinAtar sweep's --seeds; 1 runs seed 0 of every game first), PYTHON.
+# MINATAR_SEEDS (the MinAtar sweep's --seeds, default 2: seeds 0 and 1, seed 0 of every game
+# first, since a sweep's seeds are outermost; seed 2 is for a GPU session's grid, or 3 here), PYTHON.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 commit="${EVIDENCE_COMMIT:-50739a6}"
@@ -25,7 +26,7 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # cores two single-thread runs do more work than one run on two threads; benchmarks/README.md)
 SWEEPS=(
     "atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1"
-    "minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds ${MINATAR_SEEDS:-1} --replay-ratio 2"
+    "minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds ${MINATAR_SEEDS:-2} --replay-ratio 2"
 )
 
 running() { pgrep -f -- "--out $runs/$1( |$)" >/dev/null; }
