@@ -3,16 +3,18 @@
 # command that fits one call (`bash scripts/device_prepare.sh` here first, then
 #   run(command="bash scripts/device_checks.sh", carry=[".whl", ".authors"], timeout_s=600)).
 #
-# Phases (arguments; default setup tests grid, in this order — `quick` was measured on 2026-12-04,
-# benchmarks/README.md "The graphed update on a GPU"; add it to time a changed update again):
+# Phases (arguments; default setup graphtest grid, in this order — `tests` and `quick` ran on
+# 2026-12-04, benchmarks/README.md "The graphed update on a GPU"; run them again after a change):
 #   setup  install the carried wheels (.whl) into /tmp/site
-#   tests  the CUDA-only tests (they are skipped on our CPU machines)
+#   tests  the CUDA-only tests (they are skipped on our CPU machines), graphtest among them
+#   graphtest  tests/test_cuda_graph.py alone (≈ 40 s): the grid trains with train.cuda_graph
+#          only where it passed
 #   bench  update timings on the GPU: ours (bench_learner, fp32 and bf16) and, with .authors
 #          carried, ours beside the authors' update (bench_against_authors); acting with the env
 #   quick  instead of bench, for a call with little device time left: ours eager and graphed
 #          (fp32, 1 thread, Atari and MinAtar; DrQ-SAC for DMC) and the side-by-side with the
 #          authors' update, eager and graphed
-#   grid   sweeps on the GPU (GRID=minatar, the default, or atari; see GRIDS below), stopped
+#   grid   sweeps on the GPU (GRID=atari, the default, minatar, atari-rr2 or bf16; see GRIDS), stopped
 #          (as Ctrl-C: checkpointed, resumable) at the deadline; a second call
 #          `bash scripts/device_checks.sh setup grid` on the still-warm machine resumes them
 #          (runs/ is git-ignored, so it stays there between calls)
@@ -30,7 +32,7 @@ deadline=${DEADLINE_S:-560}
 python="${PYTHON:-python3}"
 device="${DEVICE:-cuda}"
 phases=("$@")
-[[ ${#phases[@]} -gt 0 ]] || phases=(setup tests grid)
+[[ ${#phases[@]} -gt 0 ]] || phases=(setup graphtest grid)
 left() { echo $((deadline - (SECONDS - start))); }
 say() { echo "[device_checks $((SECONDS - start))s] $*"; }
 
@@ -51,6 +53,9 @@ setup() {
 
 tests() {
     "$python" -m pytest -q -p no:cacheprovider tests/test_devices.py tests/test_precision.py
+    graphtest
+}
+graphtest() {
     # The graphed update is used below only where it computes the eager update here.
     if "$python" -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py && [[ $device == cuda* ]]; then
         mkdir -p runs/device && touch runs/device/.cuda_graph_ok
@@ -121,31 +126,36 @@ quick() {
 }
 
 # The grids of issue 14. Each entry: OUT-NAME|sweep arguments; GRIDS_OVERRIDE="..." replaces the
-# list (entries separated by ';'). Few workers per sweep: runs share one GPU, so more at once only
-# makes each slower, and a run that does not finish before the machine goes back is lost.
-# GRID=minatar (default): the MinAtar grid's seed 2 (our CPU machines run seeds 0 and 1), drq and
-#   plastic in separate sweeps so that the faster drq runs finish first. On an H200 (2026-12-04)
-#   no Atari run fit a call (24-80 min each, eager), so an Atari grid only measures throughput.
-#   Eager, four MinAtar runs shared the H200 at ≈ 68 (drq) and 34 (plastic) env steps/s each;
-#   the graphed update is 7-8x faster there, so with the graph a run may fit a call.
-# GRID=atari: DrQ(eps)'s own setting (replay ratio 1) on the games our CPU machines have not
-#   reached, and drq against plastic at replay ratio 2.
+# list (entries separated by ';'). Runs share one GPU, and a run that does not finish before the
+# machine goes back is lost (a machine does not outlive the session; checkpoints stay on it).
+# With the graph on an H200 an Atari update is 2.1 ms (drq) / 4.0 ms (plastic) and a step of
+# acting with the emulator 0.7 ms: a drq run at replay ratio 1 ≈ 3.4 min of updates + 1.2 min of
+# acting + ≈ 2 min of final evaluation, so two side by side fit one call (≈ 9 min); a plastic run
+# at ratio 2 (≈ 13 min of updates) fits no session's 15 minutes. Eager, nothing Atari fits.
+# GRID=atari (default): DrQ(eps)'s own setting (drq, replay ratio 1) for more seeds of the games
+#   whose seed 0 the CPUs ran (RR1_GAMES, RR1_SEEDS: default pong,breakout seed 1).
+# GRID=atari-rr2: drq against plastic at replay ratio 2 (RR2_GAMES, RR2_SEEDS).
+# GRID=minatar: the MinAtar grid's seed 2 (our CPU machines run seeds 0 and 1), drq and plastic in
+#   separate sweeps. Eager, four MinAtar runs shared the H200 at ≈ 68 (drq) and 34 (plastic) env
+#   steps/s each; graphed, a plastic run is ≈ 6 min of updates alone.
 # GRID=bf16: the bf16 half of benchmarks/bf16-study (its fp32 half is the MinAtar grid), seed
 #   BF16_SEEDS (default 0-0).
-case "${GRID:-minatar}" in
+case "${GRID:-atari}" in
+    atari) GRIDS=(
+        "atari100k-drq-rr1|atari100k --presets drq --replay-ratio 1 --games ${RR1_GAMES:-pong,breakout} --seeds ${RR1_SEEDS:-1-1}"
+    ) ;;
+    atari-rr2) GRIDS=(
+        "atari100k-rr2|atari100k --presets drq,plastic --replay-ratio 2 --games ${RR2_GAMES:-breakout,boxing,pong} --seeds ${RR2_SEEDS:-0-0}"
+    ) ;;
     minatar) GRIDS=(
         "minatar-drq-seed2|minatar --presets drq --replay-ratio 2 --seeds 2-2"
         "minatar-plastic-seed2|minatar --presets plastic --replay-ratio 2 --seeds 2-2"
-    ) ;;
-    atari) GRIDS=(
-        "atari100k-drq-rr1|atari100k --presets drq --replay-ratio 1 --games ${RR1_GAMES:-kung_fu_master,ms_pacman,seaquest} --seeds ${RR1_SEEDS:-2}"
-        "atari100k-rr2|atari100k --presets drq,plastic --replay-ratio 2 --games ${RR2_GAMES:-breakout,boxing,pong} --seeds ${RR2_SEEDS:-1}"
     ) ;;
     bf16) GRIDS=(
         "bf16-study-drq|minatar --presets drq --replay-ratio 2 --seeds ${BF16_SEEDS:-0-0} --set train.precision=bf16"
         "bf16-study-plastic|minatar --presets plastic --replay-ratio 2 --seeds ${BF16_SEEDS:-0-0} --set train.precision=bf16"
     ) ;;
-    *) echo "GRID=${GRID}: valid are minatar, atari, bf16" >&2; exit 2 ;;
+    *) echo "GRID=${GRID}: valid are atari, atari-rr2, minatar, bf16" >&2; exit 2 ;;
 esac
 [[ -n "${GRIDS_OVERRIDE:-}" ]] && IFS=';' read -r -a GRIDS <<<"$GRIDS_OVERRIDE"
 grid() {
@@ -175,8 +185,8 @@ grid() {
 
 for phase in "${phases[@]}"; do
     case "$phase" in
-        setup|tests|bench|quick|grid) say "$phase (${deadline}s budget, $(left)s left)"; "$phase" || say "$phase FAILED" ;;
-        *) echo "unknown phase $phase; valid: setup tests bench quick grid" >&2; exit 2 ;;
+        setup|tests|graphtest|bench|quick|grid) say "$phase (${deadline}s budget, $(left)s left)"; "$phase" || say "$phase FAILED" ;;
+        *) echo "unknown phase $phase; valid: setup tests graphtest bench quick grid" >&2; exit 2 ;;
     esac
 done
 say "done"
