@@ -132,8 +132,9 @@ quick() {
 # acting with the emulator 0.7 ms: a drq run at replay ratio 1 ≈ 3.4 min of updates + 1.2 min of
 # acting + ≈ 2 min of final evaluation, so two side by side fit one call (≈ 9 min); a plastic run
 # at ratio 2 (≈ 13 min of updates) fits no session's 15 minutes. Eager, nothing Atari fits.
-# GRID=atari (default): DrQ(eps)'s own setting (drq, replay ratio 1) for more seeds of the games
-#   whose seed 0 the CPUs ran (RR1_GAMES, RR1_SEEDS: default pong,breakout seed 1).
+# GRID=atari (default): DrQ(eps)'s own setting (drq, replay ratio 1) on the games our CPU machines
+#   leave to a GPU (scripts/evidence.sh: they run four games, then ratio 2): RR1_GAMES, RR1_SEEDS,
+#   default ms_pacman,seaquest seed 0; then RR1_GAMES=pong,breakout RR1_SEEDS=1-1 and so on.
 # GRID=atari-rr2: drq against plastic at replay ratio 2 (RR2_GAMES, RR2_SEEDS).
 # GRID=minatar: the MinAtar grid's seed 2 (our CPU machines run seeds 0 and 1), drq and plastic in
 #   separate sweeps. Eager, four MinAtar runs shared the H200 at ≈ 68 (drq) and 34 (plastic) env
@@ -142,7 +143,7 @@ quick() {
 #   BF16_SEEDS (default 0-0).
 case "${GRID:-atari}" in
     atari) GRIDS=(
-        "atari100k-drq-rr1|atari100k --presets drq --replay-ratio 1 --games ${RR1_GAMES:-pong,breakout} --seeds ${RR1_SEEDS:-1-1}"
+        "atari100k-drq-rr1|atari100k --presets drq --replay-ratio 1 --games ${RR1_GAMES:-ms_pacman,seaquest} --seeds ${RR1_SEEDS:-0-0}"
     ) ;;
     atari-rr2) GRIDS=(
         "atari100k-rr2|atari100k --presets drq,plastic --replay-ratio 2 --games ${RR2_GAMES:-breakout,boxing,pong} --seeds ${RR2_SEEDS:-0-0}"

@@ -22,21 +22,41 @@ worktree="${EVIDENCE_WORKTREE:-/work/evidence2}"
 runs="${EVIDENCE_RUNS:-/work/evidence-runs}"
 python="${PYTHON:-$root/.venv/bin/python}"
 
-# NAME|committed runs (relative to the repo)|sweep arguments (one worker, one thread each: on 2
-# cores two single-thread runs do more work than one run on two threads; benchmarks/README.md)
+# SLOT|NAME|committed runs (relative to the repo)|sweep arguments. A slot is one core: its sweeps
+# run one after the other (a sweep whose runs are all finished returns at once, so a restarted
+# slot goes on with the first unfinished one), one worker and one thread each (on 2 cores two
+# single-thread runs do more work than one run on two threads; benchmarks/README.md).
+# The Atari slot: DrQ(eps)'s setting (drq, replay ratio 1) on four games, then drq against
+# plastic at replay ratio 2 (issue 14's item 3), which only a CPU can run to the end (a graphed
+# plastic run needs more than a GPU session's 15 minutes). MsPacman and Seaquest at ratio 1 and
+# more seeds are left to GPU sessions (scripts/device_checks.sh, GRID=atari: ≈ 8 min a run there).
+# Atari runs checkpoint every 2,500 steps (≈ 1.5 s for the replay's 0.5 GB each time): a session's
+# end kills the runs, and a run resumes from its last checkpoint (a logging key: same results).
 SWEEPS=(
-    "atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1"
-    "minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds ${MINATAR_SEEDS:-2} --replay-ratio 2"
+    "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"
+    "atari|atari100k-rr2|benchmarks/atari100k/rr2|atari100k --games breakout,pong,boxing --presets drq,plastic --seeds 1 --replay-ratio 2 --set train.checkpoint_interval=2500"
+    "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds ${MINATAR_SEEDS:-2} --replay-ratio 2"
 )
 
 running() { pgrep -f -- "--out $runs/$1( |$)" >/dev/null; }
-
-signal_sweeps() {  # each sweep was started with setsid: its workers share its process group
-    local spec name committed args leader
+slot_running() {
+    local spec slot name committed args
     for spec in "${SWEEPS[@]}"; do
-        IFS='|' read -r name committed args <<<"$spec"
-        for leader in $(pgrep -f -- "plastic.cli sweep .*--out $runs/$name( |$)"); do
-            kill "-$1" -- "-$leader" && echo "$name: SIG$1 sent to process group $leader"
+        IFS='|' read -r slot name committed args <<<"$spec"
+        [[ $slot == "$1" ]] || continue
+        # a sweep of the slot, or the slot's chain (`bash -c`, which quotes each --out) between two
+        running "$name" || pgrep -f -- "--out \"$runs/$name\"" >/dev/null && return 0
+    done
+    return 1
+}
+
+signal_sweeps() {  # each slot was started with setsid: its sweeps and their workers share a group
+    local spec slot name committed args pid group
+    for spec in "${SWEEPS[@]}"; do
+        IFS='|' read -r slot name committed args <<<"$spec"
+        for pid in $(pgrep -f -- "plastic.cli sweep .*--out $runs/$name( |$)"); do
+            group="$(ps -o pgid= -p "$pid" | tr -d ' ')"
+            [[ -n $group ]] && kill "-$1" -- "-$group" && echo "$name: SIG$1 sent to process group $group"
         done
     done
 }
@@ -48,49 +68,57 @@ start() {
         git -C "$root" worktree prune
         git -C "$root" worktree add --detach "$worktree" "$commit"
     fi
-    local actual spec name committed args
+    local actual spec s_slot name committed args slot chain names
     actual="$(git -C "$worktree" rev-parse --short HEAD)"
     [[ "$(git -C "$root" rev-parse --short "$commit")" == "$actual" ]] || {
         echo "$worktree is at $actual, not $commit: remove it (git worktree remove) or set EVIDENCE_COMMIT" >&2
         exit 2
     }
     mkdir -p "$runs"
-    for spec in "${SWEEPS[@]}"; do
-        IFS='|' read -r name committed args <<<"$spec"
-        if running "$name"; then
-            echo "$name: already running"
+    for slot in $(for spec in "${SWEEPS[@]}"; do echo "${spec%%|*}"; done | uniq); do
+        if slot_running "$slot"; then
+            echo "$slot: already running"
             continue
         fi
-        if [[ ! -d "$runs/$name" && -d "$root/$committed" ]]; then
-            cp -r "$root/$committed" "$runs/$name"  # finished runs are then skipped
-        fi
-        # shellcheck disable=SC2086
-        (cd "$runs" && PYTHONPATH="$worktree/src" setsid nohup "$python" -m plastic.cli sweep $args \
-            --workers 1 --threads 1 --out "$runs/$name" >>"$runs/$name.log" 2>&1 &) </dev/null >/dev/null 2>&1
-        # (the subshell's own descriptors too: otherwise `evidence.sh start | tail` waits for the sweep)
-        echo "$name: started from $worktree ($actual); log $runs/$name.log"
+        chain="" names=""
+        for spec in "${SWEEPS[@]}"; do
+            IFS='|' read -r s_slot name committed args <<<"$spec"
+            [[ $s_slot == "$slot" ]] || continue
+            if [[ ! -d "$runs/$name" && -d "$root/$committed" ]]; then
+                cp -r "$root/$committed" "$runs/$name"  # finished runs are then skipped
+            fi
+            names+="${names:+ then }$name"
+            chain+="\"$python\" -m plastic.cli sweep $args --workers 1 --threads 1 --out \"$runs/$name\" >>\"$runs/$name.log\" 2>&1; "
+        done
+        # the subshell's own descriptors too: otherwise `evidence.sh start | tail` waits for the sweep
+        (cd "$runs" && PYTHONPATH="$worktree/src" setsid nohup bash -c "$chain" &) </dev/null >/dev/null 2>&1
+        echo "$slot: started from $worktree ($actual): $names; logs in $runs"
     done
 }
 
 status() {
-    local spec name committed args
+    local spec slot name committed args
     for spec in "${SWEEPS[@]}"; do
-        IFS='|' read -r name committed args <<<"$spec"
+        IFS='|' read -r slot name committed args <<<"$spec"
         printf '%s (%s): %s\n' "$name" "$(running "$name" && echo running || echo stopped)" \
             "$(tail -n 1 "$runs/$name.log" 2>/dev/null || echo 'no log yet')"
     done
 }
 
 collect() {
-    local spec name committed args
+    local spec slot name committed args
     for spec in "${SWEEPS[@]}"; do
-        IFS='|' read -r name committed args <<<"$spec"
+        IFS='|' read -r slot name committed args <<<"$spec"
         [[ -d "$runs/$name" ]] || continue
         "$python" "$root/benchmarks/copy_finished_runs.py" "$runs/$name" "$root/$committed"
     done
     # from the repository's root, so that the report names its runs by paths relative to it
     (cd "$root" && "$python" -m plastic.cli report benchmarks/atari100k/drq-rr1 --baseline drq-eps \
         --out benchmarks/atari100k/drq-rr1/report)
+    if compgen -G "$root/benchmarks/atari100k/rr2/*/*/*/summary.json" >/dev/null; then
+        (cd "$root" && "$python" -m plastic.cli report benchmarks/atari100k/rr2 --baseline drq-eps \
+            --out benchmarks/atari100k/rr2/report)
+    fi
 }
 
 [[ -x "$python" ]] || {
