@@ -20,7 +20,7 @@
 #          (runs/ is git-ignored, so it stays there between calls)
 # Everything lands in $OUT (at most 8 files come back): device.log, bench.jsonl, grid.tar.gz (each
 # run's CSVs, JSON and logs, no checkpoints), progress.txt (each run's last train.csv row).
-# DEADLINE_S (default 560) bounds the whole command, in seconds from its start.
+# DEADLINE_S (default 580, for timeout_s=600) bounds the whole command, in seconds from its start.
 set -uo pipefail
 start=$SECONDS
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +28,7 @@ cd "$root"
 OUT="${OUT:-$root/runs/device-out}"
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/device.log") 2>&1
-deadline=${DEADLINE_S:-560}
+deadline=${DEADLINE_S:-580}
 python="${PYTHON:-python3}"
 device="${DEVICE:-cuda}"
 phases=("$@")
@@ -130,8 +130,11 @@ quick() {
 # machine goes back is lost (a machine does not outlive the session; checkpoints stay on it).
 # With the graph on an H200 an Atari update is 2.1 ms (drq) / 4.0 ms (plastic) and a step of
 # acting with the emulator 0.7 ms: a drq run at replay ratio 1 ≈ 3.4 min of updates + 1.2 min of
-# acting + ≈ 2 min of final evaluation, so two side by side fit one call (≈ 9 min); a plastic run
-# at ratio 2 (≈ 13 min of updates) fits no session's 15 minutes. Eager, nothing Atari fits.
+# acting + ≈ 1 min of final evaluation and checkpoints ≈ 6.5 min alone. Two side by side share
+# the GPU (≈ 7.5-8.5 min for both, estimated): too close to a call's ≈ 8 min of grid for a first
+# try, so the Atari grids run one run at a time by default (WORKERS_PER_GRID=2 to try two).
+# A plastic run at ratio 2 (≈ 13 min of updates) fits no session's 15 minutes. Eager, nothing
+# Atari fits.
 # GRID=atari (default): DrQ(eps)'s own setting (drq, replay ratio 1) on the games our CPU machines
 #   leave to a GPU (scripts/evidence.sh: they run four games, then ratio 2): RR1_GAMES, RR1_SEEDS,
 #   default ms_pacman,seaquest seed 0; then RR1_GAMES=pong,breakout RR1_SEEDS=1-1 and so on.
@@ -160,7 +163,8 @@ case "${GRID:-atari}" in
 esac
 [[ -n "${GRIDS_OVERRIDE:-}" ]] && IFS=';' read -r -a GRIDS <<<"$GRIDS_OVERRIDE"
 grid() {
-    local seconds pids=() spec name args graph_set=()
+    local seconds pids=() spec name args graph_set=() workers
+    workers="${WORKERS_PER_GRID:-$([[ ${GRID:-atari} == atari* ]] && echo 1 || echo 2)}"
     graph_ok && graph_set=(--set train.cuda_graph=true)
     seconds=$(( $(left) - 40 ))  # leave time to stop, checkpoint and pack
     if (( seconds < 60 )); then say "no time left for the grid"; return 0; fi
@@ -169,7 +173,7 @@ grid() {
         name="${spec%%|*}" args="${spec#*|}"
         # shellcheck disable=SC2086
         timeout -s INT -k 30 "$seconds" "$python" -m plastic.cli sweep $args \
-            --device "$device" --workers "${WORKERS_PER_GRID:-2}" --threads 1 "${graph_set[@]}" \
+            --device "$device" --workers "$workers" --threads 1 "${graph_set[@]}" \
             --out "runs/device/$name" >>"$OUT/sweeps.log" 2>&1 &
         pids+=($!)
     done
