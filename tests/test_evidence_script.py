@@ -1,0 +1,82 @@
+"""`scripts/evidence.sh`, which keeps issue 14's long sweeps going across working sessions: run with
+a stand-in for Python that only records its arguments, so nothing trains. A slot's sweeps run one
+after the other, a running slot is not started twice, and a fresh sweep directory is seeded with
+the runs already committed under benchmarks/."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "evidence.sh"
+
+
+@pytest.fixture
+def evidence(tmp_path):
+    calls = tmp_path / "calls.txt"
+    release = tmp_path / "release"
+    stand_in = tmp_path / "python"
+    # each "sweep" records its start, waits until the test releases it, and records its end
+    stand_in.write_text(f"""#!/bin/bash
+out="${{@: -1}}"
+echo "start $out" >> {shlex.quote(str(calls))}
+while [[ ! -e {shlex.quote(str(release))} ]]; do sleep 0.05; done
+echo "end $out" >> {shlex.quote(str(calls))}
+""")
+    stand_in.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(stand_in), "EVIDENCE_RUNS": str(tmp_path / "runs"),
+           # the checkout itself stands in for the pinned worktree (same commit), so no worktree is made
+           "EVIDENCE_WORKTREE": str(ROOT), "EVIDENCE_COMMIT": "HEAD"}
+
+    def run(command: str) -> str:
+        done = subprocess.run(["bash", str(SCRIPT), command], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    yield run, calls, release, tmp_path / "runs"
+    release.touch()  # let every stand-in end
+    time.sleep(0.3)
+
+
+def wait_for(predicate, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git checkout")
+def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
+    run, calls, release, runs = evidence
+    said = run("start")
+    assert "atari: started" in said and "atari100k-drq-rr1 then atari100k-rr2" in said
+    assert "minatar: started" in said
+    # one sweep per slot at a time: the Atari slot's second sweep waits for its first
+    wait_for(lambda: len(lines(calls)) == 2)
+    assert sorted(lines(calls)) == [f"start {runs}/atari100k-drq-rr1", f"start {runs}/minatar-all"]
+    # while they run, a second start starts nothing
+    again = run("start")
+    assert "atari: already running" in again and "minatar: already running" in again
+    status = run("status")
+    assert "atari100k-drq-rr1 (running)" in status and "atari100k-rr2 (stopped)" in status
+    time.sleep(0.3)
+    assert len(lines(calls)) == 2
+    release.touch()
+    wait_for(lambda: f"end {runs}/atari100k-rr2" in lines(calls))
+    events = lines(calls)
+    assert events.index(f"end {runs}/atari100k-drq-rr1") < events.index(f"start {runs}/atari100k-rr2")
+    # the committed runs were copied into the fresh sweep directories, so a sweep skips them
+    committed = sorted(p.relative_to(ROOT / "benchmarks/atari100k/drq-rr1")
+                       for p in (ROOT / "benchmarks/atari100k/drq-rr1").rglob("summary.json"))
+    assert committed and all((runs / "atari100k-drq-rr1" / c).exists() for c in committed)
