@@ -1,0 +1,52 @@
+"""benchmarks/copy_finished_runs.py: what goes into the repository from a sweep directory."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+_SPEC = importlib.util.spec_from_file_location(
+    "copy_finished_runs", Path(__file__).resolve().parents[1] / "benchmarks" / "copy_finished_runs.py")
+_MODULE = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(_MODULE)
+main = _MODULE.main
+
+
+def make_sweep(root: Path) -> None:
+    root.mkdir()
+    (root / "sweep.json").write_text(json.dumps({"from": "gpu"}))
+    (root / "sweep_status.json").write_text("{}")
+    finished = root / "pong" / "drq" / "seed1"
+    finished.mkdir(parents=True)
+    for name in ("config.json", "summary.json", "train.csv", "sweep.log"):
+        (finished / name).write_text("x")
+    (finished / "checkpoint.pt").write_bytes(b"big")
+    (finished / "final_model.pt").write_bytes(b"big")
+    (finished / "tb").mkdir()
+    unfinished = root / "breakout" / "drq" / "seed1"
+    unfinished.mkdir(parents=True)
+    (unfinished / "config.json").write_text("x")
+
+
+def test_finished_runs_small_files_only(tmp_path, capsys):
+    make_sweep(tmp_path / "sweep")
+    destination = tmp_path / "repo"
+    assert main([str(tmp_path / "sweep"), str(destination)]) == 0
+    run = destination / "pong" / "drq" / "seed1"
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "summary.json", "sweep.log", "train.csv"]
+    assert not (destination / "breakout").exists()
+    assert json.loads((destination / "sweep.json").read_text()) == {"from": "gpu"}
+    out = capsys.readouterr().out
+    assert "copied 1 finished run(s)" in out and "not finished: breakout/drq/seed1" in out
+
+
+def test_runs_only_keeps_the_destination_sweeps_own_files(tmp_path):
+    make_sweep(tmp_path / "sweep")
+    destination = tmp_path / "repo"
+    destination.mkdir()
+    (destination / "sweep.json").write_text(json.dumps({"from": "cpu"}))
+    assert main(["--runs-only", str(tmp_path / "sweep"), str(destination)]) == 0
+    assert (destination / "pong" / "drq" / "seed1" / "summary.json").exists()
+    assert json.loads((destination / "sweep.json").read_text()) == {"from": "cpu"}
+    assert not (destination / "sweep_status.json").exists()
