@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness import SUITE_SHAPES, make_config, synthetic_batch, time_alternating
+from harness import SUITE_SHAPES, make_config, synthetic_batch, time_alternating, untimed_calls
 from plastic.agents.rainbow import RainbowAgent
 from plastic.configs.schema import Config, flatten
 from plastic.replay.buffer import Batch
@@ -298,7 +298,7 @@ def bench_pass(code: SimpleNamespace, preset: str, threads: int, args: argparse.
     load_before = os.getloadavg()[0]
     try:
         # a graphed update's 3 eager warm-ups and its recording are not timed
-        warmup = max(args.warmup, 5) if args.cuda_graph else args.warmup
+        warmup = untimed_calls(args.warmup, args.cuda_graph)
         times = time_alternating(functions, device, rounds=args.rounds,
                                  per_round=args.per_round, warmup=warmup)
     finally:

@@ -26,6 +26,7 @@ from harness import (
     run_main,
     synthetic_batch,
     time_alternating,
+    untimed_calls,
     update_flops,
 )
 from plastic.agents.rainbow import RainbowAgent
@@ -49,8 +50,7 @@ def bench_learner(preset: str, *, suite: str = "atari", batch_size: int = 32, de
     if reference:
         learner = ReferenceLearner.from_agent(agent)
         functions["reference"] = lambda: learner.update(batch)["priority"].cpu()
-    if config.train.cuda_graph:  # its 3 eager warm-up updates and its recording are not timed
-        warmup = max(warmup, 5)
+    warmup = untimed_calls(warmup, config.train.cuda_graph)
     load_before = os.getloadavg()[0]
     times = time_alternating(functions, dev, rounds=rounds, per_round=per_round, warmup=warmup)
     flops = update_flops(config, obs_shape, actions)

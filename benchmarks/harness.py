@@ -58,6 +58,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def untimed_calls(warmup: int, cuda_graph: bool) -> int:
+    """Calls before timing starts: with ``train.cuda_graph`` at least the graph's eager warm-up
+    steps and its recording (``GraphedStep``: 3 + 1), so that a replay is what is timed."""
+    return max(warmup, 5) if cuda_graph else warmup
+
+
 def time_alternating(functions: dict[str, Callable[[], Any]], device: torch.device, *, rounds: int,
                      per_round: int, warmup: int) -> dict[str, dict[str, float]]:
     """Median wall and CPU milliseconds per call of each function, timed in alternating rounds."""
