@@ -29,7 +29,7 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # The Atari slot: DrQ(eps)'s setting (drq, replay ratio 1) on four games, then drq against
 # plastic at replay ratio 2 (issue 14's item 3), which only a CPU can run to the end (a graphed
 # plastic run needs more than a GPU session's 15 minutes). MsPacman and Seaquest at ratio 1 and
-# more seeds are left to GPU sessions (scripts/device_checks.sh, GRID=atari: ≈ 8 min a run there).
+# more seeds are left to GPU sessions (scripts/device_checks.sh, GRID=atari: ≈ 6.5 min a run there, estimated).
 # Atari runs checkpoint every 2,500 steps (≈ 1.5 s for the replay's 0.5 GB each time): a session's
 # end kills the runs, and a run resumes from its last checkpoint (a logging key: same results).
 SWEEPS=(
