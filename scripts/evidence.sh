@@ -28,14 +28,18 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # single-thread runs do more work than one run on two threads; benchmarks/README.md).
 # The Atari slot: DrQ(eps)'s setting (drq, replay ratio 1) on four games, then drq against
 # plastic at replay ratio 2 (issue 14's item 3), which only a CPU can run to the end (a graphed
-# plastic run needs more than a GPU session's 15 minutes). MsPacman and Seaquest at ratio 1 and
-# more seeds are left to GPU sessions (scripts/device_checks.sh, GRID=atari: ≈ 6.5 min a run there, estimated).
+# plastic run needs more than a GPU session's 15 minutes). MsPacman and Seaquest joined the ratio-1
+# sweep on 2026-12-04 when GPU sessions stopped being lent (≈ 3 h a run here; on a GPU,
+# scripts/device_checks.sh GRID=atari, ≈ 6.5 min a run, estimated); more seeds are left to GPUs.
+# The MinAtar slot: every game at ratio 2 in fp32 (issue 14's item 4), then the same runs in
+# bf16 (issue 13's study, benchmarks/bf16-study/: whether bf16 changes what an agent learns).
 # Atari runs checkpoint every 2,500 steps (≈ 1.5 s for the replay's 0.5 GB each time): a session's
 # end kills the runs, and a run resumes from its last checkpoint (a logging key: same results).
 SWEEPS=(
-    "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"
+    "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|atari100k-rr2|benchmarks/atari100k/rr2|atari100k --games breakout,pong,boxing --presets drq,plastic --seeds 1 --replay-ratio 2 --set train.checkpoint_interval=2500"
     "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds ${MINATAR_SEEDS:-2} --replay-ratio 2"
+    "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds ${MINATAR_SEEDS:-2} --replay-ratio 2 --set train.precision=bf16"
 )
 
 running() { pgrep -f -- "--out $runs/$1( |$)" >/dev/null; }
@@ -119,6 +123,11 @@ collect() {
     if compgen -G "$root/benchmarks/atari100k/rr2/*/*/*/summary.json" >/dev/null; then
         (cd "$root" && "$python" -m plastic.cli report benchmarks/atari100k/rr2 \
             --out benchmarks/atari100k/rr2/report)
+    fi
+    # fp32 against bf16: the labels become "P [train.precision=fp32]" and "P [train.precision=bf16]"
+    if compgen -G "$root/benchmarks/bf16-study/runs/*/*/*/summary.json" >/dev/null; then
+        (cd "$root" && "$python" -m plastic.cli report benchmarks/minatar-all/runs \
+            benchmarks/bf16-study/runs --out benchmarks/bf16-study/report)
     fi
 }
 
