@@ -31,13 +31,16 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # plastic run needs more than a GPU session's 15 minutes). MsPacman and Seaquest joined the ratio-1
 # sweep on 2026-12-04 when GPU sessions stopped being lent (≈ 3 h a run here; on a GPU,
 # scripts/device_checks.sh GRID=atari, ≈ 6.5 min a run, estimated); more seeds are left to GPUs.
-# The MinAtar slot: every game at ratio 2 in fp32 (issue 14's item 4), then the same runs in
-# bf16 (issue 13's study, benchmarks/bf16-study/: whether bf16 changes what an agent learns).
+# The MinAtar slot: every game at ratio 2 in fp32 (issue 14's item 4) and the same runs in bf16
+# (issue 13's study, benchmarks/bf16-study/: whether bf16 changes what an agent learns). The bf16
+# seed 0 goes first (its fp32 pairs are done; the speed issue comes before the evidence one), then
+# fp32's seeds, then bf16's. A sweep may appear twice with different seeds.
 # Atari runs checkpoint every 2,500 steps (≈ 1.5 s for the replay's 0.5 GB each time): a session's
 # end kills the runs, and a run resumes from its last checkpoint (a logging key: same results).
 SWEEPS=(
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|atari100k-rr2|benchmarks/atari100k/rr2|atari100k --games breakout,pong,boxing --presets drq,plastic --seeds 1 --replay-ratio 2 --set train.checkpoint_interval=2500"
+    "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 0 --replay-ratio 2 --set train.precision=bf16"
     "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds ${MINATAR_SEEDS:-2} --replay-ratio 2"
     "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds ${MINATAR_SEEDS:-2} --replay-ratio 2 --set train.precision=bf16"
 )
@@ -101,9 +104,11 @@ start() {
 }
 
 status() {
-    local spec slot name committed args
+    local spec slot name committed args shown=" "
     for spec in "${SWEEPS[@]}"; do
         IFS='|' read -r slot name committed args <<<"$spec"
+        [[ $shown == *" $name "* ]] && continue
+        shown+="$name "
         printf '%s (%s): %s\n' "$name" "$(running "$name" && echo running || echo stopped)" \
             "$(tail -n 1 "$runs/$name.log" 2>/dev/null || echo 'no log yet')"
     done

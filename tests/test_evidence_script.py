@@ -64,18 +64,23 @@ def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
     assert "minatar: started" in said
     # one sweep per slot at a time: the Atari slot's second sweep waits for its first
     wait_for(lambda: len(lines(calls)) == 2)
-    assert sorted(lines(calls)) == [f"start {runs}/atari100k-drq-rr1", f"start {runs}/minatar-all"]
+    assert sorted(lines(calls)) == [f"start {runs}/atari100k-drq-rr1", f"start {runs}/bf16-study"]
     # while they run, a second start starts nothing
     again = run("start")
     assert "atari: already running" in again and "minatar: already running" in again
     status = run("status")
     assert "atari100k-drq-rr1 (running)" in status and "atari100k-rr2 (stopped)" in status
+    assert status.count("bf16-study (") == 1  # a sweep listed twice in a slot's chain is shown once
     time.sleep(0.3)
     assert len(lines(calls)) == 2
     release.touch()
     wait_for(lambda: f"end {runs}/atari100k-rr2" in lines(calls))
     events = lines(calls)
     assert events.index(f"end {runs}/atari100k-drq-rr1") < events.index(f"start {runs}/atari100k-rr2")
+    # the MinAtar slot: bf16's seed 0, then fp32's seeds, then bf16's again
+    wait_for(lambda: lines(calls).count(f"end {runs}/bf16-study") == 2)
+    minatar = [e for e in lines(calls) if e.startswith("start") and "atari100k" not in e]
+    assert minatar == [f"start {runs}/bf16-study", f"start {runs}/minatar-all", f"start {runs}/bf16-study"]
     # the committed runs were copied into the fresh sweep directories, so a sweep skips them
     committed = sorted(p.relative_to(ROOT / "benchmarks/atari100k/drq-rr1")
                        for p in (ROOT / "benchmarks/atari100k/drq-rr1").rglob("summary.json"))
