@@ -40,7 +40,7 @@ python="${PYTHON:-$root/.venv/bin/python}"
 SWEEPS=(
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|atari100k-rr2|benchmarks/atari100k/rr2|atari100k --games breakout,pong,boxing --presets drq,plastic --seeds 1 --replay-ratio 2 --set train.checkpoint_interval=2500"
-    "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 0 --replay-ratio 2 --set train.precision=bf16"
+    "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 0-0 --replay-ratio 2 --set train.precision=bf16"
     "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds ${MINATAR_SEEDS:-2} --replay-ratio 2"
     "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds ${MINATAR_SEEDS:-2} --replay-ratio 2 --set train.precision=bf16"
 )
