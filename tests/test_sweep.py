@@ -31,6 +31,9 @@ def test_seeds_resources_and_spec_checks(tmp_path):
     for bad in ("x", "0", "1,1", "-2"):
         with pytest.raises(ValueError, match="seeds"):
             parse_seeds(bad)
+    with pytest.raises(ValueError, match="for seed 0 alone write --seeds 0-0"):
+        parse_seeds("0")
+    assert parse_seeds("0-0") == [0]
     assert parse_resources("cpu=2,gpu=0.5") == {"cpu": 2.0, "gpu": 0.5}
     assert parse_resources(None) == {"cpu": 1.0, "gpu": 0.0}
     with pytest.raises(ValueError, match="NAME=AMOUNT"):

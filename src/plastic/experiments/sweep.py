@@ -51,6 +51,9 @@ def parse_seeds(text: str | int | Sequence[int]) -> list[int]:
         except ValueError:
             raise ValueError(f"--seeds expects a count (5: seeds 0-4), a range (3-5) or a list (0,7); "
                              f"got {text!r}") from None
+    if isinstance(text, str) and text.strip() == "0":
+        raise ValueError("--seeds 0 is a count of no seeds; for seed 0 alone write --seeds 0-0 "
+                         "(a range), or a list such as 0,3")
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds must give one or more distinct seeds >= 0, got {text!r}")
     return seeds
