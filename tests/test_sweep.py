@@ -13,7 +13,15 @@ import torch
 from plastic.configs import build_config
 from plastic.experiments.backends import LocalBackend, RayBackend, make_backend, parse_resources
 from plastic.experiments.cli import main
-from plastic.experiments.sweep import STATUS_FILE, SWEEP_FILE, make_spec, parse_seeds, plan_jobs, run_sweep
+from plastic.experiments.sweep import (
+    STATUS_FILE,
+    SWEEP_FILE,
+    Progress,
+    make_spec,
+    parse_seeds,
+    plan_jobs,
+    run_sweep,
+)
 from plastic.experiments.worker import execute
 
 TINY = {"train.steps": "150", "train.learning_starts": "100", "agent.batch_size": "4",
@@ -147,6 +155,17 @@ class ScriptedBackend:
                 (Path(job["run_dir"]) / "config.json").write_text(json.dumps(job["config"]))
                 (Path(job["run_dir"]) / "summary.json").write_text(json.dumps({"score": 7.0}))
                 on_result({"id": job["id"], "status": "finished", "summary": {"score": 7.0}, "seconds": 2.0})
+
+
+def test_progress_says_a_running_runs_time_left_from_its_pace_since_first_read(tmp_path):
+    progress = Progress(tmp_path, total=1, stream=io.StringIO())
+    assert progress.how_far("a/drq/seed0", None, now=50.0) == ""
+    assert progress.how_far("a/drq/seed0", 0.10, now=100.0) == " 10%"  # resumed at 10%: no pace yet
+    # 0.20 of the run in 100 s: the last 0.70 take 350 s
+    assert progress.how_far("a/drq/seed0", 0.30, now=200.0) == " 30% (~6 min left)"
+    assert progress.how_far("a/drq/seed0", 0.30, now=200.0) == " 30% (~6 min left)"
+    assert progress.how_far("b/drq/seed0", 0.0, now=0.0) == " 0%"
+    assert progress.how_far("b/drq/seed0", 0.01, now=3600.0) == " 1% (~99.0 h left)"
 
 
 def test_sweep_bookkeeping_skips_refuses_and_records(tmp_path):

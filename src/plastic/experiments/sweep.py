@@ -275,6 +275,7 @@ class Progress:
         self.finished_now = 0
         self.heartbeat = heartbeat
         self.running: dict[str, dict[str, Any]] = {}
+        self.first_seen: dict[str, tuple[float, float]] = {}  # run id -> (time, fraction) first read
 
     def _save(self) -> None:
         _atomic_json(self.path, {"updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **self.counts,
@@ -287,12 +288,23 @@ class Progress:
     def tick(self) -> None:
         if time.perf_counter() - self.last_said < self.heartbeat:
             return
-        parts = []
+        parts, now = [], time.perf_counter()
         for job in list(self.running.values())[:6]:
             fraction = get_benchmark(job["benchmark"]).progress(job)
-            parts.append(job["id"] + (f" {100 * fraction:.0f}%" if fraction is not None else ""))
+            parts.append(job["id"] + self.how_far(job["id"], fraction, now))
         more = f", +{len(self.running) - 6} more" if len(self.running) > 6 else ""
         self.say(f"{self.line()}: {', '.join(parts)}{more}")
+
+    def how_far(self, run_id: str, fraction: float | None, now: float) -> str:
+        """' 35%', and ' 35% (~2.1 h left)' once the run has moved since this sweep first read it
+        (its pace here, so a resumed run's earlier progress does not count as this session's)."""
+        if fraction is None:
+            return ""
+        text = f" {100 * fraction:.0f}%"
+        since, first = self.first_seen.setdefault(run_id, (now, fraction))
+        if fraction > first and now > since:
+            text += f" (~{_duration((1 - fraction) * (now - since) / (fraction - first))} left)"
+        return text
 
     def line(self) -> str:
         done, failed, running = self.counts["finished"], self.counts["failed"], self.counts["running"]
