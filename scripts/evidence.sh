@@ -5,6 +5,7 @@
 #
 #   bash scripts/evidence.sh start     # (re)start every sweep that is not running: at a session's start
 #   bash scripts/evidence.sh status    # each sweep's last progress line, and what runs
+#                                      # (every run's state: .venv/bin/plastic status /work/evidence-runs/*/)
 #   bash scripts/evidence.sh collect   # copy finished runs' small artifacts into benchmarks/, redo reports
 #   bash scripts/evidence.sh pause     # SIGSTOP every sweep (for a quiet timing), then `resume`
 #                                      # (a paused run's wall time and that interval's steps/s include the pause)

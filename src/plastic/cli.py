@@ -1,4 +1,4 @@
-"""The ``plastic`` command line: ``plastic train | evaluate | synthetic | sweep | report | bench |
+"""The ``plastic`` command line: ``plastic train | evaluate | synthetic | sweep | status | report | bench |
 demo | info``."""
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     from plastic.experiments.cli import add_experiment_subcommands
 
-    add_experiment_subcommands(sub)  # plastic sweep | report
+    add_experiment_subcommands(sub)  # plastic sweep | status | report
 
     bench = sub.add_parser("bench", help="speed of the learner update and of acting (JSON)",
                            description=BENCH_DESCRIPTION,

@@ -63,12 +63,14 @@ class Benchmark(ABC):
         worker's torch threads, used by a run whose config leaves them to the worker."""
 
     def progress(self, job: dict[str, Any]) -> float | None:
-        """How far a running run is (0-1), from the last row of its log; None if unknown yet."""
+        """How far a running run is (0-1), from the last complete row of its log (a row being
+        written is not read); None if unknown yet."""
         path, offset, total = self._progress_log(job)
         try:
             with path.open("rb") as handle:
                 handle.seek(max(0, path.stat().st_size - 512))
-                last = handle.read().decode(errors="replace").strip().splitlines()[-1]
+                tail = handle.read().decode(errors="replace")
+            last = (tail if tail.endswith("\n") else tail[:tail.rfind("\n") + 1]).strip().splitlines()[-1]
             return min(1.0, (float(last.split(",")[0]) + offset) / total)
         except (OSError, IndexError, ValueError, ZeroDivisionError):
             return None

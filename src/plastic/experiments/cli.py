@@ -1,5 +1,6 @@
-"""``plastic sweep`` and ``plastic report``. The main ``plastic`` command adds these subcommands
-with ``add_experiment_subcommands``; ``python -m plastic.experiments.cli`` runs them on their own."""
+"""``plastic sweep``, ``plastic status`` and ``plastic report``. The main ``plastic`` command adds
+these subcommands with ``add_experiment_subcommands``; ``python -m plastic.experiments.cli`` runs
+them on their own."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ e.g. a resumed copy) counts once: the copy that trained furthest, else the one f
 
 
 def add_experiment_subcommands(subparsers: Any) -> None:
-    """Adds ``sweep`` and ``report`` to an ``argparse`` subparsers object; each sets ``func``."""
+    """Adds ``sweep``, ``status`` and ``report`` to an ``argparse`` subparsers object; each sets ``func``."""
     from plastic.data import published_baseline_names
     from plastic.experiments.backends import BACKENDS
     from plastic.experiments.benchmarks import BENCHMARKS
@@ -79,6 +80,15 @@ def add_experiment_subcommands(subparsers: Any) -> None:
     sweep.add_argument("--threads", type=int, help="torch threads per run (default: the run's cpu, 1)")
     sweep.add_argument("--dry-run", action="store_true", help="list the runs and exit")
     sweep.set_defaults(func=run_sweep_from_args)
+
+    status = subparsers.add_parser(
+        "status", help="how a sweep stands: each run finished, running (with its time left), "
+                       "interrupted, failed or not started",
+        description="Reads a sweep directory (its sweep.json, run directories and run locks) while the "
+                    "sweep runs, in the background or elsewhere, or after it stopped. Exit status 0 "
+                    "when every run is finished, 1 otherwise.")
+    status.add_argument("dirs", nargs="+", metavar="DIR", help="sweep directories (a sweep's --out)")
+    status.set_defaults(func=run_status_from_args)
 
     report = subparsers.add_parser(
         "report", help="aggregate runs into a report with confidence intervals (Markdown + HTML)",
@@ -129,6 +139,19 @@ def run_sweep_from_args(args: argparse.Namespace) -> int:
     return 1 if status.get("failed") else 0
 
 
+def run_status_from_args(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from plastic.experiments.status import format_status, sweep_states
+
+    unfinished = 0
+    for index, directory in enumerate(args.dirs):
+        sweep, states = sweep_states(Path(directory))
+        print(("\n" if index else "") + format_status(Path(directory), sweep, states))
+        unfinished += sum(state.state != "finished" for state in states)
+    return 1 if unfinished else 0
+
+
 def run_report_from_args(args: argparse.Namespace) -> int:
     from plastic.experiments.report import build_report
 
@@ -149,7 +172,8 @@ def run_report_from_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m plastic.experiments.cli sweep|report ARGS``: ``plastic sweep|report ARGS``."""
+    """``python -m plastic.experiments.cli COMMAND ARGS``: ``plastic COMMAND ARGS`` for sweep, status
+    and report."""
     from plastic.cli import main as plastic_main
 
     return plastic_main(sys.argv[1:] if argv is None else list(argv))

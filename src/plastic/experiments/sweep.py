@@ -303,7 +303,7 @@ class Progress:
         text = f" {100 * fraction:.0f}%"
         since, first = self.first_seen.setdefault(run_id, (now, fraction))
         if fraction > first and now > since:
-            text += f" (~{_duration((1 - fraction) * (now - since) / (fraction - first))} left)"
+            text += f" (~{duration_text((1 - fraction) * (now - since) / (fraction - first))} left)"
         return text
 
     def line(self) -> str:
@@ -312,7 +312,7 @@ class Progress:
         text = f"{done}/{self.total} finished, {failed} failed, {remaining} remaining ({running} running)"
         if self.finished_now and remaining:
             per_run = (time.perf_counter() - self.started) / self.finished_now  # wall time per completion
-            text += f", ~{_duration(per_run * remaining)} left"
+            text += f", ~{duration_text(per_run * remaining)} left"
         return text
 
     def skipped(self, job: dict[str, Any], summary: dict[str, Any]) -> None:
@@ -347,7 +347,7 @@ class Progress:
             entry.update(error=result["error"], traceback=result.get("traceback", ""))
             what = f"FAILED {result['id']}: {result['error']}"
         if result.get("seconds") is not None:
-            what += f" ({_duration(result['seconds'])})"
+            what += f" ({duration_text(result['seconds'])})"
         self.runs[result["id"]] = entry
         self._save()
         self.say(f"{what} | {self.line()}")
@@ -360,7 +360,8 @@ class Progress:
         self._save()
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """'40 s', '12 min' or '2.5 h'."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

@@ -1,0 +1,151 @@
+"""How a sweep stands, read from its directory while it runs or after: ``plastic status DIR``.
+
+A sweep started in the background (``nohup plastic sweep ...``) says how far it is only in its
+log. This reads the files instead: each run of the sweep's plan (``sweep.json``) is finished (its
+``summary.json``), running (a process holds its lock, ``plastic.train.lock``), failed (as
+``sweep_status.json`` recorded it), interrupted (begun, not finished, nobody running it: running
+the sweep again resumes it) or not started.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plastic.experiments.benchmarks import get_benchmark, summary_score
+from plastic.experiments.sweep import STATUS_FILE, SWEEP_FILE, duration_text
+from plastic.train.lock import LOCK_NAME
+
+STATES = ("running", "interrupted", "failed", "finished", "not started")
+
+
+@dataclass
+class RunState:
+    run_id: str
+    state: str
+    fraction: float | None = None  # of the run's steps (chunks for synthetic), where known
+    seconds_left: float | None = None  # a running run's time left at its last logged pace
+    score: float | None = None
+    seconds: float | None = None  # a finished run's wall time
+    error: str | None = None
+
+
+def is_locked(run_dir: Path) -> bool:
+    """Whether a process holds ``run_dir``'s run lock now (the kernel drops it when that process
+    dies, so a killed run's directory reads as not locked)."""
+    path = run_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also releases the lock if this call took it
+    return False
+
+
+def _last_row(path: Path) -> dict[str, str] | None:
+    """The last complete row of a CSV log, read from its end (a row being written is skipped)."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.readline().decode(errors="replace").strip()
+            handle.seek(max(0, path.stat().st_size - 4096))
+            tail = handle.read().decode(errors="replace")
+    except OSError:
+        return None
+    complete = tail.splitlines() if tail.endswith("\n") else tail.splitlines()[:-1]
+    rows = [line for line in complete if line.strip() and line.strip() != header]
+    names, values = header.split(","), rows[-1].split(",") if rows else []
+    return dict(zip(names, values)) if len(values) == len(names) else None
+
+
+def _seconds_left(run_dir: Path, config: dict[str, Any]) -> float | None:
+    """(steps to go) / (the last logged steps per second), for runs that log both in train.csv."""
+    row = _last_row(run_dir / "train.csv")
+    try:
+        steps = float(config["train"]["steps"])
+        pace = float(row["steps_per_s"]) if row else 0.0
+        done = float(row["step"]) if row else 0.0
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (steps - done) / pace if pace > 0 else None
+
+
+def sweep_states(out: Path) -> tuple[dict[str, Any], list[RunState]]:
+    """The sweep's description (its ``sweep.json``) and the state of each run of its plan, in the
+    sweep's order (seeds outermost)."""
+    path = out / SWEEP_FILE
+    if not path.exists():
+        raise ValueError(f"{out} holds no sweep ({SWEEP_FILE} not found): give the --out directory of "
+                         "a `plastic sweep`")
+    sweep = json.loads(path.read_text())
+    recorded = {}
+    if (out / STATUS_FILE).exists():
+        recorded = json.loads((out / STATUS_FILE).read_text()).get("runs", {})
+    bench = get_benchmark(sweep["benchmark"])
+    states = []
+    for seed in sweep["seeds"]:
+        for game in sweep["games"]:
+            for preset in sweep["presets"]:
+                run_id = f"{game}/{preset}/seed{seed}"
+                states.append(_run_state(bench, out / run_id, run_id, recorded.get(run_id, {})))
+    return sweep, states
+
+
+def _run_state(bench: Any, run_dir: Path, run_id: str, recorded: dict[str, Any]) -> RunState:
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        try:
+            summary = json.loads(summary_path.read_text())
+        except (OSError, ValueError):
+            summary = {}
+        return RunState(run_id, "finished", fraction=1.0, score=summary_score(summary),
+                        seconds=summary.get("wall_seconds", summary.get("wall_time_s")))
+    if not (run_dir / "config.json").exists():
+        if recorded.get("status") == "failed":  # refused before it began (e.g. another config there)
+            return RunState(run_id, "failed", error=recorded.get("error"))
+        return RunState(run_id, "not started")
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    fraction = bench.progress({"run_dir": str(run_dir), "config": config}) if config else None
+    if is_locked(run_dir):
+        return RunState(run_id, "running", fraction=fraction, seconds_left=_seconds_left(run_dir, config))
+    if recorded.get("status") == "failed":
+        return RunState(run_id, "failed", fraction=fraction, error=recorded.get("error"))
+    return RunState(run_id, "interrupted", fraction=fraction)
+
+
+def format_status(out: Path, sweep: dict[str, Any], states: list[RunState]) -> str:
+    counts = {state: sum(s.state == state for s in states) for state in STATES}
+    lines = [f"{out} ({sweep['benchmark']}, {len(states)} runs): "
+             + ", ".join(f"{counts[state]} {state}" for state in STATES)]
+    width = max((len(s.run_id) for s in states), default=0)
+    for s in states:
+        if s.state == "not started":
+            continue
+        text = f"  {s.state:<11}  {s.run_id:<{width}}"
+        if s.state == "finished":
+            text += f"  score {s.score:.4g}" if s.score is not None else "  score ?"
+            text += f"  ({duration_text(s.seconds)})" if s.seconds is not None else ""
+        else:
+            text += f"  {100 * s.fraction:3.0f}%" if s.fraction is not None else ""
+            text += f"  ~{duration_text(s.seconds_left)} left" if s.seconds_left is not None else ""
+            text += f"  {s.error}" if s.error else ""
+        lines.append(text)
+    waiting = [s.run_id for s in states if s.state == "not started"]
+    if waiting:
+        shown = ", ".join(waiting[:8]) + (f", +{len(waiting) - 8} more" if len(waiting) > 8 else "")
+        lines.append(f"  not started: {shown}")
+    if counts["interrupted"] or counts["failed"]:
+        lines.append("  run the sweep's command again to resume the interrupted runs and retry the failed "
+                     f"ones (its last command is in {out / SWEEP_FILE})")
+    return "\n".join(lines)

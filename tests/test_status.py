@@ -1,0 +1,95 @@
+"""`plastic status DIR`: each run of a sweep's plan read from its files, as finished, running (a
+process holds its lock), interrupted, failed or not started, with a running run's time left."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from plastic.experiments.cli import main
+from plastic.experiments.status import format_status, sweep_states
+from plastic.train.lock import LOCK_NAME, run_lock
+
+HEADER = "step,env_steps,updates,episodes,resets,steps_per_s,updates_per_s,loss\n"
+
+
+def make_run(out: Path, run_id: str, *, steps: int = 1000, rows: list[tuple[int, float]] = (),
+             summary: dict | None = None, partial_row: str = "") -> Path:
+    run_dir = out / run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"train": {"steps": steps}}))
+    if rows:
+        body = "".join(f"{step},{step},{2 * step},1,0,{pace},{2 * pace},0.5\n" for step, pace in rows)
+        (run_dir / "train.csv").write_text(HEADER + body + partial_row)
+    if summary is not None:
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+    return run_dir
+
+
+@pytest.fixture
+def sweep_dir(tmp_path):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "sweep.json").write_text(json.dumps({
+        "benchmark": "minatar", "games": ["breakout", "asterix"], "presets": ["drq", "plastic"],
+        "seeds": [0, 1], "command": ["plastic", "sweep", "minatar"]}))
+    make_run(out, "breakout/drq/seed0", rows=[(1000, 60.0)], summary={"score": 5.5, "wall_seconds": 1800})
+    # running: 400 of 1000 steps, last logged at 50 steps/s -> 600 / 50 = 12 s left; the row being
+    # written (no newline yet) is not read
+    make_run(out, "breakout/plastic/seed0", rows=[(200, 80.0), (400, 50.0)], partial_row="600,600,1")
+    # killed: it had begun and its lock file stayed behind, but no process holds the lock
+    interrupted = make_run(out, "asterix/drq/seed0", rows=[(250, 70.0)])
+    (interrupted / LOCK_NAME).write_text("12345")
+    make_run(out, "asterix/plastic/seed0", rows=[(100, 70.0)])
+    (out / "sweep_status.json").write_text(json.dumps({"runs": {
+        "asterix/plastic/seed0": {"status": "failed", "error": "RuntimeError: boom"},
+        "breakout/drq/seed1": {"status": "failed", "error": "ValueError: another config there"}}}))
+    return out
+
+
+def test_each_run_of_the_plan_is_read_from_its_files(sweep_dir):
+    with run_lock(sweep_dir / "breakout/plastic/seed0"):  # as the process running it holds it
+        sweep, states = sweep_states(sweep_dir)
+        text = format_status(sweep_dir, sweep, states)
+    by_id = {s.run_id: s for s in states}
+    assert [s.run_id for s in states][:4] == ["breakout/drq/seed0", "breakout/plastic/seed0",
+                                             "asterix/drq/seed0", "asterix/plastic/seed0"]  # seeds outermost
+    assert {run_id: s.state for run_id, s in by_id.items()} == {
+        "breakout/drq/seed0": "finished", "breakout/plastic/seed0": "running",
+        "asterix/drq/seed0": "interrupted", "asterix/plastic/seed0": "failed",
+        "breakout/drq/seed1": "failed", "breakout/plastic/seed1": "not started",
+        "asterix/drq/seed1": "not started", "asterix/plastic/seed1": "not started"}
+    finished, running = by_id["breakout/drq/seed0"], by_id["breakout/plastic/seed0"]
+    assert (finished.score, finished.seconds) == (5.5, 1800)
+    assert running.fraction == pytest.approx(0.4) and running.seconds_left == pytest.approx(12.0)
+    assert by_id["asterix/drq/seed0"].fraction == pytest.approx(0.25)
+    assert by_id["asterix/drq/seed0"].seconds_left is None  # nobody runs it: no time left to say
+    assert by_id["asterix/plastic/seed0"].error == "RuntimeError: boom"
+    assert text.splitlines()[0].endswith(
+        "(minatar, 8 runs): 1 running, 1 interrupted, 2 failed, 1 finished, 3 not started")
+    assert "score 5.5  (30 min)" in text and "40%  ~12 s left" in text
+    assert "not started: breakout/plastic/seed1, asterix/drq/seed1, asterix/plastic/seed1" in text
+    assert "run the sweep's command again" in text
+
+
+def test_the_lock_is_released_after_a_run_ends(sweep_dir):
+    with run_lock(sweep_dir / "breakout/plastic/seed0"):
+        pass
+    states = {s.run_id: s.state for s in sweep_states(sweep_dir)[1]}
+    assert states["breakout/plastic/seed0"] == "interrupted"
+
+
+def test_command_exit_status_and_a_directory_without_a_sweep(sweep_dir, tmp_path, capsys):
+    assert main(["status", str(sweep_dir)]) == 1
+    assert "1 finished" in capsys.readouterr().out
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "sweep.json").write_text(json.dumps({"benchmark": "minatar", "games": ["breakout"],
+                                                 "presets": ["drq"], "seeds": [0]}))
+    make_run(done, "breakout/drq/seed0", summary={"score": 1.0})
+    assert main(["status", str(done)]) == 0
+    assert "1 finished, 0 not started" in capsys.readouterr().out
+    assert main(["status", str(tmp_path)]) == 2
+    assert "holds no sweep (sweep.json not found)" in capsys.readouterr().err
