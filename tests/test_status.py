@@ -3,14 +3,17 @@ process holds its lock), interrupted, failed or not started, with a running run'
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from plastic.experiments.cli import main
 from plastic.experiments.status import format_status, sweep_states
-from plastic.train.lock import LOCK_NAME, run_lock
+from plastic.train.lock import LOCK_NAME, RunLockedError, is_locked, run_lock
 
 HEADER = "step,env_steps,updates,episodes,resets,steps_per_s,updates_per_s,loss\n"
 
@@ -92,4 +95,30 @@ def test_command_exit_status_and_a_directory_without_a_sweep(sweep_dir, tmp_path
     assert main(["status", str(done)]) == 0
     assert "1 finished, 0 not started" in capsys.readouterr().out
     assert main(["status", str(tmp_path)]) == 2
-    assert "holds no sweep (sweep.json not found)" in capsys.readouterr().err
+    assert "holds neither a sweep (sweep.json) nor a run (config.json)" in capsys.readouterr().err
+
+
+def test_a_run_directory_alone(tmp_path, capsys):
+    run_dir = make_run(tmp_path, "breakout/plastic/seed0", rows=[(300, 25.0)])
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "suite": "minatar"}))
+    with run_lock(run_dir):
+        assert main(["status", str(run_dir)]) == 1
+    # 700 steps to go at 25 steps/s: 28 s
+    assert capsys.readouterr().out.split() == ["running", str(run_dir), "30%", "~28", "s", "left"]
+    (run_dir / "summary.json").write_text(json.dumps({"score": 3.25, "wall_seconds": 7200}))
+    assert main(["status", str(run_dir)]) == 0
+    assert capsys.readouterr().out.split() == ["finished", str(run_dir), "score", "3.25", "(2.0", "h)"]
+
+
+def test_a_run_starting_while_status_looks_waits_a_moment_rather_than_fail(tmp_path):
+    (tmp_path / LOCK_NAME).write_text("")
+    fd = os.open(tmp_path / LOCK_NAME, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # the instant `is_locked` holds it
+    assert is_locked(tmp_path) is False  # shared with another observer: nobody runs it
+    threading.Timer(0.05, os.close, (fd,)).start()  # within run_lock's 0.5 s of retries
+    with run_lock(tmp_path):
+        assert is_locked(tmp_path)
+        with pytest.raises(RunLockedError, match=f"pid {os.getpid()}"), run_lock(tmp_path):
+            pass  # a real holder: refused
+    assert not is_locked(tmp_path)

@@ -84,10 +84,12 @@ def add_experiment_subcommands(subparsers: Any) -> None:
     status = subparsers.add_parser(
         "status", help="how a sweep stands: each run finished, running (with its time left), "
                        "interrupted, failed or not started",
-        description="Reads a sweep directory (its sweep.json, run directories and run locks) while the "
+        description="Reads a sweep directory (its sweep.json, run directories and run locks), or one "
+                    "run's directory, while the "
                     "sweep runs, in the background or elsewhere, or after it stopped. Exit status 0 "
                     "when every run is finished, 1 otherwise.")
-    status.add_argument("dirs", nargs="+", metavar="DIR", help="sweep directories (a sweep's --out)")
+    status.add_argument("dirs", nargs="+", metavar="DIR",
+                        help="sweep directories (a sweep's --out) or run directories")
     status.set_defaults(func=run_status_from_args)
 
     report = subparsers.add_parser(
@@ -142,14 +144,11 @@ def run_sweep_from_args(args: argparse.Namespace) -> int:
 def run_status_from_args(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from plastic.experiments.status import format_status, sweep_states
+    from plastic.experiments.status import status_text
 
-    unfinished = 0
-    for index, directory in enumerate(args.dirs):
-        sweep, states = sweep_states(Path(directory))
-        print(("\n" if index else "") + format_status(Path(directory), sweep, states))
-        unfinished += sum(state.state != "finished" for state in states)
-    return 1 if unfinished else 0
+    texts, finished = zip(*(status_text(Path(directory)) for directory in args.dirs))
+    print("\n".join(texts))
+    return 0 if all(finished) else 1
 
 
 def run_report_from_args(args: argparse.Namespace) -> int:

@@ -1,24 +1,23 @@
-"""How a sweep stands, read from its directory while it runs or after: ``plastic status DIR``.
+"""How a sweep or a run stands, read from its directory while it runs or after: ``plastic status DIR``.
 
 A sweep started in the background (``nohup plastic sweep ...``) says how far it is only in its
 log. This reads the files instead: each run of the sweep's plan (``sweep.json``) is finished (its
 ``summary.json``), running (a process holds its lock, ``plastic.train.lock``), failed (as
 ``sweep_status.json`` recorded it), interrupted (begun, not finished, nobody running it: running
-the sweep again resumes it) or not started.
+the sweep again resumes it) or not started. A run directory of ``plastic train`` alone reads the same
+way.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plastic.experiments.benchmarks import get_benchmark, summary_score
+from plastic.experiments.benchmarks import BENCHMARKS, Benchmark, get_benchmark, summary_score
 from plastic.experiments.sweep import STATUS_FILE, SWEEP_FILE, duration_text
-from plastic.train.lock import LOCK_NAME
+from plastic.train.lock import is_locked
 
 STATES = ("running", "interrupted", "failed", "finished", "not started")
 
@@ -32,23 +31,6 @@ class RunState:
     score: float | None = None
     seconds: float | None = None  # a finished run's wall time
     error: str | None = None
-
-
-def is_locked(run_dir: Path) -> bool:
-    """Whether a process holds ``run_dir``'s run lock now (the kernel drops it when that process
-    dies, so a killed run's directory reads as not locked)."""
-    path = run_dir / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # also releases the lock if this call took it
-    return False
 
 
 def _last_row(path: Path) -> dict[str, str] | None:
@@ -78,13 +60,32 @@ def _seconds_left(run_dir: Path, config: dict[str, Any]) -> float | None:
     return (steps - done) / pace if pace > 0 else None
 
 
+def status_text(directory: Path) -> tuple[str, bool]:
+    """What ``plastic status`` prints for a sweep or run directory, and whether all of it is finished."""
+    if not (directory / SWEEP_FILE).exists() and (directory / "config.json").exists():
+        state = run_state(directory)
+        return format_status(directory, None, [state]), state.state == "finished"
+    sweep, states = sweep_states(directory)
+    return format_status(directory, sweep, states), all(s.state == "finished" for s in states)
+
+
+def run_state(run_dir: Path) -> RunState:
+    """The state of one run directory (``plastic train``, or a synthetic run)."""
+    try:
+        suite = json.loads((run_dir / "config.json").read_text()).get("suite", "synthetic")
+    except (OSError, ValueError):
+        suite = None
+    bench = next((b for b in BENCHMARKS.values() if b.suite == suite), None)
+    return _run_state(bench, run_dir, str(run_dir), {})
+
+
 def sweep_states(out: Path) -> tuple[dict[str, Any], list[RunState]]:
     """The sweep's description (its ``sweep.json``) and the state of each run of its plan, in the
     sweep's order (seeds outermost)."""
     path = out / SWEEP_FILE
     if not path.exists():
-        raise ValueError(f"{out} holds no sweep ({SWEEP_FILE} not found): give the --out directory of "
-                         "a `plastic sweep`")
+        raise ValueError(f"{out} holds neither a sweep ({SWEEP_FILE}) nor a run (config.json): give a "
+                         "`plastic sweep`'s --out directory or a run directory")
     sweep = json.loads(path.read_text())
     recorded = {}
     if (out / STATUS_FILE).exists():
@@ -99,7 +100,7 @@ def sweep_states(out: Path) -> tuple[dict[str, Any], list[RunState]]:
     return sweep, states
 
 
-def _run_state(bench: Any, run_dir: Path, run_id: str, recorded: dict[str, Any]) -> RunState:
+def _run_state(bench: Benchmark | None, run_dir: Path, run_id: str, recorded: dict[str, Any]) -> RunState:
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
         try:
@@ -116,7 +117,7 @@ def _run_state(bench: Any, run_dir: Path, run_id: str, recorded: dict[str, Any])
         config = json.loads((run_dir / "config.json").read_text())
     except (OSError, ValueError):
         config = {}
-    fraction = bench.progress({"run_dir": str(run_dir), "config": config}) if config else None
+    fraction = bench.progress({"run_dir": str(run_dir), "config": config}) if config and bench else None
     if is_locked(run_dir):
         return RunState(run_id, "running", fraction=fraction, seconds_left=_seconds_left(run_dir, config))
     if recorded.get("status") == "failed":
@@ -124,10 +125,11 @@ def _run_state(bench: Any, run_dir: Path, run_id: str, recorded: dict[str, Any])
     return RunState(run_id, "interrupted", fraction=fraction)
 
 
-def format_status(out: Path, sweep: dict[str, Any], states: list[RunState]) -> str:
+def format_status(out: Path, sweep: dict[str, Any] | None, states: list[RunState]) -> str:
+    """A sweep's counts and a line per run begun (``sweep`` None: one run directory, its line)."""
     counts = {state: sum(s.state == state for s in states) for state in STATES}
-    lines = [f"{out} ({sweep['benchmark']}, {len(states)} runs): "
-             + ", ".join(f"{counts[state]} {state}" for state in STATES)]
+    lines = [] if sweep is None else [f"{out} ({sweep['benchmark']}, {len(states)} runs): "
+                                      + ", ".join(f"{counts[state]} {state}" for state in STATES)]
     width = max((len(s.run_id) for s in states), default=0)
     for s in states:
         if s.state == "not started":
@@ -145,6 +147,8 @@ def format_status(out: Path, sweep: dict[str, Any], states: list[RunState]) -> s
     if waiting:
         shown = ", ".join(waiting[:8]) + (f", +{len(waiting) - 8} more" if len(waiting) > 8 else "")
         lines.append(f"  not started: {shown}")
+    if sweep is None:
+        return "\n".join(line.strip() for line in lines)
     if counts["interrupted"] or counts["failed"]:
         lines.append("  run the sweep's command again to resume the interrupted runs and retry the failed "
                      f"ones (its last command is in {out / SWEEP_FILE})")
