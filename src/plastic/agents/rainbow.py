@@ -347,8 +347,10 @@ class RainbowAgent:
             factor = (draws * agent.intensity_scale + 1.0).mul_(factor).view(-1, *[1] * (frames.dim() - 1))
         layout = torch.channels_last if frames.dim() == 4 and self.device.type == "cpu" \
             and networks.CHANNELS_LAST_ON_CPU else torch.contiguous_format
-        x = torch.empty(frames.shape, device=self.device, memory_format=layout)
-        torch.mul(frames, factor, out=x)
+        # the layout changed on the uint8 frames, then one cast (a copy: the staged frames serve
+        # a second pass) and an in-place scaling: the same values as a mixed-dtype multiply into a
+        # channels_last output, in half its time on CPU
+        x = frames.contiguous(memory_format=layout).to(torch.float32, copy=True).mul_(factor)
         return x[:size], x[size:]
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
