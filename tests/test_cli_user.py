@@ -69,9 +69,12 @@ def stop_at_step(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
 
 
 def spawn(args: list[str]) -> subprocess.Popen[str]:
+    """``plastic ARGS`` in a child process that takes Ctrl-C as a terminal's foreground job would,
+    even where the tests run as a background job (whose children inherit SIGINT ignored)."""
     return subprocess.Popen([sys.executable, "-m", "plastic.cli", *args], text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 120) -> None:

@@ -357,7 +357,18 @@ def test_a_stream_that_gains_a_column_widens_its_csv_and_truncation_keeps_it(tmp
 
 
 
-def test_a_ctrl_c_while_logging_waits_for_the_row_and_the_tensorboard_event(tmp_path):
+@pytest.fixture
+def sigint_raises():
+    """SIGINT as a KeyboardInterrupt, as in a terminal's foreground job (tests started as a
+    background job inherit it ignored)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_ctrl_c_while_logging_waits_for_the_row_and_the_tensorboard_event(tmp_path, sigint_raises):
     """A SIGINT arriving inside TensorBoard's writer (whose queue can lose a wake-up when a
     KeyboardInterrupt lands in it, and then hung the run's close for up to 120 s) is delivered
     after the whole row is logged, as the usual KeyboardInterrupt."""
