@@ -264,6 +264,22 @@ def test_minatar_minmax_normalisation_and_labels_by_differing_config(tmp_path):
     assert "min-max normalised" in (tmp_path / "rep" / "report.md").read_text()
 
 
+def test_a_key_older_configs_lack_counts_as_its_schema_default(tmp_path):
+    """A run made before train.precision existed ran fp32 (the key's default): beside bf16 runs
+    of its preset it is labelled fp32, not lumped with them; beside fp32 runs, not split off."""
+    write_run(tmp_path / "old", "minatar", "breakout", "drq", 0, 1.0)  # no train.precision
+    write_run(tmp_path / "bf16", "minatar", "breakout", "drq", 1, 2.0,
+              extra_config={"train": {"replay_ratio": 2.0, "steps": 1000, "precision": "bf16"}})
+    write_run(tmp_path / "fp32", "minatar", "breakout", "drq", 2, 3.0,
+              extra_config={"train": {"replay_ratio": 2.0, "steps": 1000, "precision": "fp32"}})
+    runs, _ = find_runs([tmp_path / "old", tmp_path / "bf16"])
+    assert {r.seed: r.label for r in runs} == {0: "drq [train.precision=fp32]",
+                                               1: "drq [train.precision=bf16]"}
+    runs, _ = find_runs([tmp_path / "old", tmp_path / "fp32"])
+    assert {r.label for r in runs} == {"drq"}
+    assert runs[0].config["train.precision"] == "fp32" and "sam.rho" in runs[0].config  # filled in
+
+
 PLASTICITY_HEADER = "step,env_steps,encoder_active,encoder_dormant,encoder_weight_norm,head_active," \
     "head_dormant,head_weight_norm,feature_srank\n"
 

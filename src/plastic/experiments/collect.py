@@ -14,6 +14,11 @@ What a report should not do quietly, and what it does instead:
 - The same label, game and seed found twice (a resumed copy beside the original) counts once,
   with a warning naming both paths: the copy that trained furthest is kept, among equals the
   one that finished last (``drop_duplicates``).
+- A config saved before one of its keys existed (a run made by an older version) takes that
+  key's schema default, which is what the key's absence meant (new knobs default to the old
+  behaviour; presets set other values): runs of one preset made before and after
+  ``train.precision`` existed compare as fp32 against bf16, not as one label. (Not the keys a
+  DMC task derives for itself, such as its action repeat.)
 - Runs of one game that differ in budget (``train.steps``; DMC: env steps) or environment
   settings (``env.*``) and are aggregated together or compared with each other, published
   Atari-100k baselines (100k agent steps) included, get a warning naming the labels, the
@@ -23,6 +28,7 @@ What a report should not do quietly, and what it does instead:
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -34,15 +40,18 @@ from typing import Any
 
 import numpy as np
 
-from plastic.configs.schema import LOGGING_KEYS, flatten
+from plastic.configs.schema import LOGGING_KEYS, Config, flatten
 from plastic.data import published_baseline, published_baseline_names
 from plastic.envs.scores import HUMAN_SCORES, RANDOM_SCORES, atari_100k_game, camel_to_snake
+from plastic.suites import SUITES
 
 # Settings that say where or how verbosely a run ran, not what it computed; and per-run identity.
 IGNORED_KEYS = LOGGING_KEYS | {
     "game", "seed", "task", "data_dir", "dataset", "train.eval_envs", "preset", "method",
 }
 NORMALIZATIONS = ("auto", "human", "minmax", "none")
+SCHEMA_SUITES = tuple(SUITES)  # the suites whose runs' configs are a ``Config``
+SCHEMA_DEFAULTS = flatten(Config().to_dict())
 MIN_EVAL_POINTS = 3  # fewer evaluations than this: the learning curve comes from training episodes
 PUBLISHED_ATARI_STEPS = 100_000  # the Atari-100k budget of the bundled published baselines
 
@@ -197,6 +206,9 @@ def read_run(summary_path: Path) -> Run:
         raise UnreadableRunError(f"{config_path.name} holds {type(raw_config).__name__}, not an object")
     config = flatten(raw_config)
     suite = summary.get("suite") or ("synthetic" if "task" in summary else config.get("suite", "unknown"))
+    if suite in SCHEMA_SUITES:  # not the keys a task derives for itself: no one default stands for them
+        per_game = _per_game_keys(suite)
+        config = {**{k: v for k, v in SCHEMA_DEFAULTS.items() if k not in per_game}, **config}
     score = summary.get("score", summary.get("final_test_acc"))
     if score is None:
         raise UnreadableRunError(f"{summary_path.name} has no score (keys: {', '.join(sorted(summary))})")
@@ -323,6 +335,7 @@ def _differs(runs: Sequence[Run], key: str, *, by_game: bool) -> bool:
     return any(len(v) > 1 for v in values.values())
 
 
+@functools.cache
 def _per_game_keys(suite: str) -> frozenset[str]:
     """Config keys a suite sets per game (task) when the preset and the user leave them alone."""
     if suite != "dmc":
