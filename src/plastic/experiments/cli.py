@@ -17,6 +17,7 @@ SWEEP_EXAMPLES = """examples:
   plastic sweep minatar --presets drq,plastic --set plastic:sam.rho=0.05   # only plastic's runs
   plastic sweep dmc-medium --presets drq,plastic --seeds 5 --out sweeps/dmc-medium
   plastic sweep dmc-medium --tasks cartpole-swingup --set env.obs=state --steps 20000
+  plastic status sweeps/minatar     # from another shell: each run's state, a running one's time left
 
 Run the same command again to resume: finished runs are skipped, interrupted ones resume from
 their checkpoints and failed ones are retried. Games, presets and seeds may be added later; other
