@@ -9,6 +9,8 @@
 #   bash scripts/evidence.sh collect   # copy finished runs' small artifacts into benchmarks/, redo reports
 #   bash scripts/evidence.sh pause     # SIGSTOP every sweep (for a quiet timing), then `resume`
 #                                      # (a paused run's wall time and that interval's steps/s include the pause)
+#   bash scripts/evidence.sh stop      # end every sweep (its runs keep their checkpoints), e.g. to
+#                                      # `start` again after changing SWEEPS
 #
 # A sweep resumes its unfinished runs from their checkpoints (if this machine still has them) and
 # skips finished ones. On a fresh machine `start` makes the worktree and seeds each sweep directory
@@ -70,6 +72,19 @@ signal_sweeps() {  # each slot was started with setsid: its sweeps and their wor
 }
 pause() { signal_sweeps STOP; }
 resume() { signal_sweeps CONT; }
+stop() {  # a paused sweep gets the TERM once it is continued
+    signal_sweeps TERM
+    signal_sweeps CONT >/dev/null
+    local spec slot name committed args waited
+    for spec in "${SWEEPS[@]}"; do
+        IFS='|' read -r slot name committed args <<<"$spec"
+        for waited in $(seq 1 120); do
+            running "$name" || break
+            sleep 0.5
+        done
+        ! running "$name" || { echo "$name: still running after 60 s" >&2; exit 1; }
+    done
+}
 
 start() {
     if [[ ! -d "$worktree/src/plastic" ]]; then
@@ -142,6 +157,6 @@ collect() {
     exit 2
 }
 case "${1:-}" in
-    start|status|collect|pause|resume) "$1" ;;
-    *) echo "usage: bash scripts/evidence.sh start|status|collect|pause|resume" >&2; exit 2 ;;
+    start|status|collect|pause|resume|stop) "$1" ;;
+    *) echo "usage: bash scripts/evidence.sh start|status|collect|pause|resume|stop" >&2; exit 2 ;;
 esac

@@ -85,3 +85,17 @@ def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
     committed = sorted(p.relative_to(ROOT / "benchmarks/atari100k/drq-rr1")
                        for p in (ROOT / "benchmarks/atari100k/drq-rr1").rglob("summary.json"))
     assert committed and all((runs / "atari100k-drq-rr1" / c).exists() for c in committed)
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git checkout")
+def test_stop_ends_every_slot_and_start_begins_again(evidence):
+    run, calls, release, runs = evidence
+    run("start")
+    wait_for(lambda: len(lines(calls)) == 2)
+    run("stop")
+    status = run("status")
+    assert "(running)" not in status and "atari100k-drq-rr1 (stopped)" in status
+    assert not any(e.startswith("end") for e in lines(calls))  # ended by the signal, not finished
+    assert "atari: started" in run("start")
+    wait_for(lambda: len(lines(calls)) == 4)
+    assert sorted(lines(calls)[2:]) == sorted(lines(calls)[:2])  # the same sweeps, begun again
