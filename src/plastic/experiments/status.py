@@ -148,6 +148,8 @@ def format_status(out: Path, sweep: dict[str, Any] | None, states: list[RunState
         shown = ", ".join(waiting[:8]) + (f", +{len(waiting) - 8} more" if len(waiting) > 8 else "")
         lines.append(f"  not started: {shown}")
     if sweep is None:
+        if counts["interrupted"]:
+            lines.append("run the command that started it again to resume it from its last checkpoint")
         return "\n".join(line.strip() for line in lines)
     if counts["interrupted"] or counts["failed"]:
         lines.append("  run the sweep's command again to resume the interrupted runs and retry the failed "
