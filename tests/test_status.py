@@ -108,7 +108,8 @@ def test_a_run_directory_alone(tmp_path, capsys):
     assert capsys.readouterr().out.split() == ["running", str(run_dir), "30%", "~28", "s", "left"]
     assert main(["status", str(run_dir)]) == 1  # nobody holds it now
     said = capsys.readouterr().out
-    assert said.splitlines()[0].split() == ["interrupted", str(run_dir), "30%"] and "again to resume it" in said
+    assert said.splitlines()[0].split() == ["interrupted", str(run_dir), "30%"]
+    assert "again to resume it" in said
     (run_dir / "summary.json").write_text(json.dumps({"score": 3.25, "wall_seconds": 7200}))
     assert main(["status", str(run_dir)]) == 0
     assert capsys.readouterr().out.split() == ["finished", str(run_dir), "score", "3.25", "(2.0", "h)"]
