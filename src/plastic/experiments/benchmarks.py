@@ -66,18 +66,31 @@ class Benchmark(ABC):
         """How far a running run is (0-1), from the last complete row of its log (a row being
         written is not read); None if unknown yet."""
         path, offset, total = self._progress_log(job)
+        row = last_log_row(path)
         try:
-            with path.open("rb") as handle:
-                handle.seek(max(0, path.stat().st_size - 512))
-                tail = handle.read().decode(errors="replace")
-            last = (tail if tail.endswith("\n") else tail[:tail.rfind("\n") + 1]).strip().splitlines()[-1]
-            return min(1.0, (float(last.split(",")[0]) + offset) / total)
-        except (OSError, IndexError, ValueError, ZeroDivisionError):
+            return min(1.0, (float(next(iter(row.values()))) + offset) / total) if row else None
+        except (ValueError, ZeroDivisionError):
             return None
 
     @abstractmethod
     def _progress_log(self, job: dict[str, Any]) -> tuple[Path, int, float]:
         """(the log whose first column counts progress, its offset, the count at the end)."""
+
+
+def last_log_row(path: Path, tail_bytes: int = 4096) -> dict[str, str] | None:
+    """The last complete row of a CSV log as {column: text}, read from the file's end (a row still
+    being written is skipped); None when there is none yet or the file cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.readline().decode(errors="replace").strip()
+            handle.seek(max(0, path.stat().st_size - tail_bytes))
+            tail = handle.read().decode(errors="replace")
+    except OSError:
+        return None
+    complete = tail.splitlines() if tail.endswith("\n") else tail.splitlines()[:-1]
+    rows = [line for line in complete if line.strip() and line.strip() != header]
+    names, values = header.split(","), rows[-1].split(",") if rows else []
+    return dict(zip(names, values)) if len(values) == len(names) else None
 
 
 @dataclass(frozen=True)

@@ -86,9 +86,8 @@ def add_experiment_subcommands(subparsers: Any) -> None:
         "status", help="how a sweep stands: each run finished, running (with its time left), "
                        "interrupted, failed or not started",
         description="Reads a sweep directory (its sweep.json, run directories and run locks), or one "
-                    "run's directory, while the "
-                    "sweep runs, in the background or elsewhere, or after it stopped. Exit status 0 "
-                    "when every run is finished, 1 otherwise.")
+                    "run's directory, while it runs, in the background or elsewhere, or after it "
+                    "stopped. Exit status 0 when every run is finished, 1 otherwise.")
     status.add_argument("dirs", nargs="+", metavar="DIR",
                         help="sweep directories (a sweep's --out) or run directories")
     status.set_defaults(func=run_status_from_args)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plastic.experiments.benchmarks import BENCHMARKS, Benchmark, get_benchmark, summary_score
-from plastic.experiments.sweep import STATUS_FILE, SWEEP_FILE, duration_text
+from plastic.experiments.benchmarks import BENCHMARKS, Benchmark, get_benchmark, last_log_row, summary_score
+from plastic.experiments.sweep import STATUS_FILE, SWEEP_FILE, duration_text, run_id
 from plastic.train.lock import is_locked
 
 STATES = ("running", "interrupted", "failed", "finished", "not started")
@@ -33,24 +33,9 @@ class RunState:
     error: str | None = None
 
 
-def _last_row(path: Path) -> dict[str, str] | None:
-    """The last complete row of a CSV log, read from its end (a row being written is skipped)."""
-    try:
-        with path.open("rb") as handle:
-            header = handle.readline().decode(errors="replace").strip()
-            handle.seek(max(0, path.stat().st_size - 4096))
-            tail = handle.read().decode(errors="replace")
-    except OSError:
-        return None
-    complete = tail.splitlines() if tail.endswith("\n") else tail.splitlines()[:-1]
-    rows = [line for line in complete if line.strip() and line.strip() != header]
-    names, values = header.split(","), rows[-1].split(",") if rows else []
-    return dict(zip(names, values)) if len(values) == len(names) else None
-
-
 def _seconds_left(run_dir: Path, config: dict[str, Any]) -> float | None:
     """(steps to go) / (the last logged steps per second), for runs that log both in train.csv."""
-    row = _last_row(run_dir / "train.csv")
+    row = last_log_row(run_dir / "train.csv")
     try:
         steps = float(config["train"]["steps"])
         pace = float(row["steps_per_s"]) if row else 0.0
@@ -95,8 +80,8 @@ def sweep_states(out: Path) -> tuple[dict[str, Any], list[RunState]]:
     for seed in sweep["seeds"]:
         for game in sweep["games"]:
             for preset in sweep["presets"]:
-                run_id = f"{game}/{preset}/seed{seed}"
-                states.append(_run_state(bench, out / run_id, run_id, recorded.get(run_id, {})))
+                name = run_id(game, preset, seed)
+                states.append(_run_state(bench, out / name, name, recorded.get(name, {})))
     return sweep, states
 
 

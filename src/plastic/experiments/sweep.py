@@ -97,8 +97,10 @@ class SweepSpec:
         """The overrides of ``preset``'s runs."""
         return {**self.overrides, **self.preset_overrides.get(preset, {})}
 
-    def run_id(self, game: str, preset: str, seed: int) -> str:
-        return f"{game}/{preset}/seed{seed}"
+
+def run_id(game: str, preset: str, seed: int) -> str:
+    """A run's name in its sweep, and its directory there: GAME/PRESET/seedN."""
+    return f"{game}/{preset}/seed{seed}"
 
 
 def make_spec(benchmark: str, *, presets: str | Sequence[str] | None = None, seeds: str | int = 5,
@@ -137,9 +139,9 @@ def plan_jobs(spec: SweepSpec) -> list[dict[str, Any]]:
     for seed in spec.seeds:
         for game in spec.games:
             for preset in spec.presets:
-                run_id = spec.run_id(game, preset, seed)
+                job_id = run_id(game, preset, seed)
                 jobs.append({
-                    "id": run_id, "benchmark": bench.name, "run_dir": str(out / run_id),
+                    "id": job_id, "benchmark": bench.name, "run_dir": str(out / job_id),
                     "config": bench.job_config(game, preset, seed, spec.settings(preset)),
                 })
     return jobs
@@ -295,13 +297,13 @@ class Progress:
         more = f", +{len(self.running) - 6} more" if len(self.running) > 6 else ""
         self.say(f"{self.line()}: {', '.join(parts)}{more}")
 
-    def how_far(self, run_id: str, fraction: float | None, now: float) -> str:
+    def how_far(self, job_id: str, fraction: float | None, now: float) -> str:
         """' 35%', and ' 35% (~2.1 h left)' once the run has moved since this sweep first read it
         (its pace here, so a resumed run's earlier progress does not count as this session's)."""
         if fraction is None:
             return ""
         text = f" {100 * fraction:.0f}%"
-        since, first = self.first_seen.setdefault(run_id, (now, fraction))
+        since, first = self.first_seen.setdefault(job_id, (now, fraction))
         if fraction > first and now > since:
             text += f" (~{duration_text((1 - fraction) * (now - since) / (fraction - first))} left)"
         return text
