@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from plastic.experiments.cli import main
-from plastic.experiments.status import format_status, sweep_states
+from plastic.experiments.status import format_status, run_state, sweep_states
 from plastic.train.lock import LOCK_NAME, RunLockedError, is_locked, run_lock
 
 HEADER = "step,env_steps,updates,episodes,resets,steps_per_s,updates_per_s,loss\n"
@@ -75,6 +75,22 @@ def test_each_run_of_the_plan_is_read_from_its_files(sweep_dir):
     assert "score 5.5  (30 min)" in text and "40%  ~12 s left" in text
     assert "not started: breakout/plastic/seed1, asterix/drq/seed1, asterix/plastic/seed1" in text
     assert "run the sweep's command again" in text
+
+
+def test_no_time_left_is_said_before_learning_starts(tmp_path):
+    # a resumed or new run still filling its replay: 1000 steps at 3000 steps/s, no update yet
+    run_dir = make_run(tmp_path, "freeway/plastic/seed0", steps=100_000, rows=[(1000, 3000.0)])
+    (run_dir / "config.json").write_text(json.dumps({"suite": "minatar", "train": {"steps": 100_000}}))
+    rows = (run_dir / "train.csv").read_text().replace("1000,1000,2000,", "1000,1000,0,")
+    (run_dir / "train.csv").write_text(rows)
+    with run_lock(run_dir):
+        state = run_state(run_dir)
+    assert state.state == "running" and state.fraction == pytest.approx(0.01)
+    assert state.seconds_left is None
+    # once it updates, the pace is the learning pace
+    (run_dir / "train.csv").write_text(rows + "3000,3000,1000,2,0,20.0,20.0,0.5\n")
+    with run_lock(run_dir):
+        assert run_state(run_dir).seconds_left == pytest.approx(97_000 / 20.0)
 
 
 def test_the_lock_is_released_after_a_run_ends(sweep_dir):

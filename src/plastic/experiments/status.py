@@ -34,15 +34,17 @@ class RunState:
 
 
 def _seconds_left(run_dir: Path, config: dict[str, Any]) -> float | None:
-    """(steps to go) / (the last logged steps per second), for runs that log both in train.csv."""
+    """(steps to go) / (the last logged steps per second), for runs that log both in train.csv.
+    None before the first update: steps that only act run hundreds of times faster than the rest."""
     row = last_log_row(run_dir / "train.csv")
     try:
         steps = float(config["train"]["steps"])
         pace = float(row["steps_per_s"]) if row else 0.0
         done = float(row["step"]) if row else 0.0
+        learning = float(row.get("updates", 1)) > 0 if row else False
     except (KeyError, TypeError, ValueError):
         return None
-    return (steps - done) / pace if pace > 0 else None
+    return (steps - done) / pace if pace > 0 and learning else None
 
 
 def status_text(directory: Path) -> tuple[str, bool]:
