@@ -142,3 +142,21 @@ def test_a_run_starting_while_status_looks_waits_a_moment_rather_than_fail(tmp_p
         with pytest.raises(RunLockedError, match=f"pid {os.getpid()}"), run_lock(tmp_path):
             pass  # a real holder: refused
     assert not is_locked(tmp_path)
+
+
+def test_a_sweep_extended_with_other_games_plans_only_what_its_commands_asked(tmp_path):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    first = ["plastic", "sweep", "minatar", "--games", "breakout,asterix", "--presets", "drq", "--seeds", "1"]
+    second = ["/src/plastic/cli.py", "sweep", "minatar", "--games=breakout", "--presets", "drq",
+              "--seeds", "1-1", "--out", str(out)]
+    sweep = {"benchmark": "minatar", "games": ["breakout", "asterix"], "presets": ["drq"], "seeds": [0, 1],
+             "history": [{"command": first}, {"command": second}]}
+    (out / "sweep.json").write_text(json.dumps(sweep))
+    planned = [s.run_id for s in sweep_states(out)[1]]
+    assert planned == ["breakout/drq/seed0", "asterix/drq/seed0", "breakout/drq/seed1"]
+    # a command that is not recorded (the Python API) or does not parse: every combination
+    for unknown in (None, ["plastic", "sweep", "minatar", "--no-such-flag"]):
+        (out / "sweep.json").write_text(json.dumps({**sweep, "history": [{"command": first},
+                                                                           {"command": unknown}]}))
+        assert len(sweep_states(out)[1]) == 4

@@ -141,6 +141,27 @@ def run_sweep_from_args(args: argparse.Namespace) -> int:
     return 1 if status.get("failed") else 0
 
 
+def planned_by_command(command: Sequence[str]) -> tuple[list[str], list[str], list[int]] | None:
+    """The games, presets and seeds a recorded ``plastic sweep`` command line asked for (a sweep's
+    sweep.json keeps each command it ran); None when it does not parse as one."""
+    import contextlib
+    import io
+
+    from plastic.experiments.sweep import make_spec
+
+    if "sweep" not in command:
+        return None
+    parser = argparse.ArgumentParser(add_help=False)
+    add_experiment_subcommands(parser.add_subparsers())
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            args = parser.parse_args(list(command[list(command).index("sweep"):]))
+        spec = make_spec(args.benchmark, presets=args.presets, seeds=args.seeds, games=args.games)
+    except (SystemExit, ValueError):
+        return None
+    return spec.games, spec.presets, spec.seeds
+
+
 def run_status_from_args(args: argparse.Namespace) -> int:
     from pathlib import Path
 

@@ -78,13 +78,31 @@ def sweep_states(out: Path) -> tuple[dict[str, Any], list[RunState]]:
     if (out / STATUS_FILE).exists():
         recorded = json.loads((out / STATUS_FILE).read_text()).get("runs", {})
     bench = get_benchmark(sweep["benchmark"])
+    planned = _planned(sweep)
     states = []
     for seed in sweep["seeds"]:
         for game in sweep["games"]:
             for preset in sweep["presets"]:
-                name = run_id(game, preset, seed)
-                states.append(_run_state(bench, out / name, name, recorded.get(name, {})))
+                if planned is None or (game, preset, seed) in planned:
+                    name = run_id(game, preset, seed)
+                    states.append(_run_state(bench, out / name, name, recorded.get(name, {})))
     return sweep, states
+
+
+def _planned(sweep: dict[str, Any]) -> set[tuple[str, str, int]] | None:
+    """The runs the sweep's commands asked for: a sweep extended by a command naming other games or
+    seeds (``--games pong --seeds 1-1``) plans those, not every game with every seed of sweep.json's
+    merged lists. None (every combination) where a command is not recorded or does not parse."""
+    from plastic.experiments.cli import planned_by_command
+
+    planned = set()
+    for entry in sweep.get("history") or [{"command": sweep.get("command")}]:
+        asked = planned_by_command(entry.get("command") or [])
+        if asked is None:
+            return None
+        games, presets, seeds = asked
+        planned.update((g, p, s) for g in games for p in presets for s in seeds)
+    return planned
 
 
 def _run_state(bench: Benchmark | None, run_dir: Path, run_id: str, recorded: dict[str, Any]) -> RunState:
