@@ -144,8 +144,10 @@ collect() {
         "$python" "$root/benchmarks/copy_finished_runs.py" "$runs/$name" "$root/$committed"
     done
     # from the repository's root, so that the report names its runs by paths relative to it
+    # DrQ(eps) is the comparison (issue 14); DrQ and DER (a Rainbow with noisy exploration, like
+    # our base) place the runs among the other published agents of the same budget
     (cd "$root" && "$python" -m plastic.cli report benchmarks/atari100k/drq-rr1 --baseline drq-eps \
-        --out benchmarks/atari100k/drq-rr1/report)
+        --baseline drq --baseline der --out benchmarks/atari100k/drq-rr1/report)
     # drq against plastic at replay ratio 2 (DrQ(eps)'s published runs are at ratio 1: not compared)
     if compgen -G "$root/benchmarks/atari100k/rr2/*/*/*/summary.json" >/dev/null; then
         (cd "$root" && "$python" -m plastic.cli report benchmarks/atari100k/rr2 \
