@@ -160,3 +160,7 @@ def test_a_sweep_extended_with_other_games_plans_only_what_its_commands_asked(tm
         (out / "sweep.json").write_text(json.dumps({**sweep, "history": [{"command": first},
                                                                            {"command": unknown}]}))
         assert len(sweep_states(out)[1]) == 4
+    # a run copied in that no command asked for is still shown
+    (out / "sweep.json").write_text(json.dumps(sweep))
+    make_run(out, "asterix/drq/seed1", summary={"score": 2.0})
+    assert [s.run_id for s in sweep_states(out)[1]] == [*planned, "asterix/drq/seed1"]

@@ -83,8 +83,9 @@ def sweep_states(out: Path) -> tuple[dict[str, Any], list[RunState]]:
     for seed in sweep["seeds"]:
         for game in sweep["games"]:
             for preset in sweep["presets"]:
-                if planned is None or (game, preset, seed) in planned:
-                    name = run_id(game, preset, seed)
+                name = run_id(game, preset, seed)
+                # a run directory there counts even if no command asked for it (runs copied in)
+                if planned is None or (game, preset, seed) in planned or (out / name).is_dir():
                     states.append(_run_state(bench, out / name, name, recorded.get(name, {})))
     return sweep, states
 
