@@ -83,7 +83,7 @@ TINY = {
         "train.replay_ratio": 0.5, "sac.batch_size": 8, "sac.hidden": 32,
         "sac.replay_capacity": 500, "train.eval_episodes": 1, "train.eval_envs": 1,
         "train.eval_interval": 0, "train.log_interval": 40, "train.metrics_interval": 120,
-        "train.checkpoint_interval": 150, "reset.interval": 10}),
+        "train.checkpoint_interval": 150, "reset.interval": 10, "reset.interval_unit": "updates"}),
 }
 
 

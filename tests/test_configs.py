@@ -174,3 +174,19 @@ def test_one_value_parser_serves_the_rl_and_the_synthetic_configs():
                                 ("hessian", "maybe", "hessian: expected true or false, got 'maybe'")):
         with pytest.raises(ValueError, match=message):
             SyntheticConfig.from_dict({"task": "input", "method": "plastic", key: value})
+
+
+@pytest.mark.parametrize(("task", "steps", "repeat", "reset_interval"), [
+    ("cheetah-run", 2_000_000 // 4, 4, 100_000),  # DMC-Medium: the paper's
+    ("walker-walk", 500_000 // 2, 2, 25_000),  # short tasks: the authors' script's own tables
+    ("cartpole-swingup", 500_000 // 8, 8, 25_000),
+    ("hopper-stand", 1_000_000 // 2, 2, 50_000),
+    ("humanoid-run", 2_000_000 // 2, 2, 100_000),  # any other task: the defaults
+])
+def test_dmc_task_settings_reach_the_config(task, steps, repeat, reset_interval):
+    config = build_config("dmc", task, "plastic")
+    assert (config.train.steps, config.env.action_repeat) == (steps, repeat)
+    assert config.reset.interval == reset_interval * config.train.replay_ratio
+    # the user's keys win over the task's
+    mine = build_config("dmc", task, "plastic", overrides={"reset.interval": 7, "train.steps": 9})
+    assert (mine.reset.interval, mine.train.steps) == (7, 9)

@@ -23,6 +23,8 @@ from plastic.envs.dmc import (  # noqa: E402
 from plastic.envs.dmc_tasks import (  # noqa: E402
     DMC_MEDIUM,
     DMC_MEDIUM_TASKS,
+    OTHER_TASKS,
+    DMCTaskSettings,
     all_dmc_task_names,
     task_settings,
 )
@@ -50,9 +52,9 @@ def closing():
 
 
 def test_pixel_stack_and_action_repeat_match_raw_dm_control(closing):
-    env = closing(make_dmc_env("cartpole-swingup", seed=3))
+    env = closing(make_dmc_env("cartpole-swingup", seed=3, action_repeat=2))
     raw = raw_env("cartpole", "swingup", seed=3)
-    assert env.action_repeat == 2  # default for tasks outside DMC-Medium
+    assert env.action_repeat == 2
     obs, _ = env.reset()
     raw.reset()
     assert obs.shape == (9, 64, 64) and obs.dtype == np.uint8
@@ -237,8 +239,23 @@ def test_dmc_medium_settings_as_in_the_paper():
     assert all(s.env_steps == 2_000_000 for s in DMC_MEDIUM.values())
     assert DMC_MEDIUM["walker-run"].agent_steps == 1_000_000
     assert DMC_MEDIUM["cheetah-run"].agent_steps == 500_000
-    assert task_settings("ball_in_cup-catch").action_repeat == 2
+    assert task_settings("humanoid-run") == DMCTaskSettings("humanoid-run")  # a task nobody set
     assert len(all_dmc_task_names()) >= 50
+
+
+def test_the_authors_short_tasks_take_their_settings():
+    # their train_pixels.py: env steps and Reset interval (agent steps) per task, PlaNet's repeats
+    assert set(OTHER_TASKS) <= set(all_dmc_task_names()) and not set(OTHER_TASKS) & set(DMC_MEDIUM)
+    by_reset = {}
+    for name in OTHER_TASKS:
+        by_reset.setdefault(task_settings(name).reset_interval_agent_steps, set()).add(name)
+    assert by_reset == {50_000: {"hopper-stand", "pendulum-swingup"},
+                        25_000: {"ball_in_cup-catch", "cartpole-balance", "cartpole-balance_sparse",
+                                 "cartpole-swingup", "finger-spin", "walker-stand", "walker-walk"}}
+    assert task_settings("cartpole-swingup").agent_steps == 500_000 // 8
+    assert task_settings("ball_in_cup-catch").agent_steps == 500_000 // 4
+    assert task_settings("pendulum-swingup").agent_steps == 1_000_000 // 2
+    assert {t for t in OTHER_TASKS if task_settings(t).sam_rho != 0.01} == set()
 
 
 def test_a_headless_backend_was_chosen():

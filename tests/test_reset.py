@@ -191,6 +191,34 @@ def test_schedule_resets_after_the_same_updates_as_a_countdown(replay_ratio, int
     assert resumed == expected
 
 
+@pytest.mark.parametrize(("interval", "total"), [(3, 10), (3, 9), (1, 5), (25_000, 250_000)])
+def test_schedule_in_agent_steps_resets_after_every_interval_th_step_but_the_last(interval, total):
+    schedule = ResetSchedule(interval, unit="agent_steps")
+    countdown, expected = interval, []  # a countdown over the loop's steps, as their loop counts
+    for step in range(1, total + 1):
+        countdown -= 1
+        if countdown == 0:
+            countdown = interval
+            if step != total:
+                expected.append(step)
+    assert [step for step in range(0, total + 1) if schedule.due_after_step(step, total)] == expected
+    assert not any(schedule.due(updates) for updates in range(0, 4 * total))  # never per update
+    assert not any(ResetSchedule(interval).due_after_step(step, total) for step in range(total + 1))
+
+
+def test_the_dmc_profiles_count_the_reset_interval_as_their_code_does():
+    authors = build_config("dmc", "walker-walk", "plastic", overrides={"train.replay_ratio": 2})
+    intent = build_config("dmc", "walker-walk", "plastic", overrides={"train.replay_ratio": 2,
+                                                                      "fidelity": "intent"})
+    # the authors' script: every 25k loop steps at any replay ratio; the paper's 25k agent steps
+    # as updates otherwise
+    assert (authors.reset.interval_unit, authors.reset.interval) == ("agent_steps", 25_000)
+    assert (intent.reset.interval_unit, intent.reset.interval) == ("updates", 50_000)
+    assert ResetSchedule.from_config(authors).unit == "agent_steps"
+    with pytest.raises(ValueError, match="reset.interval_unit: unknown value 'episodes'"):
+        build_config("dmc", "walker-walk", "plastic", overrides={"reset.interval_unit": "episodes"})
+
+
 def test_schedule_from_config_off_interval_and_encoder_shrink():
     off = ResetSchedule.from_config(build_config("minatar", "breakout", "drq"))
     assert off.interval is None and not any(off.due(n) for n in range(0, 100_001, 40_000))
@@ -203,3 +231,5 @@ def test_schedule_from_config_off_interval_and_encoder_shrink():
         assert ResetSchedule.from_config(config).encoder_shrink == shrink, ratio
     with pytest.raises(ValueError, match="reset.interval must be >= 1"):
         ResetSchedule(0)
+    with pytest.raises(ValueError, match="reset.interval_unit: unknown value 'steps'"):
+        ResetSchedule(10, unit="steps")

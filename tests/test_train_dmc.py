@@ -27,7 +27,7 @@ TINY_PIXELS = {
     "train.replay_ratio": 0.25, "sac.batch_size": 8, "sac.replay_capacity": 500,
     "sac.encoder_channels": "8-8-8-8", "sac.hidden": 32, "train.eval_episodes": 1,
     "train.eval_envs": 1, "train.log_interval": 40, "train.metrics_interval": 120,
-    "train.checkpoint_interval": 100, "reset.interval": 4,
+    "train.checkpoint_interval": 100, "reset.interval": 40,  # agent steps (the authors' DMC loop)
 }
 
 
@@ -42,7 +42,9 @@ def test_plastic_from_pixels_end_to_end_on_cartpole(tmp_path):
 
     expected_updates = math.floor((130 - 100) * 0.25)
     assert summary["steps"] == 130 and summary["updates"] == expected_updates
-    assert summary["resets"] == expected_updates // 4 >= 1
+    # every 40th agent step, whether or not learning has started (step 130 is the last)
+    assert summary["resets"] == 3
+    assert [r["step"] for r in read_csv(tmp_path / "resets.csv")] == [40, 80, 120]
     assert summary["train_episodes"] == 1  # 1000 env steps at action repeat 8 = 125 agent steps
     episode = read_csv(tmp_path / "episodes.csv")[0]
     assert episode["length"] == 125 and 0 <= episode["return"] <= 1000
@@ -118,7 +120,10 @@ def assert_resumed_identically(killed, straight) -> dict:
 
 def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     summary = assert_resumed_identically(*killed_and_straight_runs(RESUME_ARGS, tmp_path))
-    assert summary["resets"] == 2
+    # after agent steps 200, 400 and 600 (the last before the checkpoint at 600, whose resumed run
+    # must not reset again)
+    assert summary["resets"] == 3
+    assert [r["step"] for r in read_csv(tmp_path / "killed" / "resets.csv")] == [200, 400, 600]
     assert len(read_csv(tmp_path / "killed" / "episodes.csv")) == 700 // 125
     # fidelity "authors": an evaluation after the first agent step too, then every 400, and the final
     assert [row["step"] for row in read_csv(tmp_path / "killed" / "eval.csv")] == [1, 400, 700]
@@ -147,7 +152,7 @@ def test_killed_pixel_run_resumes_to_the_same_parameters(tmp_path):
     """Checkpoint at step 100 with updates and resets done, the episode boundary (step 125)
     after it: the frame stack, replay and renderer state carry over."""
     summary = assert_resumed_identically(*killed_and_straight_runs(PIXEL_RESUME_ARGS, tmp_path))
-    assert summary["updates"] == (160 - 60) // 4 and summary["resets"] == 25 // 4
+    assert summary["updates"] == (160 - 60) // 4 and summary["resets"] == 3  # steps 40, 80, 120
     assert summary["train_episodes"] == 1
 
 
@@ -160,7 +165,12 @@ def test_per_task_settings_land_in_the_resolved_config():
     stated = build_config("dmc", "cheetah-run", "plastic", overrides={"fidelity": "intent"})
     assert stated.train.eval_interval == 5_000 // 4 and not stated.train.eval_at_start
     assert cheetah.train.eval_at_start
-    assert cheetah.reset.interval == 100_000 * 2  # 100k agent steps in updates at replay ratio 2
+    # Resets: every 100k loop steps at any replay ratio as the authors' script counts, or 100k
+    # agent steps in updates at the replay ratio (fidelity "intent")
+    assert (cheetah.reset.interval, cheetah.reset.interval_unit) == (100_000, "agent_steps")
+    stated_rr2 = build_config("dmc", "cheetah-run", "plastic", overrides={"fidelity": "intent",
+                                                                          "train.replay_ratio": 2})
+    assert (stated_rr2.reset.interval, stated_rr2.reset.interval_unit) == (200_000, "updates")
     assert cheetah.network.input_scale == 255.0 and cheetah.env.obs == "pixels"
     walker = build_config("dmc", "walker-run", "drq", overrides={"env.obs": "state"})
     assert (walker.env.action_repeat, walker.sam.rho, walker.reset.interval) == (2, 0.01, 100_000)

@@ -8,7 +8,8 @@ Parameters are changed in place, so they stay the same tensors inside any optimi
 optimizer state (e.g. Adam's moments and step count) is cleared.
 
 ``ResetSchedule`` says when a Reset is due and whether it shrinks the encoder; the training loop
-asks it after every update and calls the agent's ``reset``. ``reset_`` does the re-initialising.
+asks it after every update (and, for an interval counted in agent steps, after every step) and
+calls the agent's ``reset``. ``reset_`` does the re-initialising.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from torch.optim import Optimizer
 
 @dataclass(frozen=True)
 class ResetSchedule:
-    """When Resets happen: after every ``interval``-th update (None: never), and what they do to
-    the encoder: shrink-and-perturb it by ``encoder_shrink`` (None: leave it as it is).
+    """When Resets happen: after every ``interval``-th update, or with ``unit="agent_steps"``
+    after every ``interval``-th agent step but the last (None: never), and what they do to the
+    encoder: shrink-and-perturb it by ``encoder_shrink`` (None: leave it as it is).
 
     Built once per run from the config (``from_config``); it holds no state, so a run resumed
     from a checkpoint resets at the same updates as one that was never stopped.
@@ -34,24 +36,34 @@ class ResetSchedule:
 
     interval: int | None
     encoder_shrink: float | None = None
+    unit: str = "updates"  # what ``interval`` counts: "updates" or "agent_steps"
 
     def __post_init__(self) -> None:
         if self.interval is not None and not self.interval >= 1:
-            raise ValueError(f"reset.interval must be >= 1 update, got {self.interval!r}")
+            raise ValueError(f"reset.interval must be >= 1, got {self.interval!r}")
+        if self.unit not in ("updates", "agent_steps"):
+            raise ValueError(f"reset.interval_unit: unknown value {self.unit!r}; valid: updates, agent_steps")
 
     @classmethod
     def from_config(cls, config: Any) -> ResetSchedule:
-        """``reset.interval`` updates apart when ``reset.enabled``; the encoder is shrunk at
-        replay ratios from ``reset.encoder_shrink_min_replay_ratio`` (the authors: 4 and 8)."""
+        """``reset.interval`` apart (in ``reset.interval_unit``) when ``reset.enabled``; the encoder
+        is shrunk at replay ratios from ``reset.encoder_shrink_min_replay_ratio`` (the authors: 4, 8)."""
         reset = config.reset
         if not reset.enabled:
             return cls(None)
         shrink = config.train.replay_ratio >= reset.encoder_shrink_min_replay_ratio
-        return cls(reset.interval, reset.encoder_shrink if shrink else None)
+        return cls(reset.interval, reset.encoder_shrink if shrink else None, reset.interval_unit)
 
     def due(self, updates: int) -> bool:
         """Whether a Reset follows the update that brought the count to ``updates``."""
-        return self.interval is not None and updates > 0 and updates % self.interval == 0
+        return self.interval is not None and self.unit == "updates" and updates > 0 \
+            and updates % self.interval == 0
+
+    def due_after_step(self, step: int, total: int) -> bool:
+        """Whether a Reset follows agent step ``step`` of ``total`` (its updates and evaluation
+        done): the authors' DMC loop resets every ``interval`` steps, except after its last."""
+        return self.interval is not None and self.unit == "agent_steps" and step % self.interval == 0 \
+            and 0 < step < total
 
 
 def _own_params(module: nn.Module) -> list[nn.Parameter]:

@@ -57,6 +57,7 @@ AUTHORS_DMC: dict[str, Any] = {
     "sac.conv_padding": "same",  # flax's SAME: 0 before, 1 after on even sizes
     "sac.log_std_gain": 1.0,  # NormalTanhPolicy's log_std_scale
     "train.eval_at_start": True,  # their `i == 1` evaluation
+    "reset.interval_unit": "agent_steps",  # their loop counts its reset_interval in steps
 }  # and an evaluation every 5k agent steps, not env steps: dmc_task_defaults
 FIDELITY_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "intent": {"atari": {}, "minatar": {}, "dmc": {}},
@@ -71,7 +72,8 @@ def dmc_task_defaults(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
 
     ``resolved`` always applies: ``env.action_repeat`` 0 becomes the task's. ``defaults`` apply
     where the preset and the user set nothing: the paper's 2M env steps as agent steps, SAM's ρ,
-    a Reset every 100k agent steps in updates at the replay ratio, an evaluation every 5k env
+    a Reset every 100k agent steps (25k-50k on the authors' short tasks; in updates at the replay
+    ratio, or as loop steps with ``reset.interval_unit="agent_steps"``), an evaluation every 5k env
     steps (fidelity "authors": every 5k agent steps, as their code counts), and pixels divided
     by 255 (state vectors as they are).
     """
@@ -83,7 +85,8 @@ def dmc_task_defaults(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
         "train.steps": settings.env_steps // repeat,
         "train.eval_interval": eval_interval,
         "sam.rho": settings.sam_rho,
-        "reset.interval": max(1, round(settings.reset_interval_agent_steps * config.train.replay_ratio)),
+        "reset.interval": settings.reset_interval_agent_steps if config.reset.interval_unit == "agent_steps"
+        else max(1, round(settings.reset_interval_agent_steps * config.train.replay_ratio)),
         "network.input_scale": 255.0 if config.env.obs == "pixels" else 1.0,
     }
     return {"env.action_repeat": repeat}, defaults

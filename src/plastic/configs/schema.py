@@ -84,7 +84,10 @@ class SAMConfig:
 @dataclass
 class ResetConfig:
     enabled: bool = False
-    interval: int = 40_000  # in updates
+    interval: int = 40_000  # in updates, or agent steps with interval_unit="agent_steps"
+    # What the interval counts: "updates" (the Atari code's optimize steps) or "agent_steps" (the
+    # authors' DMC script: every interval-th loop step but the last, whatever the replay ratio).
+    interval_unit: str = "updates"
     scope: str = "head"  # "head" (paper) or "all"
     reset_target: bool = True
     # Shrink-and-perturb of the encoder at each reset, θ ← s·θ + (1 − s)·θ_new, at replay ratios
@@ -392,6 +395,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "sam.scope": ("encoder", "head", "all"),
     "sam.exclusion": ("clean", "authors", "authors-dmc"),
     "reset.scope": ("head", "all"),
+    "reset.interval_unit": ("updates", "agent_steps"),
     "fidelity": ("authors", "intent"),
     "train.precision": ("fp32", "bf16", "fp16"),
     "sam.perturbed_pass": ("reuse", "fresh"),

@@ -349,11 +349,9 @@ class Trainer:
                 with self._timed("updates"):
                     while state.update_budget >= 1.0:
                         state.update_budget -= 1.0
-                        stats = self._update()
-                        stats["reset"] = self.reset_schedule.due(self.agent.updates)
-                        if stats["reset"]:
+                        pending.append(self._update())
+                        if self.reset_schedule.due(self.agent.updates):
                             self._reset()
-                        pending.append(stats)
             if state.step % cfg.train.log_interval == 0 or state.step == total:
                 now = time.perf_counter()
                 rates = {
@@ -379,6 +377,8 @@ class Trainer:
                 with self._timed("evaluation"):
                     self._evaluate()
                 window_start += time.perf_counter() - paused  # steps/s and updates/s: training only
+            if self.reset_schedule.due_after_step(state.step, total):
+                self._reset()
             if bar is not None:
                 bar.update(1)
             if cfg.train.checkpoint_interval and state.step % cfg.train.checkpoint_interval == 0:
