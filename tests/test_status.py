@@ -112,6 +112,8 @@ def test_command_exit_status_and_a_directory_without_a_sweep(sweep_dir, tmp_path
     assert "1 finished, 0 not started" in capsys.readouterr().out
     assert main(["status", str(tmp_path)]) == 2
     assert "holds neither a sweep (sweep.json) nor a run (config.json)" in capsys.readouterr().err
+    assert main(["status", str(tmp_path / "typo")]) == 2
+    assert f"no such directory: {tmp_path / 'typo'}" in capsys.readouterr().err
 
 
 def test_a_run_directory_alone(tmp_path, capsys):

@@ -49,6 +49,8 @@ def _seconds_left(run_dir: Path, config: dict[str, Any]) -> float | None:
 
 def status_text(directory: Path) -> tuple[str, bool]:
     """What ``plastic status`` prints for a sweep or run directory, and whether all of it is finished."""
+    if not directory.is_dir():
+        raise ValueError(f"no such directory: {directory}")
     if not (directory / SWEEP_FILE).exists() and (directory / "config.json").exists():
         state = run_state(directory)
         return format_status(directory, None, [state]), state.state == "finished"
