@@ -327,6 +327,25 @@ def test_plasticity_section_by_hand(tmp_path):
     np.testing.assert_allclose(curves["breakout"]["plastic"]["mean"], [50.0, 55.0])  # 50 carried to 1000
 
 
+def test_learning_curves_mark_the_resets(tmp_path, monkeypatch):
+    drawn = {}
+    original = plots.plot_learning_curves
+
+    def capture(curves, labels, colors, path, **kwargs):
+        drawn[path.name] = kwargs.get("markers")
+        return original(curves, labels, colors, path, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_learning_curves", capture)
+    for seed in (0, 1):
+        write_run(tmp_path, "minatar", "breakout", "drq", seed, 3.0 + seed)
+        plastic = write_run(tmp_path, "minatar", "breakout", "plastic", seed, 5.0 + seed)
+        write_plasticity(plastic, [(500, 0.05, 50.0)], resets=[400, 800] if seed == 0 else [400])
+    build_report([tmp_path], tmp_path / "rep", reps=200)
+    assert drawn["learning_curves.png"] == {"breakout": {"plastic": [400.0, 800.0]}}
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "shaded 95% bootstrap CI over seeds; dotted lines: Resets" in report
+
+
 def test_reset_markers_are_drawn_in_the_labels_colour(tmp_path, monkeypatch):
     drawn = {}
     monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.setdefault("fig", fig) and path)

@@ -610,9 +610,13 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
                                              xlabel=xlabel, score_name=score_name),
                        f"IQM of the {score_name} over {_count(len(games), game_word)} during training, "
                        f"shaded {level} stratified-bootstrap CI")
+        # Resets are logged in agent steps: drawn where the x axis counts them too (not DMC's env steps)
+        markers = reset_markers([r for r in runs if not r.baseline], sweep_labels) \
+            if xlabel == "agent steps" else {}
         doc.figure(plots.plot_learning_curves(curves, sweep_labels, colors, figures / "learning_curves.png",
-                                              xlabel=xlabel, ylabels=ylabels),
-                   f"Raw {how}: mean over seeds, shaded {level} bootstrap CI over seeds")
+                                              xlabel=xlabel, ylabels=ylabels, markers=markers),
+                   f"Raw {how}: mean over seeds, shaded {level} bootstrap CI over seeds"
+                   + ("; dotted lines: Resets" if markers else ""))
 
     plasticity = _plasticity_section(doc, [r for r in runs if not r.baseline], sweep_labels, figures,
                                      colors, seed)
