@@ -136,9 +136,9 @@ quick() {
 # A plastic run at ratio 2 (≈ 13 min of updates) fits no session's 15 minutes. Eager, nothing
 # Atari fits.
 # GRID=atari (default): DrQ(eps)'s own setting (drq, replay ratio 1), the seeds our CPU machines
-#   leave to a GPU (scripts/evidence.sh runs seed 0 of six games, then ratio 2): RR1_GAMES,
-#   RR1_SEEDS, default pong,breakout seed 1 (their seed 0 fell at the 4th and 9th percentile);
-#   then RR1_SEEDS=2-2, then the other games' seeds 1-2.
+#   leave to a GPU (scripts/evidence.sh runs seed 0 of six games, then seed 1 of Pong and
+#   Breakout, then ratio 2): RR1_GAMES, RR1_SEEDS, default pong,breakout seed 2 (their seed 0 fell
+#   at the 4th and 9th percentile); then the other games' seeds 1-2.
 # GRID=atari-rr2: drq against plastic at replay ratio 2 (RR2_GAMES, RR2_SEEDS).
 # GRID=minatar: the MinAtar grid's seed 2 (our CPU machines run seeds 0 and 1), drq and plastic in
 #   separate sweeps. Eager, four MinAtar runs shared the H200 at ≈ 68 (drq) and 34 (plastic) env
@@ -147,7 +147,7 @@ quick() {
 #   BF16_SEEDS (default 2-2: the CPU's MinAtar slot runs seeds 0 and 1).
 case "${GRID:-atari}" in
     atari) GRIDS=(
-        "atari100k-drq-rr1|atari100k --presets drq --replay-ratio 1 --games ${RR1_GAMES:-pong,breakout} --seeds ${RR1_SEEDS:-1-1}"
+        "atari100k-drq-rr1|atari100k --presets drq --replay-ratio 1 --games ${RR1_GAMES:-pong,breakout} --seeds ${RR1_SEEDS:-2-2}"
     ) ;;
     atari-rr2) GRIDS=(
         "atari100k-rr2|atari100k --presets drq,plastic --replay-ratio 2 --games ${RR2_GAMES:-breakout,boxing,pong} --seeds ${RR2_SEEDS:-0-0}"
