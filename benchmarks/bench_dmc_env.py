@@ -101,7 +101,8 @@ def bench_task(task: str, args: argparse.Namespace) -> None:
         ("state", "state", {}, args.state_steps),
     )
     for what, obs, kwargs, steps in variants:
-        env = make_dmc_env(task, seed=0, obs=obs, image_size=size, **kwargs)
+        env = make_dmc_env(task, seed=0, obs=obs, image_size=size, action_repeat=args.action_repeat or None,
+                           **kwargs)
         repeat = env.action_repeat
         baseline = RawLoop(raw, repeat, size if obs == "pixels" else None, camera)
         ours_s, raw_s = interleaved(WrapperLoop(env), baseline, steps, args.rounds)
@@ -122,6 +123,8 @@ def bench_task(task: str, args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["cartpole-swingup", "walker-run"])
+    parser.add_argument("--action-repeat", type=int, default=2,
+                        help="env steps per agent step (default 2, as recorded; 0: each task's own)")
     parser.add_argument("--frames", type=int, default=100, help="renders timed for 'render'")
     parser.add_argument("--pixel-steps", type=int, default=100, help="agent steps from pixels")
     parser.add_argument("--state-steps", type=int, default=1000, help="agent steps from state")

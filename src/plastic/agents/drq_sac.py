@@ -17,7 +17,7 @@ PLASTIC's switches: LayerNorm after each encoder conv, CReLU in the actor and cr
 placements are knobs: ``network.layer_norm_scope``, ``network.crelu_scope``), SAM on the encoder
 only, and a Reset of everything but the encoder (actor, critic heads in the online and target
 critics, log α; their optimizer state cleared) when the training loop calls ``reset`` (every
-``reset.interval`` updates: ``plastic.reset.ResetSchedule``).
+``reset.interval`` updates, or loop steps under the ``authors`` profile: ``plastic.reset.ResetSchedule``).
 
 The losses and the target are the functions at the top of this file (``soft_q_target``,
 ``critic_loss``, ``actor_loss``, ``temperature_loss``); ``DrQSACAgent.update`` below follows the

@@ -409,7 +409,8 @@ def make_dmc_env(
             ``reset(seed=s)`` later reseeds the task with ``s`` itself.
         obs: "pixels" — uint8 (3*frame_stack, image_size, image_size); "state" — float32 vector
             of the task's observation dict flattened in its order (frame_stack ignored).
-        action_repeat: default the paper's per-task value (2; 4 for cheetah-run, reacher-easy).
+        action_repeat: default the task's (``plastic.envs.dmc_tasks.task_settings``: 2; 4 for
+            cheetah-run, reacher-easy and ball_in_cup-catch; 8 for cartpole-swingup).
         camera_id: default 2 for quadruped, 0 otherwise (DrQ).
         shadow_size: MuJoCo's shadow-map size in texels; None keeps the model's (2048 in the
             suite). On a CPU renderer 512 draws 64x64 frames 1.3-2x faster, changing only a few
