@@ -37,6 +37,7 @@ def test_finished_runs_small_files_only(tmp_path, capsys):
     assert sorted(p.name for p in run.iterdir()) == ["config.json", "summary.json", "sweep.log", "train.csv"]
     assert not (destination / "breakout").exists()
     assert json.loads((destination / "sweep.json").read_text()) == {"from": "gpu"}
+    assert (destination / "sweep_status.json").read_text() == "{}"  # the sweep's own files come along
     out = capsys.readouterr().out
     assert "copied 1 finished run(s)" in out and "not finished: breakout/drq/seed1" in out
 

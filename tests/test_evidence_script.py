@@ -103,7 +103,11 @@ def test_stop_ends_every_slot_and_start_begins_again(evidence):
     assert said.count("atari100k-drq-rr1: SIGTERM sent") == 1 and said.count("bf16-study: SIGTERM sent") == 1
     status = run("status")
     assert "(running)" not in status and "atari100k-drq-rr1 (stopped)" in status
-    assert not any(e.startswith("end") for e in lines(calls))  # ended by the signal, not finished
+    # nothing of the slots is left: released now, no stand-in finishes and no chain goes on
+    release.touch()
+    time.sleep(0.5)
+    assert lines(calls) == [e for e in lines(calls) if e.startswith("start")] and len(lines(calls)) == 2
+    release.unlink()
     assert "atari: started" in run("start")
     wait_for(lambda: len(lines(calls)) == 4)
     assert sorted(lines(calls)[2:]) == sorted(lines(calls)[:2])  # the same sweeps, begun again

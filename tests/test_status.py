@@ -6,13 +6,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import threading
 from pathlib import Path
 
 import pytest
 
 from plastic.experiments.cli import main
 from plastic.experiments.status import format_status, run_state, sweep_states
+from plastic.train import lock as lock_module
 from plastic.train.lock import LOCK_NAME, RunLockedError, is_locked, run_lock
 
 HEADER = "step,env_steps,updates,episodes,resets,steps_per_s,updates_per_s,loss\n"
@@ -133,13 +133,21 @@ def test_a_run_directory_alone(tmp_path, capsys):
     assert capsys.readouterr().out.split() == ["finished", str(run_dir), "score", "3.25", "(2.0", "h)"]
 
 
-def test_a_run_starting_while_status_looks_waits_a_moment_rather_than_fail(tmp_path):
+def test_a_run_starting_while_status_looks_waits_a_moment_rather_than_fail(tmp_path, monkeypatch):
     (tmp_path / LOCK_NAME).write_text("")
     fd = os.open(tmp_path / LOCK_NAME, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # the instant `is_locked` holds it
     assert is_locked(tmp_path) is False  # shared with another observer: nobody runs it
-    threading.Timer(0.05, os.close, (fd,)).start()  # within run_lock's 0.5 s of retries
+    pauses = []
+
+    def observer_lets_go(seconds):  # run_lock's first pause between retries: the observer is done
+        if not pauses:
+            os.close(fd)
+        pauses.append(seconds)
+
+    monkeypatch.setattr(lock_module.time, "sleep", observer_lets_go)
     with run_lock(tmp_path):
+        assert pauses == [0.05]  # it met the observer's lock once, waited, and got it
         assert is_locked(tmp_path)
         with pytest.raises(RunLockedError, match=f"pid {os.getpid()}"), run_lock(tmp_path):
             pass  # a real holder: refused
