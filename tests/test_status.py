@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from plastic.experiments.cli import main
-from plastic.experiments.status import format_status, run_state, sweep_states
+from plastic.experiments.status import RunState, format_status, run_state, run_time_left, sweep_states
 from plastic.train import lock as lock_module
 from plastic.train.lock import LOCK_NAME, RunLockedError, is_locked, run_lock
 
@@ -174,3 +174,18 @@ def test_a_sweep_extended_with_other_games_plans_only_what_its_commands_asked(tm
     (out / "sweep.json").write_text(json.dumps(sweep))
     make_run(out, "asterix/drq/seed1", summary={"score": 2.0})
     assert [s.run_id for s in sweep_states(out)[1]] == [*planned, "asterix/drq/seed1"]
+
+
+def test_run_time_left_by_hand():
+    states = [RunState("pong/drq/seed0", "finished", seconds=100.0),
+              RunState("boxing/drq/seed0", "finished", seconds=300.0),
+              RunState("pong/drq/seed1", "running", fraction=0.5, seconds_left=50.0),
+              RunState("boxing/drq/seed1", "interrupted", fraction=0.25),
+              RunState("kung_fu_master/drq/seed0", "not started"),
+              RunState("pong/plastic/seed0", "not started")]
+    # 50 s of the running run, 3/4 and all of drq's mean (200 s), plastic unknown: none finished
+    assert run_time_left(states) == (pytest.approx(50 + 0.75 * 200 + 200), 1)
+    text = format_status(Path("sweep"), {"benchmark": "atari100k"}, states)
+    assert "≈ 7 min of run time left" in text  # 400 s and "+ 1 run(s) of a preset with none finished" in text
+    done = format_status(Path("sweep"), {"benchmark": "atari100k"}, states[:2])
+    assert "left" not in done

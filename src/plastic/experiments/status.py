@@ -162,4 +162,39 @@ def format_status(out: Path, sweep: dict[str, Any] | None, states: list[RunState
     if counts["interrupted"] or counts["failed"]:
         lines.append("  run the sweep's command again to resume the interrupted runs and retry the failed "
                      f"ones (its last command is in {out / SWEEP_FILE})")
+    left, unknown = run_time_left(states)
+    if left or unknown:
+        text = f"  ≈ {duration_text(left)} of run time left" if left else "  run time left unknown"
+        if left:
+            text += " (one run at a time; runs not running at the mean of this sweep's finished runs " \
+                    "of their preset)"
+        if left and unknown:
+            text += f", + {unknown} run(s) of a preset with none finished"
+        lines.append(text)
     return "\n".join(lines)
+
+
+def run_time_left(states: list[RunState]) -> tuple[float, int]:
+    """(seconds of run time the sweep's unfinished runs still need, one after another; how many
+    runs it could not estimate). A running run counts its own time left; an interrupted or not
+    started one (a failed one is retried too) the mean wall time of the finished runs of its
+    preset, for the part of it not yet done."""
+    def preset(state: RunState) -> str:
+        return state.run_id.split("/")[-2] if state.run_id.count("/") >= 2 else ""
+
+    walls: dict[str, list[float]] = {}
+    for s in states:
+        if s.state == "finished" and s.seconds:
+            walls.setdefault(preset(s), []).append(s.seconds)
+    left, unknown = 0.0, 0
+    for s in states:
+        if s.state == "finished":
+            continue
+        if s.state == "running" and s.seconds_left is not None:
+            left += s.seconds_left
+        elif s.state != "running" and preset(s) in walls:
+            mean = sum(walls[preset(s)]) / len(walls[preset(s)])
+            left += mean * (1.0 - (s.fraction or 0.0))
+        else:
+            unknown += 1
+    return left, unknown
