@@ -186,6 +186,6 @@ def test_run_time_left_by_hand():
     # 50 s of the running run, 3/4 and all of drq's mean (200 s), plastic unknown: none finished
     assert run_time_left(states) == (pytest.approx(50 + 0.75 * 200 + 200), 1)
     text = format_status(Path("sweep"), {"benchmark": "atari100k"}, states)
-    assert "≈ 7 min of run time left" in text  # 400 s and "+ 1 run(s) of a preset with none finished" in text
+    assert "≈ 7 min of run time left" in text  # 400 s and "+ 1 run(s) of no known length yet" in text
     done = format_status(Path("sweep"), {"benchmark": "atari100k"}, states[:2])
     assert "left" not in done

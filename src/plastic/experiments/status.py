@@ -169,16 +169,17 @@ def format_status(out: Path, sweep: dict[str, Any] | None, states: list[RunState
             text += " (one run at a time; runs not running at the mean of this sweep's finished runs " \
                     "of their preset)"
         if left and unknown:
-            text += f", + {unknown} run(s) of a preset with none finished"
+            text += f", + {unknown} run(s) of no known length yet"
         lines.append(text)
     return "\n".join(lines)
 
 
 def run_time_left(states: list[RunState]) -> tuple[float, int]:
     """(seconds of run time the sweep's unfinished runs still need, one after another; how many
-    runs it could not estimate). A running run counts its own time left; an interrupted or not
-    started one (a failed one is retried too) the mean wall time of the finished runs of its
-    preset, for the part of it not yet done."""
+    runs it could not estimate: a preset with no finished run, or a running run before its first
+    update). A running run counts its own time left; an interrupted or not started one (a failed
+    one is retried too) the mean wall time of the finished runs of its preset, for the part of it
+    not yet done."""
     def preset(state: RunState) -> str:
         return state.run_id.split("/")[-2] if state.run_id.count("/") >= 2 else ""
 
