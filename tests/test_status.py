@@ -177,12 +177,12 @@ def test_a_sweep_extended_with_other_games_plans_only_what_its_commands_asked(tm
 
 
 def test_run_time_left_by_hand():
-    states = [RunState("pong/drq/seed0", "finished", seconds=100.0),
-              RunState("boxing/drq/seed0", "finished", seconds=300.0),
-              RunState("pong/drq/seed1", "running", fraction=0.5, seconds_left=50.0),
-              RunState("boxing/drq/seed1", "interrupted", fraction=0.25),
-              RunState("kung_fu_master/drq/seed0", "not started"),
-              RunState("pong/plastic/seed0", "not started")]
+    states = [RunState("pong/drq/seed0", "finished", preset="drq", seconds=100.0),
+              RunState("boxing/drq/seed0", "finished", preset="drq", seconds=300.0),
+              RunState("pong/drq/seed1", "running", preset="drq", fraction=0.5, seconds_left=50.0),
+              RunState("boxing/drq/seed1", "interrupted", preset="drq", fraction=0.25),
+              RunState("kung_fu_master/drq/seed0", "not started", preset="drq"),
+              RunState("pong/plastic/seed0", "not started", preset="plastic")]
     # 50 s of the running run, 3/4 and all of drq's mean (200 s), plastic unknown: none finished
     assert run_time_left(states) == (pytest.approx(50 + 0.75 * 200 + 200), 1)
     text = format_status(Path("sweep"), {"benchmark": "atari100k"}, states)

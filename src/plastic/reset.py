@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
+RESET_INTERVAL_UNITS = ("updates", "agent_steps")  # what ``reset.interval`` counts
+
 
 @dataclass(frozen=True)
 class ResetSchedule:
@@ -41,8 +43,9 @@ class ResetSchedule:
     def __post_init__(self) -> None:
         if self.interval is not None and not self.interval >= 1:
             raise ValueError(f"reset.interval must be >= 1, got {self.interval!r}")
-        if self.unit not in ("updates", "agent_steps"):
-            raise ValueError(f"reset.interval_unit: unknown value {self.unit!r}; valid: updates, agent_steps")
+        if self.unit not in RESET_INTERVAL_UNITS:
+            raise ValueError(f"reset.interval_unit: unknown value {self.unit!r}; "
+                             f"valid: {', '.join(RESET_INTERVAL_UNITS)}")
 
     @classmethod
     def from_config(cls, config: Any) -> ResetSchedule:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from plastic.reset import RESET_INTERVAL_UNITS
 from plastic.suites import SUITES, get_suite
 
 
@@ -395,7 +396,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "sam.scope": ("encoder", "head", "all"),
     "sam.exclusion": ("clean", "authors", "authors-dmc"),
     "reset.scope": ("head", "all"),
-    "reset.interval_unit": ("updates", "agent_steps"),
+    "reset.interval_unit": RESET_INTERVAL_UNITS,
     "fidelity": ("authors", "intent"),
     "train.precision": ("fp32", "bf16", "fp16"),
     "sam.perturbed_pass": ("reuse", "fresh"),

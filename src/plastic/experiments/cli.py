@@ -5,6 +5,7 @@ them on their own."""
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -141,6 +142,13 @@ def run_sweep_from_args(args: argparse.Namespace) -> int:
     return 1 if status.get("failed") else 0
 
 
+@functools.cache
+def _subcommand_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    add_experiment_subcommands(parser.add_subparsers())
+    return parser
+
+
 def planned_by_command(command: Sequence[str]) -> tuple[list[str], list[str], list[int]] | None:
     """The games, presets and seeds a recorded ``plastic sweep`` command line asked for (a sweep's
     sweep.json keeps each command it ran); None when it does not parse as one."""
@@ -151,11 +159,9 @@ def planned_by_command(command: Sequence[str]) -> tuple[list[str], list[str], li
 
     if "sweep" not in command:
         return None
-    parser = argparse.ArgumentParser(add_help=False)
-    add_experiment_subcommands(parser.add_subparsers())
     try:
         with contextlib.redirect_stderr(io.StringIO()):
-            args = parser.parse_args(list(command[list(command).index("sweep"):]))
+            args = _subcommand_parser().parse_args(list(command[list(command).index("sweep"):]))
         spec = make_spec(args.benchmark, presets=args.presets, seeds=args.seeds, games=args.games)
     except (SystemExit, ValueError):
         return None

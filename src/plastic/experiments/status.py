@@ -10,6 +10,7 @@ way.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ STATES = ("running", "interrupted", "failed", "finished", "not started")
 class RunState:
     run_id: str
     state: str
+    preset: str = ""  # in a sweep's plan
     fraction: float | None = None  # of the run's steps (chunks for synthetic), where known
     seconds_left: float | None = None  # a running run's time left at its last logged pace
     score: float | None = None
@@ -88,7 +90,8 @@ def sweep_states(out: Path) -> tuple[dict[str, Any], list[RunState]]:
                 name = run_id(game, preset, seed)
                 # a run directory there counts even if no command asked for it (runs copied in)
                 if planned is None or (game, preset, seed) in planned or (out / name).is_dir():
-                    states.append(_run_state(bench, out / name, name, recorded.get(name, {})))
+                    state = _run_state(bench, out / name, name, recorded.get(name, {}))
+                    states.append(dataclasses.replace(state, preset=preset))
     return sweep, states
 
 
@@ -180,21 +183,18 @@ def run_time_left(states: list[RunState]) -> tuple[float, int]:
     update). A running run counts its own time left; an interrupted or not started one (a failed
     one is retried too) the mean wall time of the finished runs of its preset, for the part of it
     not yet done."""
-    def preset(state: RunState) -> str:
-        return state.run_id.split("/")[-2] if state.run_id.count("/") >= 2 else ""
-
     walls: dict[str, list[float]] = {}
     for s in states:
         if s.state == "finished" and s.seconds:
-            walls.setdefault(preset(s), []).append(s.seconds)
+            walls.setdefault(s.preset, []).append(s.seconds)
     left, unknown = 0.0, 0
     for s in states:
         if s.state == "finished":
             continue
         if s.state == "running" and s.seconds_left is not None:
             left += s.seconds_left
-        elif s.state != "running" and preset(s) in walls:
-            mean = sum(walls[preset(s)]) / len(walls[preset(s)])
+        elif s.state != "running" and s.preset in walls:
+            mean = sum(walls[s.preset]) / len(walls[s.preset])
             left += mean * (1.0 - (s.fraction or 0.0))
         else:
             unknown += 1
