@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from plastic.reset import RESET_INTERVAL_UNITS
 from plastic.suites import SUITES, get_suite
 
 
@@ -396,7 +395,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "sam.scope": ("encoder", "head", "all"),
     "sam.exclusion": ("clean", "authors", "authors-dmc"),
     "reset.scope": ("head", "all"),
-    "reset.interval_unit": RESET_INTERVAL_UNITS,
+    # as plastic.reset.RESET_INTERVAL_UNITS, written again: importing it would load torch, which
+    # `plastic --help` must not
+    "reset.interval_unit": ("updates", "agent_steps"),
     "fidelity": ("authors", "intent"),
     "train.precision": ("fp32", "bf16", "fp16"),
     "sam.perturbed_pass": ("reuse", "fresh"),
