@@ -78,6 +78,11 @@ def test_plan_covers_every_game_preset_seed_with_its_config(tmp_path):
                                     overrides={"chunks": "3", "lr": "0.05"}))
     assert synthetic[0]["config"]["chunks"] == 3 and synthetic[0]["config"]["lr"] == 0.05
     assert synthetic[0]["config"]["task"] == "label" and synthetic[0]["config"]["method"] == "vanilla"
+    # the authors' profile, as `plastic synthetic` uses, unless --set says otherwise
+    assert synthetic[0]["config"]["fidelity"] == "authors"
+    intent = plan_jobs(make_spec("synthetic", presets="vanilla", seeds=1, games="label", out=tmp_path,
+                                 overrides={"fidelity": "intent"}))
+    assert intent[0]["config"]["fidelity"] == "intent"
     out = io.StringIO()
     run_sweep(spec, LocalBackend(workers=1), dry_run=True, stream=out)
     assert out.getvalue().count("would run") == 260 and not (tmp_path / SWEEP_FILE).exists()

@@ -194,8 +194,12 @@ class SyntheticBenchmark(Benchmark):
     def job_config(self, game: str, preset: str, seed: int,
                    overrides: dict[str, Any]) -> dict[str, Any]:
         from plastic.synthetic import SyntheticConfig
+        from plastic.synthetic.experiment import DEFAULT_FIDELITY
 
-        config = SyntheticConfig.from_dict({**overrides, "task": game, "method": preset, "seed": seed})
+        # The profile `plastic synthetic` uses (SyntheticConfig's own default stays "intent" so
+        # that a config saved before the profiles existed loads as what it ran).
+        config = SyntheticConfig.from_dict({"fidelity": DEFAULT_FIDELITY, **overrides,
+                                            "task": game, "method": preset, "seed": seed})
         config.resolved()  # validates names and sizes now, not in a worker
         return config.to_dict()
 
