@@ -73,6 +73,18 @@ def test_bad_presets_and_suites():
     assert {"drq", "plastic", "plastic-dagger", "drq+ln", "drq+sam"} <= set(preset_names())
 
 
+def test_an_atari_game_in_camel_case_is_named_as_reports_and_sweeps_name_it():
+    assert build_config("atari", "MsPacman", "drq").game == "ms_pacman"
+    assert build_config("atari", "ms_pacman", "drq").game == "ms_pacman"
+    assert build_config("minatar", "space_invaders", "drq").game == "space_invaders"
+
+
+@pytest.mark.parametrize("key", ["suite", "game", "preset", "seed"])
+def test_the_keys_that_name_a_run_are_not_overrides(key):
+    with pytest.raises(ValueError, match=f"{key} names the run and its directory"):
+        build_config("minatar", "breakout", "drq", overrides={key: "7"})
+
+
 def test_round_trip_through_dict():
     c = build_config("atari", "breakout", "plastic", seed=3, overrides={"sam.rho": 0.2})
     assert Config.from_dict(c.to_dict()) == c

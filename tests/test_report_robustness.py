@@ -82,10 +82,11 @@ def test_a_run_against_a_published_baseline_at_another_budget_gets_a_warning(tmp
     assert comparison_warnings(runs, ["drq", "DrQ(ε) (published)"]) == []
 
 
-def write_dmc_run(root: Path, task: str, preset: str, seed: int, score: float) -> Path:
+def write_dmc_run(root: Path, task: str, preset: str, seed: int, score: float,
+                  overrides: dict | None = None) -> Path:
     """A DMC run with the config plastic builds: action repeat, agent steps and SAM's rho are
     the task's own."""
-    config = build_config("dmc", task, preset, seed=seed)
+    config = build_config("dmc", task, preset, seed=seed, overrides=overrides)
     run_dir = root / task / preset / f"seed{seed}"
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text(config.to_json())
@@ -123,6 +124,19 @@ def test_dmc_tasks_own_settings_do_not_split_labels_or_warn(tmp_path, capsys):
     (budget,) = [w for w in warnings if "env steps" in w]
     assert "on walker-run" in budget and "plastic: 2,000,000" in budget and "=1000]: 8,000" in budget
     assert any("env.action_repeat" in w for w in warnings)
+
+
+def test_a_dmc_runs_default_reset_interval_at_replay_ratio_2_is_not_named_in_its_label(tmp_path):
+    # the authors' profile counts the Reset interval in agent steps: 100k on walker-run at any
+    # replay ratio (counted in updates it would be 200k at ratio 2)
+    for seed in (0, 1):
+        write_dmc_run(tmp_path / "dmc", "walker-run", "plastic", seed, 500.0,
+                      overrides={"train.replay_ratio": 2})
+    write_dmc_run(tmp_path / "dmc", "walker-run", "plastic", 2, 500.0,
+                  overrides={"train.replay_ratio": 2, "reset.interval": 50_000})
+    runs = collect_runs([tmp_path / "dmc"]).runs
+    assert runs[0].config["reset.interval_unit"] == "agent_steps"
+    assert sorted(r.label for r in runs) == ["plastic", "plastic", "plastic [reset.interval=50000]"]
 
 
 # -------------------------------------------------------------------------------- duplicate runs

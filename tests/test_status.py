@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from plastic.experiments.cli import main
+from plastic.experiments.cli import main, planned_by_command
 from plastic.experiments.status import RunState, format_status, run_state, run_time_left, sweep_states
 from plastic.train import lock as lock_module
 from plastic.train.lock import LOCK_NAME, RunLockedError, is_locked, run_lock
@@ -154,7 +154,7 @@ def test_a_run_starting_while_status_looks_waits_a_moment_rather_than_fail(tmp_p
     assert not is_locked(tmp_path)
 
 
-def test_a_sweep_extended_with_other_games_plans_only_what_its_commands_asked(tmp_path):
+def test_a_sweep_extended_with_other_games_plans_only_what_its_commands_asked(tmp_path, monkeypatch):
     out = tmp_path / "sweep"
     out.mkdir()
     first = ["plastic", "sweep", "minatar", "--games", "breakout,asterix", "--presets", "drq", "--seeds", "1"]
@@ -170,6 +170,16 @@ def test_a_sweep_extended_with_other_games_plans_only_what_its_commands_asked(tm
         (out / "sweep.json").write_text(json.dumps({**sweep, "history": [{"command": first},
                                                                            {"command": unknown}]}))
         assert len(sweep_states(out)[1]) == 4
+    # a DMC task that needs dm_control to be checked, where it cannot be imported: every combination
+    import plastic.envs.dmc_tasks as dmc_tasks
+
+    def no_dm_control():
+        raise ImportError("mujoco is not installed")
+
+    dmc_command = ["plastic", "sweep", "dmc-medium", "--tasks", "cartpole-swingup", "--seeds", "1"]
+    monkeypatch.setattr(dmc_tasks, "all_dmc_task_names", no_dm_control)
+    assert planned_by_command(dmc_command) is None
+    monkeypatch.undo()
     # a run copied in that no command asked for is still shown
     (out / "sweep.json").write_text(json.dumps(sweep))
     make_run(out, "asterix/drq/seed1", summary={"score": 2.0})

@@ -16,6 +16,7 @@ from plastic.experiments.cli import main
 from plastic.experiments.sweep import (
     SWEEP_FILE,
     Progress,
+    _differing_settings,
     make_spec,
     parse_seeds,
     plan_jobs,
@@ -61,6 +62,15 @@ def test_seeds_resources_and_spec_checks(tmp_path):
         make_spec("synthetic", steps=10)
     with pytest.raises(ValueError, match="unknown config key"):
         plan_jobs(make_spec("minatar", overrides={"sam.rhoo": "0.1"}, out=tmp_path))
+    # keys that name the runs come from the sweep's own flags (three runs of seed 7 named seed 0-2)
+    for benchmark, overrides, flag in (("minatar", {"seed": "7"}, "--seeds"),
+                                       ("minatar", {"game": "x"}, "--games"),
+                                       ("synthetic", {"method": "sam"}, "--presets"),
+                                       ("synthetic", {"seed": "7"}, "--seeds")):
+        with pytest.raises(ValueError, match=f"names a sweep's runs and their directories; use {flag}"):
+            make_spec(benchmark, overrides=overrides)
+    with pytest.raises(ValueError, match="--set plastic:preset=...: preset names"):
+        make_spec("minatar", preset_overrides={"plastic": {"preset": "drq"}})
 
 
 def test_plan_covers_every_game_preset_seed_with_its_config(tmp_path):
@@ -300,6 +310,15 @@ def test_rerunning_a_sweep_with_other_settings_is_refused_and_changes_nothing(tm
     assert "2 already finished" in capsys.readouterr().err
     assert plastic_main(sweep_args(out, "--steps", "150", "--set", "plastic:sam.rho=0.05")) == 2
     assert "sam.rho for plastic: 0.1 there, 0.05 now" in capsys.readouterr().err
+
+
+def test_a_setting_that_equals_the_first_tasks_default_still_changes_the_others(tmp_path):
+    # walker-run's SAM rho is 0.01, cheetah-run's 0.002: --set sam.rho=0.01 changes cheetah-run only
+    spec = make_spec("dmc-medium", presets="plastic", seeds=1, games="walker-run,cheetah-run",
+                     out=tmp_path)
+    recorded = {"benchmark": "dmc-medium", "overrides": dict(spec.overrides), "preset_overrides": {}}
+    spec.overrides["sam.rho"] = "0.01"
+    assert _differing_settings(spec, recorded) == ["sam.rho: 0.002 there, 0.01 now"]
 
 
 def test_a_per_preset_set_reaches_only_that_presets_runs(tmp_path, monkeypatch, capsys):

@@ -85,7 +85,7 @@ def _train(args: argparse.Namespace) -> int:
     # State-observation DMC runs get their own tree, so they never collide with pixel runs.
     suite_dir = "dmc-state" if config.suite == "dmc" and config.env.obs == "state" else args.suite
     run_dir = Path(args.run_dir) if args.run_dir else (
-        Path("runs") / suite_dir / args.game / args.preset / f"seed{args.seed}"
+        Path("runs") / suite_dir / config.game / args.preset / f"seed{args.seed}"
     )
     summary = train(config, run_dir.resolve(), progress=None if not args.no_progress else False)
     printable = {k: v for k, v in summary.items() if k != "returns"}

@@ -13,11 +13,14 @@ from typing import Any
 
 from plastic.configs.schema import Config, apply_overrides, check_agent_section, close_matches
 from plastic.envs.dmc_tasks import resolve_action_repeat, task_settings
+from plastic.envs.scores import camel_to_snake
 from plastic.suites import get_suite
 
 # The base agent is the config's defaults: on Atari/MinAtar DrQ(ε)-style Rainbow, the paper's base
 # agent; on DMC DrQ (SAC), as in the paper. Every preset is it plus components.
 BASE = "drq"
+# Config keys that name a run (its directory): the caller gives them, never an override.
+RUN_NAME_KEYS = ("suite", "game", "preset", "seed")
 
 COMPONENTS: dict[str, dict[str, Any]] = {
     "ln": {"network.layer_norm": True},
@@ -132,9 +135,16 @@ def build_config(
     suite: str, game: str, preset: str, *, seed: int = 0, overrides: dict[str, Any] | None = None
 ) -> Config:
     """Suite defaults, the fidelity profile (``fidelity``, default "authors"), the preset, then the
-    user's overrides (``--set``); validated."""
+    user's overrides (``--set``); validated. An Atari game given in CamelCase (``MsPacman``) is
+    stored in snake_case, the name scores, reports and sweeps use."""
+    naming = [key for key in RUN_NAME_KEYS if key in (overrides or {})]
+    if naming:
+        raise ValueError(f"{naming[0]} names the run and its directory: give it as the run's "
+                         f"{naming[0]}, not as an override (--set)")
     suite_defaults = get_suite(suite).defaults
     check_agent_section(suite, overrides or {})
+    if suite == "atari":
+        game = camel_to_snake(game)
     config = Config(suite=suite, game=game, preset=preset, seed=seed)
     explicit = {**resolve_preset(preset), **(overrides or {})}
     apply_overrides(config, suite_defaults)

@@ -27,6 +27,9 @@ class Benchmark(ABC):
     description: str
     unit = "game"  # what a run's ``--games`` entry is called in messages
     resume_ignored_keys: frozenset[str] = frozenset()  # may differ when a sweep is run again
+    # Config keys that name a run, and the sweep's way of setting each (never --set).
+    run_name_keys: dict[str, str] = {"suite": "the benchmark argument", "game": "--games",
+                                     "preset": "--presets", "seed": "--seeds"}
 
     @property
     @abstractmethod
@@ -169,6 +172,7 @@ class SyntheticBenchmark(Benchmark):
                         "games its tasks")
     unit = "task"
     resume_ignored_keys = frozenset({"device", "data_dir"})
+    run_name_keys = {"task": "--games (or --tasks)", "method": "--presets", "seed": "--seeds"}
 
     @property
     def games(self) -> tuple[str, ...]:

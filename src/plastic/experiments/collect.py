@@ -357,7 +357,7 @@ def _dmc_task_values(run: Run) -> dict[str, Any]:
     from plastic.envs.dmc_tasks import task_settings
 
     config = Config(suite="dmc", game=run.game)
-    given = ("fidelity", "train.replay_ratio", "env.obs", "env.action_repeat")
+    given = ("fidelity", "train.replay_ratio", "env.obs", "env.action_repeat", "reset.interval_unit")
     try:
         apply_overrides(config, {k: run.config[k] for k in given if k in run.config})
     except ValueError:  # a config from another version: every value counts as set

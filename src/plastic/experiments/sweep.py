@@ -119,6 +119,11 @@ def make_spec(benchmark: str, *, presets: str | Sequence[str] | None = None, see
             raise ValueError(f"--{name} lists a name twice: {', '.join(items)}")
     settings = bench.settings(replay_ratio=replay_ratio, steps=steps, device=device)
     settings.update(overrides or {})
+    for scope, values in (("", settings), *((f"{p}:", v) for p, v in (preset_overrides or {}).items())):
+        for key in values:
+            if key in bench.run_name_keys:
+                raise ValueError(f"--set {scope}{key}=...: {key} names a sweep's runs and their "
+                                 f"directories; use {bench.run_name_keys[key]} instead")
     for preset in preset_overrides or {}:
         if preset not in preset_list:
             key = next(iter(preset_overrides[preset]), "KEY")
@@ -213,7 +218,11 @@ def _differing_settings(spec: SweepSpec, old: dict[str, Any]) -> list[str]:
         after = spec.settings(preset)
         if before == after:
             continue
-        for key, values in _config_differences(bench, spec.games[0], preset, before, after).items():
+        differences: dict[str, tuple[str, str]] = {}
+        for game in spec.games:  # per-task defaults (DMC) can hide a change on one game only
+            for key, values in _config_differences(bench, game, preset, before, after).items():
+                differences.setdefault(key, values)
+        for key, values in differences.items():
             found.setdefault(key, {}).setdefault(values, []).append(preset)
     lines = []
     for key, by_values in found.items():
