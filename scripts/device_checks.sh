@@ -130,7 +130,7 @@ quick() {
 # machine goes back is lost (a machine does not outlive the session; checkpoints stay on it).
 # With the graph on an H200 an Atari update is 2.1 ms (drq) / 4.0 ms (plastic) and a step of
 # acting with the emulator 0.7 ms: a drq run at replay ratio 1 ≈ 3.4 min of updates + 1.2 min of
-# acting + ≈ 1 min of final evaluation and checkpoints ≈ 6.5 min alone. Two side by side share
+# acting + ≈ 1 min of final evaluation and checkpoints ≈ 5.5-6 min alone. Two side by side share
 # the GPU (≈ 7.5-8.5 min for both, estimated): too close to a call's ≈ 8 min of grid for a first
 # try, so the Atari grids run one run at a time by default (WORKERS_PER_GRID=2 to try two).
 # A plastic run at ratio 2 (≈ 13 min of updates) fits no session's 15 minutes. Eager, nothing

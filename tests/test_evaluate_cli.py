@@ -139,3 +139,28 @@ def test_a_run_trained_with_the_cuda_graph_is_evaluated_on_the_cpu(finished_run,
     (graphed / "config.json").write_text(json.dumps(config))
     played = evaluate_run(graphed, episodes=2, device="cpu")["returns"]
     assert played == evaluate_run(run_dir, episodes=2)["returns"]
+
+
+def test_by_default_the_final_evaluations_start_states_are_played_again(tmp_path, monkeypatch, capsys):
+    # intermediate evaluations each drew fresh start states; the final one was the run's last
+    overrides = {**TINY_MINATAR, "train.eval_interval": 100, "agent.eval_epsilon": 0.0}
+    config = build_config("minatar", "breakout", "drq", seed=5, overrides=overrides)
+    summary = train(config, tmp_path / "run", progress=False)
+    logged = (tmp_path / "run" / "eval.csv").read_text().splitlines()[1:]
+    assert summary["evaluation_index"] == len(logged) - 1 >= 2
+
+    import plastic.train.evaluate as evaluate_module
+
+    indices = []
+
+    def recording(*args, index=0, **kwargs):
+        indices.append(index)
+        return evaluate(*args, index=index, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "evaluate", recording)
+    again = evaluate_run(tmp_path / "run")
+    assert indices == [summary["evaluation_index"]]
+    assert again["returns"] == summary["returns"]  # greedy: the same games, the same scores
+    assert "the run's final evaluation's start states" in again["line"]
+    evaluate_run(tmp_path / "run", seed=5)  # another seed (even the run's own) plays from index 0
+    assert indices[-1] == 0

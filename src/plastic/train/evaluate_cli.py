@@ -54,8 +54,8 @@ def add_evaluate_subcommand(subparsers: Any) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of `plastic train`")
     parser.add_argument("--episodes", type=int, help="games to play (default: the run's train.eval_episodes)")
     parser.add_argument("--seed", type=int,
-                        help="seeds the games' start states (default: the run's seed; the same seed "
-                             "plays the same games)")
+                        help="seeds the games' start states (default: those of the run's final "
+                             "evaluation; the same seed plays the same games)")
     parser.add_argument("--video", metavar="PATH.gif",
                         help="write the first game as an animated GIF (MinAtar boards, Atari screens, "
                              "DMC camera frames)")
@@ -166,17 +166,32 @@ def evaluate_run(run_dir: str | Path, *, episodes: int | None = None, seed: int 
     frame = _frame_function(config) if video is not None else None
     recorder: list[FrameRecorder] = []
     episodes = episodes or config.train.eval_episodes
+    # By default the start states of the run's final evaluation (a run with intermediate
+    # evaluations drew fresh ones at each); --seed plays others.
+    index = _final_evaluation_index(trained) if seed is None else 0
+    states = "the run's final evaluation's start states" if seed is None and index else None
     seed = config.seed if seed is None else seed
     returns = evaluate(lambda obs: trained.agent.act(obs, evaluate=True),
                        _env_maker(config, frame, max_frames, recorder),
-                       episodes, config.train.eval_envs, seed=seed)
+                       episodes, config.train.eval_envs, seed=seed, index=index)
     score = float(np.mean(returns))
     result: dict[str, Any] = {"returns": returns, "score": score, "video": None, "frames": 0,
                               "source": trained.source}
     if video is not None and recorder:
         result.update(video=video, frames=_write_gif(video, recorder[0].frames, fps))
-    result["line"] = _summary_line(trained, returns, seed)
+    result["line"] = _summary_line(trained, returns, states or f"start states from seed {seed}")
     return result
+
+
+def _final_evaluation_index(trained: TrainedAgent) -> int:
+    """Which evaluation of the run its final one was (summary.json; 0 when not recorded: a run
+    from before the field, or an unfinished run)."""
+    from plastic.train.checkpoint import read_json
+
+    summary = trained.source.parent / "summary.json"
+    if trained.step is not None or not summary.is_file():
+        return 0
+    return int(read_json(summary).get("evaluation_index", 0))
 
 
 def _env_maker(config: Config, frame: Frame | None, max_frames: int,
@@ -199,7 +214,7 @@ def _env_maker(config: Config, frame: Frame | None, max_frames: int,
     return make
 
 
-def _summary_line(trained: TrainedAgent, returns: list[float], seed: int) -> str:
+def _summary_line(trained: TrainedAgent, returns: list[float], states: str) -> str:
     import numpy as np
 
     from plastic.train.checkpoint import read_json
@@ -208,7 +223,7 @@ def _summary_line(trained: TrainedAgent, returns: list[float], seed: int) -> str
     where = f"{trained.source.name}" + (f" at step {trained.step}" if trained.step is not None else "")
     line = (f"{config.suite} {config.game}, preset {config.preset}, run seed {config.seed} ({where}): "
             f"mean score {np.mean(returns):.2f} over {len(returns)} games (std {np.std(returns):.2f}, "
-            f"min {min(returns):g}, max {max(returns):g}; start states from seed {seed})")
+            f"min {min(returns):g}, max {max(returns):g}; {states})")
     summary = trained.source.parent / "summary.json"
     if trained.step is None and summary.is_file():
         recorded = read_json(summary)

@@ -534,6 +534,8 @@ class Trainer:
             "updates": self.agent.updates, "resets": self.state.resets,
             "train_episodes": self.state.episodes, "wall_seconds": self.state.wall_seconds,
             "time": self._time_breakdown(), "device": str(self.device), **result,
+            # which evaluation of the run the final one was: its start states' seeds come from it
+            "evaluation_index": self.state.evaluations - 1,
             "provenance": self.state.segments,
         }
         save_checkpoint(self.run_dir / "final_model.pt", network_states(self.agent))
