@@ -17,6 +17,7 @@ from plastic.experiments.sweep import (
     SWEEP_FILE,
     Progress,
     _differing_settings,
+    check_existing_sweep,
     make_spec,
     parse_seeds,
     plan_jobs,
@@ -206,6 +207,16 @@ def test_sweep_bookkeeping_skips_refuses_and_records(tmp_path):
     kept = json.loads((out / "breakout" / "drq" / "seed3" / "config.json").read_text())
     assert kept["train"]["steps"] == 999
     assert "2/4 finished, 2 failed, 0 remaining (0 running)" in stream.getvalue()
+    (out / "breakout" / "drq" / "seed1").mkdir()  # as if the failed run had begun
+    (out / "breakout" / "drq" / "seed1" / "config.json").write_text(
+        json.dumps(plan_jobs(spec)[1]["config"]))
+    dry = io.StringIO()
+    run_sweep(spec, ScriptedBackend(set()), dry_run=True, stream=dry)
+    said = dry.getvalue()
+    assert "finished breakout/drq/seed0 (score 7.0): would skip it" in said
+    assert "would resume breakout/drq/seed1" in said and "would run breakout/drq/seed2" not in said
+    assert "would refuse breakout/drq/seed3: run directory" in said and "train.steps" in said
+    assert not (out / "breakout" / "drq" / "seed1" / "summary.json").exists()  # nothing ran
 
     backend = ScriptedBackend(failing=set())
     status = run_sweep(spec, backend, stream=io.StringIO())
@@ -310,6 +321,25 @@ def test_rerunning_a_sweep_with_other_settings_is_refused_and_changes_nothing(tm
     assert "2 already finished" in capsys.readouterr().err
     assert plastic_main(sweep_args(out, "--steps", "150", "--set", "plastic:sam.rho=0.05")) == 2
     assert "sam.rho for plastic: 0.1 there, 0.05 now" in capsys.readouterr().err
+
+
+def test_runs_made_under_other_defaults_are_compared_as_they_ran(tmp_path):
+    # a sweep from before the fidelity profiles: sweep.json records no fidelity, its runs' configs
+    # neither, and they load as what they ran, `intent`; today's default is `authors`
+    out = tmp_path / "old"
+    run = out / "breakout" / "plastic" / "seed0"
+    run.mkdir(parents=True)
+    saved = build_config("minatar", "breakout", "plastic", overrides={**TINY, "fidelity": "intent"}).to_dict()
+    del saved["fidelity"]
+    (run / "config.json").write_text(json.dumps(saved))
+    (out / SWEEP_FILE).write_text(json.dumps({"benchmark": "minatar", "overrides": TINY,
+                                              "preset_overrides": {}, "seeds": [0]}))
+    same_command = make_spec("minatar", presets="plastic", seeds=2, games="breakout", overrides=TINY, out=out)
+    with pytest.raises(ValueError, match="fidelity: 'intent' there, 'authors' now"):
+        check_existing_sweep(same_command)
+    as_they_ran = make_spec("minatar", presets="plastic", seeds=2, games="breakout",
+                            overrides={**TINY, "fidelity": "intent"}, out=out)
+    check_existing_sweep(as_they_ran)  # accepted: the runs there are what it asks for
 
 
 def test_a_setting_that_equals_the_first_tasks_default_still_changes_the_others(tmp_path):

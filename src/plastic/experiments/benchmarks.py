@@ -56,6 +56,12 @@ class Benchmark(ABC):
         """The full configuration of one run as a dict; bad names and values raise ``ValueError``."""
 
     @abstractmethod
+    def saved_config(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """A run directory's config.json as a full configuration dict (keys newer than the run
+        take their defaults, the behaviour it had); a config this version cannot read raises
+        ``ValueError``."""
+
+    @abstractmethod
     def finished_summary(self, job: dict[str, Any]) -> dict[str, Any] | None:
         """The summary of a finished run, None if it still has to run (or resume); raises
         ``ValueError`` when the run directory holds a run with a different configuration."""
@@ -137,6 +143,11 @@ class RLBenchmark(Benchmark):
 
         return build_config(self.suite, game, preset, seed=seed, overrides=overrides).to_dict()
 
+    def saved_config(self, saved: dict[str, Any]) -> dict[str, Any]:
+        from plastic.configs import Config
+
+        return Config.from_dict(saved).to_dict()
+
     def finished_summary(self, job: dict[str, Any]) -> dict[str, Any] | None:
         from plastic.configs import Config
         from plastic.train.checkpoint import read_json
@@ -206,6 +217,11 @@ class SyntheticBenchmark(Benchmark):
                                             "task": game, "method": preset, "seed": seed})
         config.resolved()  # validates names and sizes now, not in a worker
         return config.to_dict()
+
+    def saved_config(self, saved: dict[str, Any]) -> dict[str, Any]:
+        from plastic.synthetic import SyntheticConfig
+
+        return SyntheticConfig.from_dict(saved).to_dict()
 
     def finished_summary(self, job: dict[str, Any]) -> dict[str, Any] | None:
         run_dir = Path(job["run_dir"])

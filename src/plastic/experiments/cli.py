@@ -82,7 +82,8 @@ def add_experiment_subcommands(subparsers: Any) -> None:
     sweep.add_argument("--resources", help="per run, e.g. cpu=1,gpu=0.5 (default cpu=1); Ray schedules by "
                                            "these, and cpu sets the torch threads of a run")
     sweep.add_argument("--threads", type=int, help="torch threads per run (default: the run's cpu, 1)")
-    sweep.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="say what each run would do (skip, resume, run or refuse) and exit")
     sweep.set_defaults(func=run_sweep_from_args)
 
     status = subparsers.add_parser(

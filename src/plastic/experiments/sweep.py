@@ -208,19 +208,22 @@ def check_existing_sweep(spec: SweepSpec) -> None:
 
 def _differing_settings(spec: SweepSpec, old: dict[str, Any]) -> list[str]:
     """'KEY: OLD there, NEW now' for each config key of the runs of ``spec``'s presets whose value
-    differs from the one the settings recorded in ``old`` (the directory's sweep.json) give. Values
-    compare as built configs, so ``--steps 150`` equals ``--set train.steps=150``."""
+    differs from what the directory's runs hold: the config.json of a run already there, else the
+    config the settings recorded in ``old`` (the directory's sweep.json) give today. Values compare
+    as built configs, so ``--steps 150`` equals ``--set train.steps=150``, and a default changed
+    since the runs were made (an older plastic) shows as a difference too."""
     bench = get_benchmark(spec.benchmark)
     old_shared, old_per_preset = old.get("overrides", {}), old.get("preset_overrides", {})
     found: dict[str, dict[tuple[str, str], list[str]]] = {}
     for preset in spec.presets:
         before = {**old_shared, **old_per_preset.get(preset, {})}
         after = spec.settings(preset)
-        if before == after:
-            continue
         differences: dict[str, tuple[str, str]] = {}
         for game in spec.games:  # per-task defaults (DMC) can hide a change on one game only
-            for key, values in _config_differences(bench, game, preset, before, after).items():
+            ran = _configs_there(bench, spec.out, game, preset, old.get("seeds", []))
+            if not ran and before == after:
+                continue
+            for key, values in _config_differences(bench, game, preset, before, after, ran).items():
                 differences.setdefault(key, values)
         for key, values in differences.items():
             found.setdefault(key, {}).setdefault(values, []).append(preset)
@@ -233,19 +236,44 @@ def _differing_settings(spec: SweepSpec, old: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _configs_there(bench: Benchmark, out: Path, game: str, preset: str,
+                   seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """The configs of the runs of ``game`` and ``preset`` already in the sweep directory (those
+    this version can read)."""
+    from plastic.train.checkpoint import read_json
+
+    configs = []
+    for seed in seeds:
+        path = out / run_id(game, preset, seed) / "config.json"
+        try:
+            configs.append(bench.saved_config(read_json(path)))
+        except (OSError, ValueError):  # none there yet, or unreadable: the run's own check says so
+            continue
+    return configs
+
+
 def _config_differences(bench: Benchmark, game: str, preset: str, before: dict[str, Any],
-                        after: dict[str, Any]) -> dict[str, tuple[str, str]]:
+                        after: dict[str, Any], ran: Sequence[dict[str, Any]] = ()
+                        ) -> dict[str, tuple[str, str]]:
+    """The keys a run of ``game`` and ``preset`` built with ``after`` changes: against the runs
+    there (none when it equals one of them), else against a run built with ``before``."""
     from plastic.configs.schema import flatten
 
-    ignored = bench.resume_ignored_keys
+    ignored = {*bench.resume_ignored_keys, "seed"}
+
+    def changed(was: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        return {key: (repr(was.get(key)), repr(now.get(key))) for key in sorted(set(was) | set(now))
+                if key not in ignored and str(was.get(key)) != str(now.get(key))}
+
+    now = flatten(bench.job_config(game, preset, 0, after))
+    if ran:
+        differences = [changed(flatten(config), now) for config in ran]
+        return {} if not all(differences) else differences[0]
     try:
         was = flatten(bench.job_config(game, preset, 0, before))
     except ValueError:  # recorded settings this version no longer accepts: compare them as written
-        was, now = before, after
-    else:
-        now = flatten(bench.job_config(game, preset, 0, after))
-    return {key: (repr(was.get(key)), repr(now.get(key))) for key in sorted(set(was) | set(now))
-            if key not in ignored and str(was.get(key)) != str(now.get(key))}
+        return changed(before, after)
+    return changed(was, now)
 
 
 def write_sweep_file(spec: SweepSpec, backend: str, command: list[str] | None = None) -> dict[str, Any]:
@@ -380,6 +408,18 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _dry_run_line(job: dict[str, Any]) -> str:
+    """What a sweep would do with ``job``: skip it (finished), resume it, run it, or refuse it."""
+    try:
+        summary = get_benchmark(job["benchmark"]).finished_summary(job)
+    except ValueError as error:
+        return f"would refuse {job['id']}: {error}"
+    if summary is not None:
+        return f"finished {job['id']} (score {summary.get('score')}): would skip it"
+    started = (Path(job["run_dir"]) / "config.json").exists()
+    return f"would {'resume' if started else 'run'} {job['id']} -> {job['run_dir']}"
+
+
 def run_sweep(spec: SweepSpec, backend: LocalBackend | RayBackend, *, command: list[str] | None = None,
               dry_run: bool = False, stream: TextIO | None = None,
               heartbeat: float = 300.0) -> dict[str, Any]:
@@ -391,7 +431,7 @@ def run_sweep(spec: SweepSpec, backend: LocalBackend | RayBackend, *, command: l
     progress = Progress(spec.out, len(jobs), stream, heartbeat)
     if dry_run:
         for job in jobs:
-            progress.say(f"would run {job['id']} -> {job['run_dir']}")
+            progress.say(_dry_run_line(job))
         return {"total": len(jobs), "runs": {}}
     spec.out.mkdir(parents=True, exist_ok=True)
     write_sweep_file(spec, backend_name, command)
