@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -47,4 +48,8 @@ def killed_and_straight_runs(cli_args: list[str], tmp_path: Path) -> tuple[Path,
     kill_after_first_checkpoint(cli_args, killed)
     assert main([*cli_args, "--run-dir", str(killed)]) == 0
     assert main([*cli_args, "--run-dir", str(straight)]) == 0
+    # the second process went on from the checkpoint (a run started again from step 0 would end
+    # identically on CPU, and the comparison alone would not see it)
+    segments = json.loads((killed / "summary.json").read_text())["provenance"]
+    assert len(segments) == 2 and segments[0]["from_step"] == 0 < segments[1]["from_step"], segments
     return killed, straight

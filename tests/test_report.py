@@ -128,6 +128,12 @@ def test_performance_profile_equals_rliable():
     np.testing.assert_allclose(ours["low"], intervals["k"][0])
     np.testing.assert_allclose(ours["high"], intervals["k"][1])
     assert ours["value"][0] == 1.0 and np.all(np.diff(ours["value"]) <= 0)
+    narrow = stats.performance_profiles({"k": scores}, taus, reps=200, seed=7, confidence=0.5)["k"]
+    np.random.seed(7)
+    _, intervals = rly.create_performance_profile({"k": scores}, taus, reps=200, confidence_interval_size=0.5)
+    np.testing.assert_allclose(narrow["low"], intervals["k"][0])
+    np.testing.assert_allclose(narrow["high"], intervals["k"][1])
+    assert np.any(narrow["high"] - narrow["low"] < ours["high"] - ours["low"])
 
 
 def test_curve_helpers_by_hand():
@@ -137,9 +143,18 @@ def test_curve_helpers_by_hand():
     edges = np.array([0.0, 10.0, 20.0, 30.0, 40.0])
     steps, returns = np.array([3.0, 8.0, 25.0, 30.0]), np.array([1.0, 3.0, 6.0, 10.0])
     np.testing.assert_array_equal(_binned_values(steps, returns, edges), [2.0, 2.0, 8.0, 8.0])
-    mean, low, high = stats.bootstrap_mean_ci(np.array([[1.0, np.nan], [3.0, 4.0]]), reps=200)
+    # two seeds: a resampled mean is 1, 2 or 3 with chances 1/4, 1/2, 1/4, so the 95% interval is
+    # [1, 3] and the 40% one (30th to 70th percentile) [2, 2]; a lone value is its own interval
+    two = np.array([[1.0, np.nan], [3.0, 4.0]])
+    mean, low, high = stats.bootstrap_mean_ci(two, reps=200)
     np.testing.assert_array_equal(mean, [2.0, 4.0])
-    assert 1.0 <= low[0] <= 2.0 <= high[0] <= 3.0
+    np.testing.assert_array_equal(low, [1.0, 4.0])
+    np.testing.assert_array_equal(high, [3.0, 4.0])
+    _, low, high = stats.bootstrap_mean_ci(two, reps=2000, confidence=0.4)
+    np.testing.assert_array_equal(low, [2.0, 4.0])
+    np.testing.assert_array_equal(high, [2.0, 4.0])
+    mean, low, high = stats.bootstrap_mean_ci(np.array([[5.0, 6.0]]))
+    assert mean.tolist() == low.tolist() == high.tolist() == [5.0, 6.0]
 
 
 # ------------------------------------------------------------------------------ run directories
@@ -459,9 +474,14 @@ def test_dmc_learning_curves_are_in_env_steps(tmp_path):
     runs, _ = find_runs([tmp_path / "dmc"])
     assert len(runs) == 4 and all(r.curve.x.tolist() == env_steps for r in runs)
     curves, _ = learning_curves(runs, ["drq"])
+    narrow, _ = learning_curves(runs, ["drq"], confidence=0.4)
     for task in ("walker-run", "cheetah-run"):
         assert curves[task]["drq"]["x"].tolist() == env_steps
         np.testing.assert_allclose(curves[task]["drq"]["mean"], [100.0, 150.0, 200.0])
+        # two seeds, 100 apart: the 95% band spans both, the 40% one is the mean (see above)
+        np.testing.assert_allclose(curves[task]["drq"]["low"], [50.0, 100.0, 150.0])
+        np.testing.assert_allclose(curves[task]["drq"]["high"], [150.0, 200.0, 250.0])
+        np.testing.assert_allclose(narrow[task]["drq"]["low"], narrow[task]["drq"]["mean"])
     result = build_report([tmp_path / "dmc"], tmp_path / "rep", reps=REPS)
     assert result["iqm_curves"]["drq"]["steps"] == env_steps
 

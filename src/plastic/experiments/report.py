@@ -92,8 +92,9 @@ def _binned_values(x: np.ndarray, y: np.ndarray, edges: np.ndarray) -> np.ndarra
 
 
 def learning_curves(runs: Sequence[Run], labels: Sequence[str], *, bins: int = EPISODE_BINS,
-                    seed: int = 0) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, str]]:
-    """``{game: {label: {"x", "mean", "low", "high", "seeds"}}}``: mean over seeds and its 95%
+                    seed: int = 0, confidence: float = 0.95
+                    ) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, str]]:
+    """``{game: {label: {"x", "mean", "low", "high", "seeds"}}}``: mean over seeds and its
     bootstrap CI on a common grid (evaluation steps, or bins of training episodes)."""
     curves: dict[str, dict[str, dict[str, Any]]] = {}
     ylabels: dict[str, str] = {}
@@ -112,20 +113,22 @@ def learning_curves(runs: Sequence[Run], labels: Sequence[str], *, bins: int = E
                 edges = np.linspace(0.0, end, bins + 1)
                 grid = edges[1:]
                 values = np.array([_binned_values(r.curve.x, r.curve.y, edges) for r in group])
-                mean, low, high = bootstrap_mean_ci(values, seed=seed)
+                mean, low, high = bootstrap_mean_ci(values, seed=seed, confidence=confidence)
                 curves[game][label] = {"x": grid, "mean": mean, "low": low, "high": high,
                                        "seeds": len(group)}
             else:
-                curves[game][label] = _mean_curve([(r.curve.x, r.curve.y) for r in group], seed)
+                curves[game][label] = _mean_curve([(r.curve.x, r.curve.y) for r in group], seed,
+                                                  confidence)
     return curves, ylabels
 
 
-def _mean_curve(series: Sequence[tuple[np.ndarray, np.ndarray]], seed: int) -> dict[str, Any]:
+def _mean_curve(series: Sequence[tuple[np.ndarray, np.ndarray]], seed: int,
+                confidence: float) -> dict[str, Any]:
     """Mean over runs of step-wise series (each run's latest value at every step any run logged)
-    and its 95% bootstrap CI over runs."""
+    and its bootstrap CI over runs."""
     grid = np.unique(np.concatenate([x for x, _ in series]))
     values = np.array([_step_values(x, y, grid) for x, y in series])
-    mean, low, high = bootstrap_mean_ci(values, seed=seed)
+    mean, low, high = bootstrap_mean_ci(values, seed=seed, confidence=confidence)
     return {"x": grid, "mean": mean, "low": low, "high": high, "seeds": len(series)}
 
 
@@ -165,9 +168,10 @@ def _finite_series(run: Run, column: str) -> tuple[np.ndarray, np.ndarray] | Non
 
 
 def plasticity_curves(runs: Sequence[Run], labels: Sequence[str], columns: Sequence[str], *,
-                      seed: int = 0) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+                      seed: int = 0, confidence: float = 0.95
+                      ) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
     """``{column: {game: {label: {"x", "mean", "low", "high", "seeds"}}}}`` over agent steps: the
-    mean over seeds and its 95% bootstrap CI, as the learning curves."""
+    mean over seeds and its bootstrap CI, as the learning curves."""
     curves: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     for column in columns:
         for game, game_runs in _by_game(runs).items():
@@ -175,7 +179,8 @@ def plasticity_curves(runs: Sequence[Run], labels: Sequence[str], columns: Seque
                 series = [xy for r in game_runs if r.label == label
                           if (xy := _finite_series(r, column)) is not None]
                 if series:
-                    curves.setdefault(column, {}).setdefault(game, {})[label] = _mean_curve(series, seed)
+                    curves.setdefault(column, {}).setdefault(game, {})[label] = _mean_curve(
+                        series, seed, confidence)
     return curves
 
 
@@ -208,13 +213,13 @@ def reset_markers(runs: Sequence[Run], labels: Sequence[str]) -> dict[str, dict[
 
 
 def _plasticity_section(doc: Document, runs: Sequence[Run], labels: Sequence[str], figures: Path,
-                        colors: dict[str, Any], seed: int) -> dict[str, Any]:
+                        colors: dict[str, Any], seed: int, confidence: float) -> dict[str, Any]:
     """The report's "Plasticity during training" section; its numbers for aggregates.json."""
     columns = plasticity_columns(runs)
     if not columns:
         return {}
     at_end = plasticity_at_end(runs, labels, columns)
-    curves = plasticity_curves(runs, labels, columns, seed=seed)
+    curves = plasticity_curves(runs, labels, columns, seed=seed, confidence=confidence)
     markers = reset_markers(runs, labels)
     doc.heading("Plasticity during training")
     doc.paragraph(
@@ -234,7 +239,8 @@ def _plasticity_section(doc: Document, runs: Sequence[Run], labels: Sequence[str
                                               xlabel="agent steps",
                                               ylabels=dict.fromkeys(curves[column], plasticity_title(column)),
                                               markers=markers),
-                   f"{plasticity_title(column)}: mean over seeds, shaded 95% bootstrap CI over seeds; "
+                   f"{plasticity_title(column)}: mean over seeds, shaded {100 * confidence:g}% bootstrap "
+                   "CI over seeds; "
                    "dotted lines: Resets")
     return {"columns": columns, "at_end": at_end, "reset_steps": markers}
 
@@ -545,8 +551,9 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
     pooled = np.concatenate([m.ravel() for m in matrices.values()])
     low_tau = min(0.0, float(pooled.min()))
     taus = np.linspace(low_tau, max(float(np.quantile(pooled, 0.99)), low_tau + 1e-6), 101)
-    profiles = performance_profiles(matrices, taus, reps=reps, seed=seed)
-    curves, ylabels = learning_curves([r for r in runs if not r.baseline], sweep_labels, seed=seed)
+    profiles = performance_profiles(matrices, taus, reps=reps, seed=seed, confidence=confidence)
+    curves, ylabels = learning_curves([r for r in runs if not r.baseline], sweep_labels, seed=seed,
+                                      confidence=confidence)
     curve_steps, curve_matrices = normalized_curve_matrices(runs, sweep_labels, games, bounds)
     iqm_over_time = stats.iqm_curves(curve_matrices, reps=reps, seed=seed, confidence=confidence)
 
@@ -619,7 +626,7 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
                    + ("; dotted lines: Resets" if markers else ""))
 
     plasticity = _plasticity_section(doc, [r for r in runs if not r.baseline], sweep_labels, figures,
-                                     colors, seed)
+                                     colors, seed, confidence)
 
     scaling = replay_ratio_series(runs, sweep_labels, aggregates)
     if scaling:

@@ -121,14 +121,15 @@ def probability_of_improvement(score_dict: Mapping[str, np.ndarray], pairs: list
 
 
 def performance_profiles(score_dict: Mapping[str, np.ndarray], taus: np.ndarray, *, reps: int = 2000,
-                         seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+                         seed: int = 0, confidence: float = 0.95) -> dict[str, dict[str, np.ndarray]]:
     """Run-score distributions: the fraction of runs with score > τ, with bootstrap CIs."""
     library, _ = _rliable()
     results = {}
     for key, scores in score_dict.items():
         np.random.seed(seed)
         points, intervals = library.create_performance_profile(
-            {key: np.asarray(scores, float)}, taus, custom_profile_func=run_score_profile, reps=reps)
+            {key: np.asarray(scores, float)}, taus, custom_profile_func=run_score_profile, reps=reps,
+            confidence_interval_size=confidence)
         results[key] = {"tau": np.asarray(taus), "value": np.asarray(points[key]),
                         "low": np.asarray(intervals[key][0]), "high": np.asarray(intervals[key][1])}
     return results
