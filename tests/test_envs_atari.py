@@ -401,6 +401,29 @@ def test_human_normalized_score_by_hand():
     assert human_normalized_score("up_n_down", 533.4) == pytest.approx(0.0)
 
 
+# The random and human reference scores of the 26 games, as the Atari-100k literature publishes
+# them, typed in again here so that a slip in the package's table shows.
+PUBLISHED_RANDOM_HUMAN = """
+alien 227.8 7127.7 | amidar 5.8 1719.5 | assault 222.4 742.0 | asterix 210.0 8503.3
+bank_heist 14.2 753.1 | battle_zone 2360.0 37187.5 | boxing 0.1 12.1 | breakout 1.7 30.5
+chopper_command 811.0 7387.8 | crazy_climber 10780.5 35829.4 | demon_attack 152.1 1971.0
+freeway 0.0 29.6 | frostbite 65.2 4334.7 | gopher 257.6 2412.5 | hero 1027.0 30826.4
+jamesbond 29.0 302.8 | kangaroo 52.0 3035.0 | krull 1598.0 2665.5 | kung_fu_master 258.5 22736.3
+ms_pacman 307.3 6951.6 | pong -20.7 14.6 | private_eye 24.9 69571.3 | qbert 163.9 13455.0
+road_runner 11.5 7845.0 | seaquest 68.4 42054.7 | up_n_down 533.4 11693.2
+"""
+
+
+def test_every_reference_score_is_the_published_one():
+    published = {}
+    for entry in PUBLISHED_RANDOM_HUMAN.replace("\n", " | ").split("|"):
+        if entry.strip():
+            game, random_score, human_score = entry.split()
+            published[game] = (float(random_score), float(human_score))
+    assert sorted(published) == sorted(ATARI_100K_GAMES)
+    assert {g: (RANDOM_SCORES[g], HUMAN_SCORES[g]) for g in ATARI_100K_GAMES} == published
+
+
 def test_game_tables_and_camel_case_names():
     camel = [
         "Alien",
