@@ -134,6 +134,38 @@ def test_label_task_shifts_train_and_test_labels_by_the_chunk_index(tiny_dataset
     assert not torch.equal(rec.evals[1], rec.evals[0])
 
 
+def test_logged_test_accuracy_and_loss_are_the_models_on_the_chunks_labels(tiny_dataset, tmp_path):
+    # recomputed by hand after each chunk's last step: argmax accuracy and mean cross-entropy of the
+    # model on every test image, against that chunk's shifted labels
+    by_hand: dict[int, tuple[float, float]] = {}
+    model: list[torch.nn.Module] = []
+
+    def observe(event: str, **info) -> None:
+        if event == "step":
+            model[:] = [info["model"]]
+        elif event == "eval":
+            net = model[0]
+            net.eval()
+            with torch.no_grad():
+                logits = net(tiny_dataset.prepare(tiny_dataset.x_test, torch.device("cpu"))).double()
+            net.train()
+            labels = info["labels"].numpy()
+            log_probs = torch.log_softmax(logits, dim=1).numpy()
+            by_hand[info["stage"]] = (
+                float(np.mean(logits.numpy().argmax(axis=1) == labels)),
+                float(-np.mean(log_probs[np.arange(len(labels)), labels])))
+
+    config = tiny_config(task="label", chunks=3, iters_per_chunk=20, batch_size=8)
+    run_synthetic(config, tmp_path, dataset=tiny_dataset, observer=observe)
+    rows = read_csv(tmp_path / "metrics.csv")
+    assert len(rows) == 3
+    for row in rows:
+        accuracy, loss = by_hand[int(row["chunk"])]
+        assert float(row["test_acc"]) == pytest.approx(accuracy, abs=1e-6)
+        assert float(row["test_loss"]) == pytest.approx(loss, rel=1e-4)
+    assert len({acc for acc, _ in by_hand.values()}) > 1  # the labels move: so does the accuracy
+
+
 # ---------------------------------------------------------------------------------------------
 # Reset
 
