@@ -45,7 +45,8 @@ def make_agent(pixels: bool = False, seed: int = 0, **kwargs) -> DrQSACAgent:
     return DrQSACAgent(make_config(pixels, **kwargs), shape, ACTIONS, torch.device("cpu"))
 
 
-def make_batch(pixels: bool, seed: int = 0, terminal: bool = False) -> Batch:
+def make_batch(pixels: bool, seed: int = 0, terminal: bool = False,
+               weight: np.ndarray | None = None) -> Batch:
     rng = np.random.default_rng(seed)
     if pixels:
         obs, next_obs = (rng.integers(0, 256, (BATCH, *PIXEL_SHAPE), dtype=np.uint8) for _ in range(2))
@@ -55,7 +56,8 @@ def make_batch(pixels: bool, seed: int = 0, terminal: bool = False) -> Batch:
     return Batch(
         obs=obs, action=rng.uniform(-1, 1, (BATCH, ACTIONS)).astype(np.float32),
         reward=rng.normal(size=BATCH).astype(np.float32), discount=discount.astype(np.float32),
-        next_obs=next_obs, weight=np.ones(BATCH, np.float32), index=np.arange(BATCH),
+        next_obs=next_obs, weight=np.ones(BATCH, np.float32) if weight is None else weight.astype(np.float32),
+        index=np.arange(BATCH),
     )
 
 
@@ -153,10 +155,13 @@ def test_critic_target_uses_target_critic_and_entropy_term():
 
 
 def test_update_regresses_the_critic_on_critic_target():
+    """The critic loss is the importance-weighted mean (1/B)·Σ w_i·((Q1_i − y_i)² + (Q2_i − y_i)²),
+    with the replay's weights (non-uniform here, as prioritized replay gives them)."""
     agent = make_agent(critic_lr=1e-2)
     agent.update(make_batch(False, 0))
     twin = twin_of(agent, critic_lr=1e-2)
-    batch = make_batch(False, 1)
+    weight = np.array([1.0, 0.05, 0.6, 0.1, 0.9, 0.3, 0.02, 0.75])
+    batch = make_batch(False, 1, weight=weight)
     torch.manual_seed(5)
     stats = agent.update(batch)
     torch.manual_seed(5)
@@ -164,8 +169,12 @@ def test_update_regresses_the_critic_on_critic_target():
     y = twin.critic_target(t)
     with torch.no_grad():
         q1, q2 = twin.critic(t["obs"], t["action"])
-    by_hand = ((q1 - y) ** 2 + (q2 - y) ** 2).mean()
-    assert stats["critic_loss"].item() == pytest.approx(by_hand.item(), rel=1e-5)
+    per_sample = ((q1 - y) ** 2 + (q2 - y) ** 2).double().numpy()
+    by_hand = float((weight * per_sample).sum() / BATCH)
+    assert stats["critic_loss"].item() == pytest.approx(by_hand, rel=1e-5)
+    # The check has teeth: unweighted, or normalised by the weights' sum, the loss differs.
+    for other in [per_sample.mean(), (weight * per_sample).sum() / weight.sum()]:
+        assert abs(by_hand - other) > 0.05 * by_hand
 
 
 # ---------------------------------------------------------------------- target EMA, actor, α

@@ -34,6 +34,19 @@ def test_active_units_hand_values_and_hooks_removed():
     assert metrics.active_units(net, X, layers=["0"]) == {"0": 3 / 6}
 
 
+def test_active_units_of_crelu_layers_on_their_inputs_by_hand():
+    """The training loop's mode: a CReLU layer counts its positive pre-activations, which its
+    output (relu(x), relu(−x)) would halve; a ReLU layer is measured on its output as before."""
+    net = hand_net()
+    # layer 3's input [3, 0], [3, 0]: 2 of 4 positive (its output: 2 of 8, 0.25)
+    assert metrics.active_units(net, X, crelu_inputs=True) == {"1": 0.5, "3": 0.5}
+    assert all(not m._forward_hooks for m in net.modules())
+    crelu = nn.Sequential(CReLU())
+    x = torch.tensor([[1.0, -2.0, 0.0, 3.0]])  # output [1, 0, 0, 3, 0, 2, 0, 0]: 3 of 8
+    assert metrics.active_units(crelu, x, crelu_inputs=True) == {"0": 2 / 4}  # zero is not active
+    assert metrics.active_units(crelu, x) == {"0": 3 / 8}
+
+
 def test_dormant_units_hand_values():
     net = hand_net()
     # layer "1": E|h| per unit = [0.5, 2.5, 0]; mean 1.0 -> normalised [0.5, 2.5, 0]

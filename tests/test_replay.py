@@ -336,6 +336,24 @@ def test_prioritized_frequencies_and_weights() -> None:
     assert _chi_square_p_value(counts, expected) > 1e-3
 
 
+def test_uniform_frequencies_and_weights() -> None:
+    """Uniform sampling draws every sampleable slot equally often, the unsampleable ones (steps
+    whose n-step window is not stored yet, in the middle of a wrapped buffer) never."""
+    buffer = ReplayBuffer(32, (1,), frame_dtype=np.float32, n_step=3, seed=4)
+    for t in range(45):  # slots hold steps 13..44; steps 42..44 (slots 10..12) wait for s_{t+3}
+        buffer.add(np.array([t]), 0, 0.0, False, False)
+    slots = [t % 32 for t in range(13, 42)]
+    assert buffer.num_valid == len(slots) == 29 and len(buffer) == 32
+    counts = _sample_counts(buffer, slots, 13_000)
+    expected = np.full(len(slots), counts.sum() / len(slots))
+    assert _chi_square_p_value(counts, expected) > 1e-3
+    # The test has power: the same counts reject slots weighted by as little as 1 ± 0.15.
+    tilted = np.linspace(0.85, 1.15, len(slots))
+    assert _chi_square_p_value(counts, tilted / tilted.sum() * counts.sum()) < 1e-6
+    batch = buffer.sample(16, beta=0.7)
+    np.testing.assert_array_equal(batch.weight, np.ones(16, np.float32))
+
+
 def test_prioritized_overwritten_slot_gets_fresh_priority() -> None:
     buffer = ReplayBuffer(8, (1,), frame_dtype=np.float32, prioritized=True, seed=0)
     for t in range(8):

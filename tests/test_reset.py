@@ -12,6 +12,7 @@ from scipy import stats
 from torch import nn
 
 from plastic import LayerNorm2d, NoisyLinear, reset_
+from plastic.agents.rainbow import RainbowAgent
 from plastic.configs import build_config
 from plastic.reset import ResetSchedule
 
@@ -95,6 +96,121 @@ def test_shrink_and_perturb_blends_with_a_fresh_init():
     reset_(net, ["encoder"], shrink=0.6)
     expected = 0.6 * old + 0.4 * fresh_net.encoder[0].weight
     assert torch.allclose(net.encoder[0].weight, expected, atol=1e-7)
+
+
+def noisy_encoder() -> nn.Sequential:
+    """An encoder with every kind of state: a conv, a LayerNorm, and a NoisyLinear (eps buffers)."""
+    return nn.Sequential(nn.Conv2d(1, 4, 3), LayerNorm2d(4), nn.ReLU(), nn.Flatten(),
+                         NoisyLinear(4 * 6 * 6, 5))
+
+
+def test_shrink_and_perturb_of_online_and_target_by_hand():
+    """θ ← 0.6·θ + 0.4·θ_fresh in the online network and θ′ ← 0.6·θ′ + 0.4·θ_fresh in the target
+    (one fresh draw for both), LayerNorm toward its fresh (1, 0); buffers, the rest of the network
+    and the other parameters' optimizer state untouched; the shrunk parameters' state cleared."""
+    torch.manual_seed(0)
+    net = nn.Module()
+    net.encoder, net.head = noisy_encoder(), nn.Linear(5, 3)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(2):
+        opt.zero_grad()
+        net.head(net.encoder(torch.randn(8, 1, 8, 8))).pow(2).mean().backward()
+        opt.step()
+    target = copy.deepcopy(net)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # online, target and any fresh draw all far apart, LayerNorm included
+        for p in net.parameters():
+            p.add_(torch.randn(p.shape, generator=g))
+        for p in target.parameters():
+            p.add_(torch.randn(p.shape, generator=g))
+        net.encoder[4].reset_noise(g)
+        target.encoder[4].reset_noise(g)
+    online_before, target_before = snapshot(net), snapshot(target)
+
+    torch.manual_seed(11)
+    touched = reset_(net, ["encoder"], target=target, optimizer=opt, shrink=0.6)
+    torch.manual_seed(11)  # the same draws: a fresh module built as reset_parameters builds it
+    fresh = {f"encoder.{k}": v for k, v in noisy_encoder().state_dict().items()}
+    assert torch.equal(fresh["encoder.1.weight"], torch.ones(4)) and not fresh["encoder.1.bias"].any()
+
+    encoder_params = [n for n, _ in net.named_parameters() if n.startswith("encoder.")]
+    assert touched == encoder_params
+    assert {n.rpartition(".")[0] for n in encoder_params} == {"encoder.0", "encoder.1", "encoder.4"}
+    online, shrunk_target = snapshot(net), snapshot(target)
+    for name in encoder_params:
+        assert not torch.allclose(online_before[name], fresh[name], atol=1e-2), name
+        assert not torch.allclose(online_before[name], target_before[name], atol=1e-2), name
+        expected = 0.6 * online_before[name] + 0.4 * fresh[name]
+        torch.testing.assert_close(online[name], expected, rtol=0, atol=1e-6, msg=name)
+        expected = 0.6 * target_before[name] + 0.4 * fresh[name]
+        torch.testing.assert_close(shrunk_target[name], expected, rtol=0, atol=1e-6, msg=name)
+    for name in ["encoder.1.weight", "encoder.1.bias"]:  # LayerNorm: toward (1, 0)
+        init = 1.0 if name.endswith("weight") else 0.0
+        torch.testing.assert_close(online[name], 0.6 * online_before[name] + 0.4 * init, msg=name)
+        torch.testing.assert_close(shrunk_target[name], 0.6 * target_before[name] + 0.4 * init, msg=name)
+    for name in online:  # buffers (the noise) and the head: exactly as they were, in both networks
+        if name not in encoder_params:
+            assert torch.equal(online[name], online_before[name]), name
+            assert torch.equal(shrunk_target[name], target_before[name]), name
+    assert not torch.equal(online["encoder.4.eps_in"], fresh["encoder.4.eps_in"])  # the check has teeth
+
+    for name, p in net.named_parameters():  # the same tensors, their state cleared where shrunk
+        if name in encoder_params:
+            assert p not in opt.state, name
+        else:
+            assert opt.state[p]["step"] == 2, name
+    assert all(p is q for p, q in zip(opt.param_groups[0]["params"], net.parameters()))
+
+
+def dagger_agent(layer_norm_toward: str) -> RainbowAgent:
+    """PLASTIC† (LayerNorm, Reset) at replay ratio 4, where a Reset also shrinks the encoder; its
+    online and target networks moved apart, and away from any init."""
+    torch.manual_seed(0)
+    config = build_config("minatar", "breakout", "plastic-dagger", overrides={
+        "agent.batch_size": 8, "train.replay_ratio": 4.0, "reset.layer_norm_toward": layer_norm_toward})
+    agent = RainbowAgent(config, (4, 10, 10), 3, torch.device("cpu"))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in [*agent.online.parameters(), *agent.target.parameters()]:
+            p.add_(0.5 * torch.randn(p.shape, generator=g))
+    return agent
+
+
+def test_agent_shrink_pulls_layer_norm_toward_a_fresh_init_or_the_online_network():
+    """Fidelity row 7. ``init``: LayerNorm shrunk toward (1, 0) in both networks; ``online`` (the
+    authors'): the online LayerNorm kept, the target's → 0.6·target + 0.4·online. Either way the
+    other encoder parameters are shrunk toward one fresh draw, the same in both modes."""
+    after: dict[str, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = {}
+    for toward in ["init", "online"]:
+        agent = dagger_agent(toward)
+        schedule = ResetSchedule.from_config(agent.config)
+        assert schedule.encoder_shrink == 0.6 and agent.config.reset.reset_target
+        norms = {f"{n}.{p}" for n, m in agent.online.encoder.named_modules()
+                 if isinstance(m, (nn.LayerNorm, LayerNorm2d)) for p in ["weight", "bias"]}
+        assert norms == {"1.weight", "1.bias"}
+        online_before, target_before = snapshot(agent.online.encoder), snapshot(agent.target.encoder)
+        torch.manual_seed(5)
+        agent.reset(encoder_shrink=schedule.encoder_shrink)
+        online, target = snapshot(agent.online.encoder), snapshot(agent.target.encoder)
+        after[toward] = online, target
+        for name in norms:
+            o, t = online_before[name], target_before[name]
+            assert (o - t).abs().min() > 1e-3 and (o - float(name.endswith("weight"))).abs().min() > 1e-3
+            if toward == "init":
+                init = torch.full_like(o, float(name.endswith("weight")))
+                expected_online, expected_target = 0.6 * o + 0.4 * init, 0.6 * t + 0.4 * init
+            else:
+                expected_online, expected_target = o, 0.6 * t + 0.4 * o
+            torch.testing.assert_close(online[name], expected_online, rtol=0, atol=1e-6, msg=name)
+            torch.testing.assert_close(target[name], expected_target, rtol=0, atol=1e-6, msg=name)
+        for name in online.keys() - norms:  # the conv: one fresh draw θ_fresh for both networks
+            fresh_online = (online[name] - 0.6 * online_before[name]) / 0.4
+            fresh_target = (target[name] - 0.6 * target_before[name]) / 0.4
+            torch.testing.assert_close(fresh_online, fresh_target, rtol=0, atol=1e-5, msg=name)
+            assert (online[name] - online_before[name]).abs().min() > 0, name
+    for name in after["init"][0].keys() - norms:
+        assert torch.equal(after["init"][0][name], after["online"][0][name]), name
+        assert torch.equal(after["init"][1][name], after["online"][1][name]), name
 
 
 def test_whole_module_reset_and_duplicates_counted_once():
