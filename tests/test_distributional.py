@@ -77,11 +77,30 @@ def test_random_shift_matches_per_sample_crop():
     assert not torch.equal(shifted, x)
 
 
+def std_normal_cdf(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
 def test_intensity_range():
+    """Factor 1 + 0.05·clamp(N(0, 1), −2, 2): Φ(−2) ≈ 2.28 % of samples exactly at each bound 0.9
+    and 1.1, std 0.05·√Var[clamp(Z, −2, 2)] ≈ 0.0480 (the closed form below), P(factor ≤ 1) = ½."""
     torch.manual_seed(0)
-    x = torch.ones(1000, 1, 2, 2)
+    n = 100_000
+    x = torch.ones(n, 1, 2, 2)
     y = intensity(x, 0.05)
-    factors = y[:, 0, 0, 0]
-    assert factors.min() >= 0.9 - 1e-6 and factors.max() <= 1.1 + 1e-6
-    assert torch.all(y == factors.view(-1, 1, 1, 1))  # one factor per sample
-    assert factors.std() > 0.03
+    factors = y[:, 0, 0, 0].double()
+    assert torch.all(y == y[:, :1, :1, :1])  # one factor per sample
+    low, high = (1.0 + 0.05 * torch.tensor([-2.0, 2.0])).double().tolist()  # as float32 computes them
+    assert factors.min().item() == low and factors.max().item() == high
+    at_bound = std_normal_cdf(-2.0)
+    tol = 4.5 * math.sqrt(at_bound * (1 - at_bound) / n)
+    assert abs((factors == low).double().mean().item() - at_bound) < tol
+    assert abs((factors == high).double().mean().item() - at_bound) < tol
+    # Var[clamp(Z, −c, c)] = (2Φ(c) − 1) − 2c·φ(c) + 2c²·Φ(−c)
+    c = 2.0
+    pdf = math.exp(-c * c / 2) / math.sqrt(2 * math.pi)
+    std = 0.05 * math.sqrt(2 * std_normal_cdf(c) - 1 - 2 * c * pdf + 2 * c * c * std_normal_cdf(-c))
+    assert abs(std - 0.0480) < 1e-4
+    assert abs(factors.mean().item() - 1.0) < 4.5 * std / math.sqrt(n)
+    assert abs(factors.std().item() - std) < 0.0006  # ≈ 5 standard errors (0.05·√(3/n)/(2·0.96))
+    assert abs((factors <= 0.95).double().mean().item() - std_normal_cdf(-1.0)) < 4.5 * math.sqrt(0.14 / n)

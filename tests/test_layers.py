@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from plastic import CReLU, LayerNorm2d, NoisyLinear
+from plastic.nn.layers import FACTORISED_MAX_ROWS
 
 
 def test_crelu_hand_values_and_shape():
@@ -68,14 +69,34 @@ def test_noisy_linear_train_uses_factorised_noise_and_eval_uses_mean():
     assert torch.allclose(layer(x), x @ layer.weight_mu.T + layer.bias_mu, atol=1e-6)
 
 
+def assert_sign_sqrt_normal(f: torch.Tensor, what: str) -> None:
+    """f = sign(ε)·√|ε|, ε ~ N(0, 1): E f = 0, E f² = E|ε| = √(2/π), E f⁴ = E ε² = 1, each within
+    4.5 standard errors (Var f = √(2/π), Var f² = 1 − 2/π, Var f⁴ = E ε⁴ − 1 = 2)."""
+    f = f.double()
+    n, abs_mean = len(f), math.sqrt(2 / math.pi)
+    assert abs(f.mean().item()) < 4.5 * math.sqrt(abs_mean / n), what
+    assert abs(f.pow(2).mean().item() - abs_mean) < 4.5 * math.sqrt((1 - abs_mean**2) / n), what
+    assert abs(f.pow(4).mean().item() - 1.0) < 4.5 * math.sqrt(2.0 / n), what
+
+
 def test_noisy_linear_init_and_noise_distribution():
+    torch.manual_seed(0)
     layer = NoisyLinear(10_000, 4, std_init=0.5)
     bound = 1 / math.sqrt(10_000)
     assert layer.weight_mu.abs().max() <= bound
     assert torch.allclose(layer.weight_sigma, torch.full_like(layer.weight_sigma, 0.5 * bound))
     assert torch.allclose(layer.bias_sigma, torch.full((4,), 0.5 / 2))
-    # f(ε) = sign(ε)√|ε| with ε ~ N(0,1): E[f(ε)²] = E|ε| = √(2/π)
-    assert abs(layer.eps_in.pow(2).mean().item() - math.sqrt(2 / math.pi)) < 0.03
+    # f(ε) = sign(ε)√|ε| with ε ~ N(0,1) on both sides of the factorised noise
+    assert_sign_sqrt_normal(layer.eps_in, "eps_in")
+    wide = NoisyLinear(3, 40_000)
+    assert_sign_sqrt_normal(wide.eps_out, "eps_out")
+    wide.reset_noise(torch.Generator().manual_seed(4))
+    assert_sign_sqrt_normal(wide.eps_out, "eps_out after reset_noise")
+    # ε_in and ε_out are separate draws
+    square = NoisyLinear(2_000, 2_000)
+    assert not torch.equal(square.eps_in, square.eps_out)
+    r = torch.corrcoef(torch.stack([square.eps_in, square.eps_out]))[0, 1].item()
+    assert abs(r) < 4.5 / math.sqrt(2_000)
     before = layer.eps_in.clone()
     layer.reset_noise(torch.Generator().manual_seed(3))
     assert not torch.equal(before, layer.eps_in)
@@ -84,7 +105,37 @@ def test_noisy_linear_init_and_noise_distribution():
     assert torch.equal(first, layer.eps_in)
 
 
-def test_noisy_linear_gradients_reach_sigma():
-    layer = NoisyLinear(3, 2)
+@pytest.mark.parametrize("rows", [1, FACTORISED_MAX_ROWS, FACTORISED_MAX_ROWS + 1, 24])
+def test_noisy_linear_gradients_equal_autograd_of_the_explicit_weight(rows):
+    """Both forward forms (factorised up to FACTORISED_MAX_ROWS rows, the built weight above):
+    every gradient equals autograd's through W = μ + σ ⊙ outer(ε_out, ε_in), b = μ_b + σ_b ⊙ ε_out,
+    and in closed form dσ_W = (gᵀx) ⊙ outer(ε_out, ε_in), dσ_b = Σ g ⊙ ε_out."""
+    torch.manual_seed(2)
+    layer = NoisyLinear(7, 5).double()
+    with torch.no_grad():  # σ not constant, so a gradient sent to the wrong entries shows
+        layer.weight_sigma.uniform_(0.1, 1.0)
+        layer.bias_sigma.uniform_(0.1, 1.0)
+    x = torch.randn(rows, 7, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(rows, 5, dtype=torch.float64)
+    (layer(x) * upstream).sum().backward()
+
+    leaves = {k: p.detach().clone().requires_grad_() for k, p in layer.named_parameters()}
+    x_ref = x.detach().clone().requires_grad_()
+    noise = torch.outer(layer.eps_out, layer.eps_in)
+    weight = leaves["weight_mu"] + leaves["weight_sigma"] * noise
+    bias = leaves["bias_mu"] + leaves["bias_sigma"] * layer.eps_out
+    ((x_ref @ weight.T + bias) * upstream).sum().backward()
+    for k, p in layer.named_parameters():
+        assert torch.allclose(p.grad, leaves[k].grad, atol=1e-12), k
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-12)
+    assert torch.allclose(layer.weight_sigma.grad, (upstream.T @ x.detach()) * noise, atol=1e-12)
+    assert torch.allclose(layer.bias_sigma.grad, upstream.sum(0) * layer.eps_out, atol=1e-12)
+    assert torch.allclose(layer.weight_mu.grad, upstream.T @ x.detach(), atol=1e-12)
+    assert layer.eps_in.grad is None and layer.eps_out.grad is None
+
+
+def test_noisy_linear_eval_sends_no_gradient_to_sigma():
+    layer = NoisyLinear(3, 2).eval()
     layer(torch.randn(5, 3)).sum().backward()
-    assert layer.weight_sigma.grad is not None and layer.weight_sigma.grad.abs().sum() > 0
+    assert layer.weight_sigma.grad is None and layer.bias_sigma.grad is None
+    assert layer.weight_mu.grad is not None
