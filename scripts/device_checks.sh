@@ -150,7 +150,7 @@ case "${GRID:-atari}" in
         "atari100k-drq-rr1|atari100k --presets drq --replay-ratio 1 --games ${RR1_GAMES:-pong,breakout} --seeds ${RR1_SEEDS:-2-2}"
     ) ;;
     atari-rr2) GRIDS=(
-        "atari100k-rr2|atari100k --presets drq,plastic --replay-ratio 2 --games ${RR2_GAMES:-breakout,boxing,pong} --seeds ${RR2_SEEDS:-0-0}"
+        "atari100k-rr2|atari100k --presets drq,plastic --replay-ratio 2 --games ${RR2_GAMES:-breakout,boxing,ms_pacman} --seeds ${RR2_SEEDS:-0-0}"
     ) ;;
     minatar) GRIDS=(
         "minatar-drq-seed2|minatar --presets drq --replay-ratio 2 --seeds 2-2"
