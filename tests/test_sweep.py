@@ -342,6 +342,29 @@ def test_runs_made_under_other_defaults_are_compared_as_they_ran(tmp_path):
     check_existing_sweep(as_they_ran)  # accepted: the runs there are what it asks for
 
 
+def test_a_synthetic_sweep_is_compared_with_its_runs_as_they_saved_themselves(tmp_path):
+    # a synthetic run saves its config resolved (the task's lr, the profile's knobs, the dataset
+    # "auto" became): the sweep's check reads it as the run's own resume check does
+    from dataclasses import replace
+
+    from plastic.synthetic import SyntheticConfig
+
+    spec = make_spec("synthetic", presets="sam", seeds=1, games="label", out=tmp_path,
+                     overrides={"chunks": "2"})
+    (job,) = plan_jobs(spec)
+    saved = replace(SyntheticConfig.from_dict(job["config"]).resolved(), dataset="digits").to_dict()
+    assert saved != job["config"]  # what the run writes is not what the sweep plans
+    Path(job["run_dir"]).mkdir(parents=True)
+    (Path(job["run_dir"]) / "config.json").write_text(json.dumps(saved))
+    (tmp_path / SWEEP_FILE).write_text(json.dumps({"benchmark": "synthetic", "overrides": {"chunks": "2"},
+                                                   "preset_overrides": {}, "seeds": [0]}))
+    check_existing_sweep(make_spec("synthetic", presets="sam", seeds=2, games="label", out=tmp_path,
+                                   overrides={"chunks": "2"}))  # the same settings: accepted
+    with pytest.raises(ValueError, match="rho: 0.1 there, 0.3 now"):
+        check_existing_sweep(make_spec("synthetic", presets="sam", seeds=2, games="label", out=tmp_path,
+                                       overrides={"chunks": "2", "rho": "0.3"}))
+
+
 def test_a_setting_that_equals_the_first_tasks_default_still_changes_the_others(tmp_path):
     # walker-run's SAM rho is 0.01, cheetah-run's 0.002: --set sam.rho=0.01 changes cheetah-run only
     spec = make_spec("dmc-medium", presets="plastic", seeds=1, games="walker-run,cheetah-run",

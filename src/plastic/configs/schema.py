@@ -323,6 +323,16 @@ LOGGING_KEYS = frozenset({
 })
 
 
+def saved_config_differences(saved: dict[str, Any], wanted: Config) -> dict[str, tuple[Any, Any]]:
+    """``{key: (saved value, wanted value)}`` for each key in which a run directory's config.json
+    differs from ``wanted``, keys that only change logging (``LOGGING_KEYS``) left out. A key newer
+    than the saved run counts as its default, the behaviour the run had."""
+    old = {**flatten(Config().to_dict()), **flatten(saved)}
+    new = flatten(wanted.to_dict())
+    return {key: (old.get(key), new.get(key)) for key in sorted(set(old) | set(new))
+            if old.get(key) != new.get(key) and key not in LOGGING_KEYS}
+
+
 @dataclass(frozen=True)
 class Range:
     """The valid values of a numeric key: finite numbers from ``low`` to ``high``."""

@@ -56,10 +56,12 @@ class Benchmark(ABC):
         """The full configuration of one run as a dict; bad names and values raise ``ValueError``."""
 
     @abstractmethod
-    def saved_config(self, saved: dict[str, Any]) -> dict[str, Any]:
-        """A run directory's config.json as a full configuration dict (keys newer than the run
-        take their defaults, the behaviour it had); a config this version cannot read raises
-        ``ValueError``."""
+    def differences_from_run(self, saved: dict[str, Any],
+                             config: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """``{key: (the run's value, config's value)}`` where a run directory's config.json
+        differs from the job config ``config``, by the rule the run itself applies when asked to
+        resume (keys newer than the run take the meaning they had; keys that do not change a
+        result left out)."""
 
     @abstractmethod
     def finished_summary(self, job: dict[str, Any]) -> dict[str, Any] | None:
@@ -143,10 +145,12 @@ class RLBenchmark(Benchmark):
 
         return build_config(self.suite, game, preset, seed=seed, overrides=overrides).to_dict()
 
-    def saved_config(self, saved: dict[str, Any]) -> dict[str, Any]:
+    def differences_from_run(self, saved: dict[str, Any],
+                             config: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
         from plastic.configs import Config
+        from plastic.configs.schema import saved_config_differences
 
-        return Config.from_dict(saved).to_dict()
+        return saved_config_differences(saved, Config.from_dict(config))
 
     def finished_summary(self, job: dict[str, Any]) -> dict[str, Any] | None:
         from plastic.configs import Config
@@ -218,10 +222,12 @@ class SyntheticBenchmark(Benchmark):
         config.resolved()  # validates names and sizes now, not in a worker
         return config.to_dict()
 
-    def saved_config(self, saved: dict[str, Any]) -> dict[str, Any]:
+    def differences_from_run(self, saved: dict[str, Any],
+                             config: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
         from plastic.synthetic import SyntheticConfig
+        from plastic.synthetic.experiment import saved_config_differences
 
-        return SyntheticConfig.from_dict(saved).to_dict()
+        return saved_config_differences(saved, SyntheticConfig.from_dict(config))
 
     def finished_summary(self, job: dict[str, Any]) -> dict[str, Any] | None:
         run_dir = Path(job["run_dir"])

@@ -220,7 +220,7 @@ def _differing_settings(spec: SweepSpec, old: dict[str, Any]) -> list[str]:
         after = spec.settings(preset)
         differences: dict[str, tuple[str, str]] = {}
         for game in spec.games:  # per-task defaults (DMC) can hide a change on one game only
-            ran = _configs_there(bench, spec.out, game, preset, old.get("seeds", []))
+            ran = _configs_there(spec.out, game, preset, old.get("seeds", []))
             if not ran and before == after:
                 continue
             for key, values in _config_differences(bench, game, preset, before, after, ran).items():
@@ -236,17 +236,15 @@ def _differing_settings(spec: SweepSpec, old: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _configs_there(bench: Benchmark, out: Path, game: str, preset: str,
-                   seeds: Sequence[int]) -> list[dict[str, Any]]:
-    """The configs of the runs of ``game`` and ``preset`` already in the sweep directory (those
-    this version can read)."""
+def _configs_there(out: Path, game: str, preset: str, seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """The saved configs (config.json) of the runs of ``game`` and ``preset`` already in the sweep
+    directory."""
     from plastic.train.checkpoint import read_json
 
     configs = []
     for seed in seeds:
-        path = out / run_id(game, preset, seed) / "config.json"
         try:
-            configs.append(bench.saved_config(read_json(path)))
+            configs.append(read_json(out / run_id(game, preset, seed) / "config.json"))
         except (OSError, ValueError):  # none there yet, or unreadable: the run's own check says so
             continue
     return configs
@@ -256,7 +254,8 @@ def _config_differences(bench: Benchmark, game: str, preset: str, before: dict[s
                         after: dict[str, Any], ran: Sequence[dict[str, Any]] = ()
                         ) -> dict[str, tuple[str, str]]:
     """The keys a run of ``game`` and ``preset`` built with ``after`` changes: against the runs
-    there (none when it equals one of them), else against a run built with ``before``."""
+    there, by their own resume rule (none when it equals one of them), else against a run built
+    with ``before``."""
     from plastic.configs.schema import flatten
 
     ignored = {*bench.resume_ignored_keys, "seed"}
@@ -265,10 +264,18 @@ def _config_differences(bench: Benchmark, game: str, preset: str, before: dict[s
         return {key: (repr(was.get(key)), repr(now.get(key))) for key in sorted(set(was) | set(now))
                 if key not in ignored and str(was.get(key)) != str(now.get(key))}
 
-    now = flatten(bench.job_config(game, preset, 0, after))
+    wanted = bench.job_config(game, preset, 0, after)
     if ran:
-        differences = [changed(flatten(config), now) for config in ran]
+        differences = []
+        for saved in ran:
+            try:
+                found = {key: (repr(was), repr(now)) for key, (was, now)
+                         in bench.differences_from_run(saved, wanted).items() if key not in ignored}
+            except (TypeError, ValueError):  # a config this version cannot read: as written
+                found = changed(flatten(saved), flatten(wanted))
+            differences.append(found)
         return {} if not all(differences) else differences[0]
+    now = flatten(wanted)
     try:
         was = flatten(bench.job_config(game, preset, 0, before))
     except ValueError:  # recorded settings this version no longer accepts: compare them as written

@@ -241,20 +241,25 @@ def _finished_summary(out_dir: Path, config: SyntheticConfig) -> dict[str, Any] 
     if not summary_path.is_file():
         return None
     if config_path.is_file():
-        ignore = {"device", "data_dir"}  # where it ran and where the data lay do not change a result
-        if config.dataset == "auto":
-            ignore.add("dataset")  # the saved config holds what "auto" resolved to
-        saved = _saved_config(read_json(config_path))
-        wanted = config.to_dict()
-        keys = (set(saved) | set(wanted)) - ignore
-        differ = sorted(k for k in keys if saved.get(k) != wanted.get(k))
+        differ = saved_config_differences(read_json(config_path), config)
         if differ:
             raise ValueError(
                 f"{out_dir} already holds a finished run with a different config "
-                f"({', '.join(f'{k}: {saved.get(k)!r} there, {wanted.get(k)!r} now' for k in differ)}); "
+                f"({', '.join(f'{k}: {was!r} there, {now!r} now' for k, (was, now) in differ.items())}); "
                 "choose another --out or delete that directory"
             )
     return read_json(summary_path)
+
+
+def saved_config_differences(saved: dict[str, Any], config: SyntheticConfig) -> dict[str, tuple[Any, Any]]:
+    """``{key: (saved value, value of config)}`` where a run directory's config.json differs from
+    ``config`` (resolved here); where it ran and where the data lay do not count."""
+    ignore = {"device", "data_dir"}
+    if config.dataset == "auto":
+        ignore.add("dataset")  # the saved config holds what "auto" resolved to
+    old, new = _saved_config(saved), config.resolved().to_dict()
+    return {key: (old.get(key), new.get(key)) for key in sorted((set(old) | set(new)) - ignore)
+            if old.get(key) != new.get(key)}
 
 
 def _saved_config(saved: dict[str, Any]) -> dict[str, Any]:

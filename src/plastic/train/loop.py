@@ -33,7 +33,7 @@ import torch
 
 from plastic import metrics, provenance
 from plastic.agents.base import Agent, network_states
-from plastic.configs.schema import LOGGING_KEYS, Config, flatten
+from plastic.configs.schema import Config, saved_config_differences
 from plastic.envs import get_env_state, set_env_state
 from plastic.envs.scores import RANDOM_SCORES, human_normalized_score
 from plastic.replay.buffer import ReplayBuffer
@@ -100,17 +100,15 @@ def check_run_dir(run_dir: Path, config: Config) -> str:
     path = run_dir / "config.json"
     if not path.exists():
         return "new"
-    # A key newer than the saved run counts as its default, the behaviour the run had.
-    saved = {**flatten(Config().to_dict()), **flatten(read_json(path))}
-    wanted = flatten(config.to_dict())
-    growing = wanted["train.steps"] > saved["train.steps"]
-    differing = sorted(k for k in set(saved) | set(wanted)
-                       if saved.get(k) != wanted.get(k) and k not in LOGGING_KEYS
-                       and not (k == "train.steps" and growing))
-    if differing:
-        details = "; ".join(f"{k}: run has {saved.get(k)!r}, asked {wanted.get(k)!r}"
-                            for k in differing[:8])
-        fewer = " (train.steps may only grow, to extend a run)" if "train.steps" in differing else ""
+    differences = saved_config_differences(read_json(path), config)
+    saved_steps, wanted_steps = differences.get("train.steps", (config.train.steps,) * 2)
+    growing = wanted_steps > saved_steps
+    if growing:
+        del differences["train.steps"]
+    if differences:
+        details = "; ".join(f"{k}: run has {was!r}, asked {now!r}"
+                            for k, (was, now) in list(differences.items())[:8])
+        fewer = " (train.steps may only grow, to extend a run)" if "train.steps" in differences else ""
         raise ConfigMismatchError(
             f"run directory {run_dir} holds a run with a different config ({details}){fewer}; "
             "use another --run-dir, or the same settings to resume it"
@@ -121,9 +119,9 @@ def check_run_dir(run_dir: Path, config: Config) -> str:
         return "finished"
     if not (run_dir / CHECKPOINT).exists():
         raise ConfigMismatchError(
-            f"run directory {run_dir} finished at step {saved['train.steps']} without keeping its "
+            f"run directory {run_dir} finished at step {saved_steps} without keeping its "
             f"final {CHECKPOINT} (a run keeps it with train.keep_final_checkpoint=true and "
-            f"train.checkpoint_interval > 0), so it cannot be extended to {wanted['train.steps']} "
+            f"train.checkpoint_interval > 0), so it cannot be extended to {wanted_steps} "
             "steps; use another --run-dir to train a longer run from the start")
     return "extend"
 
