@@ -186,8 +186,13 @@ class SyntheticBenchmark(Benchmark):
     description: str = ("input/label adaptation (plastic.synthetic); presets are its methods, "
                         "games its tasks")
     unit = "task"
-    resume_ignored_keys = frozenset({"device", "data_dir"})
     run_name_keys = {"task": "--games (or --tasks)", "method": "--presets", "seed": "--seeds"}
+
+    @property
+    def resume_ignored_keys(self) -> frozenset[str]:  # type: ignore[override]
+        from plastic.synthetic.experiment import PLACEMENT_KEYS
+
+        return PLACEMENT_KEYS
 
     @property
     def games(self) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -221,8 +221,6 @@ def _differing_settings(spec: SweepSpec, old: dict[str, Any]) -> list[str]:
         differences: dict[str, tuple[str, str]] = {}
         for game in spec.games:  # per-task defaults (DMC) can hide a change on one game only
             ran = _configs_there(spec.out, game, preset, old.get("seeds", []))
-            if not ran and before == after:
-                continue
             for key, values in _config_differences(bench, game, preset, before, after, ran).items():
                 differences.setdefault(key, values)
         for key, values in differences.items():
@@ -236,22 +234,20 @@ def _differing_settings(spec: SweepSpec, old: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _configs_there(out: Path, game: str, preset: str, seeds: Sequence[int]) -> list[dict[str, Any]]:
+def _configs_there(out: Path, game: str, preset: str, seeds: Sequence[int]) -> Iterator[dict[str, Any]]:
     """The saved configs (config.json) of the runs of ``game`` and ``preset`` already in the sweep
-    directory."""
+    directory, read one at a time (the first that matches ends the search)."""
     from plastic.train.checkpoint import read_json
 
-    configs = []
     for seed in seeds:
         try:
-            configs.append(read_json(out / run_id(game, preset, seed) / "config.json"))
+            yield read_json(out / run_id(game, preset, seed) / "config.json")
         except (OSError, ValueError):  # none there yet, or unreadable: the run's own check says so
             continue
-    return configs
 
 
 def _config_differences(bench: Benchmark, game: str, preset: str, before: dict[str, Any],
-                        after: dict[str, Any], ran: Sequence[dict[str, Any]] = ()
+                        after: dict[str, Any], ran: Iterable[dict[str, Any]] = ()
                         ) -> dict[str, tuple[str, str]]:
     """The keys a run of ``game`` and ``preset`` built with ``after`` changes: against the runs
     there, by their own resume rule (none when it equals one of them), else against a run built
@@ -264,18 +260,23 @@ def _config_differences(bench: Benchmark, game: str, preset: str, before: dict[s
         return {key: (repr(was.get(key)), repr(now.get(key))) for key in sorted(set(was) | set(now))
                 if key not in ignored and str(was.get(key)) != str(now.get(key))}
 
-    wanted = bench.job_config(game, preset, 0, after)
-    if ran:
-        differences = []
-        for saved in ran:
-            try:
-                found = {key: (repr(was), repr(now)) for key, (was, now)
-                         in bench.differences_from_run(saved, wanted).items() if key not in ignored}
-            except (TypeError, ValueError):  # a config this version cannot read: as written
-                found = changed(flatten(saved), flatten(wanted))
-            differences.append(found)
-        return {} if not all(differences) else differences[0]
-    now = flatten(wanted)
+    wanted: dict[str, Any] | None = None
+    first: dict[str, tuple[str, str]] | None = None
+    for saved in ran:
+        wanted = wanted or bench.job_config(game, preset, 0, after)
+        try:
+            found = {key: (repr(was), repr(now)) for key, (was, now)
+                     in bench.differences_from_run(saved, wanted).items() if key not in ignored}
+        except (TypeError, ValueError):  # a config this version cannot read: as written
+            found = changed(flatten(saved), flatten(wanted))
+        if not found:
+            return {}
+        first = found if first is None else first
+    if first is not None:
+        return first
+    if before == after:
+        return {}
+    now = flatten(wanted or bench.job_config(game, preset, 0, after))
     try:
         was = flatten(bench.job_config(game, preset, 0, before))
     except ValueError:  # recorded settings this version no longer accepts: compare them as written

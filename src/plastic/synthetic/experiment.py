@@ -62,6 +62,8 @@ FIDELITY_PROFILES: dict[str, dict[str, Any]] = {
     "intent": {"reset_schedule": "before_chunk", "normalization": "data", "reset_momentum": True},
     "authors": {"reset_schedule": "after_chunk", "normalization": "cifar", "reset_momentum": False},
 }
+# Keys that say where a run ran and where its data lay: they never change a result.
+PLACEMENT_KEYS = frozenset({"device", "data_dir"})
 DEFAULT_FIDELITY = "authors"  # of synthetic_config() and the CLI: the update behind the paper's numbers
 METRIC_FIELDS = (
     "chunk",
@@ -254,7 +256,7 @@ def _finished_summary(out_dir: Path, config: SyntheticConfig) -> dict[str, Any] 
 def saved_config_differences(saved: dict[str, Any], config: SyntheticConfig) -> dict[str, tuple[Any, Any]]:
     """``{key: (saved value, value of config)}`` where a run directory's config.json differs from
     ``config`` (resolved here); where it ran and where the data lay do not count."""
-    ignore = {"device", "data_dir"}
+    ignore = set(PLACEMENT_KEYS)
     if config.dataset == "auto":
         ignore.add("dataset")  # the saved config holds what "auto" resolved to
     old, new = _saved_config(saved), config.resolved().to_dict()

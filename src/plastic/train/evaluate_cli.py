@@ -166,9 +166,10 @@ def evaluate_run(run_dir: str | Path, *, episodes: int | None = None, seed: int 
     frame = _frame_function(config) if video is not None else None
     recorder: list[FrameRecorder] = []
     episodes = episodes or config.train.eval_episodes
+    recorded = _recorded_summary(trained)
     # By default the start states of the run's final evaluation (a run with intermediate
-    # evaluations drew fresh ones at each); --seed plays others.
-    index = _final_evaluation_index(trained) if seed is None else 0
+    # evaluations drew fresh ones at each; 0 where not recorded); --seed plays others.
+    index = int(recorded.get("evaluation_index", 0)) if seed is None else 0
     states = "the run's final evaluation's start states" if seed is None and index else None
     seed = config.seed if seed is None else seed
     returns = evaluate(lambda obs: trained.agent.act(obs, evaluate=True),
@@ -179,19 +180,17 @@ def evaluate_run(run_dir: str | Path, *, episodes: int | None = None, seed: int 
                               "source": trained.source}
     if video is not None and recorder:
         result.update(video=video, frames=_write_gif(video, recorder[0].frames, fps))
-    result["line"] = _summary_line(trained, returns, states or f"start states from seed {seed}")
+    result["line"] = _summary_line(trained, returns, states or f"start states from seed {seed}",
+                                   recorded.get("score"))
     return result
 
 
-def _final_evaluation_index(trained: TrainedAgent) -> int:
-    """Which evaluation of the run its final one was (summary.json; 0 when not recorded: a run
-    from before the field, or an unfinished run)."""
+def _recorded_summary(trained: TrainedAgent) -> dict[str, Any]:
+    """The summary.json of a finished run whose final model is played ({} for an unfinished run)."""
     from plastic.train.checkpoint import read_json
 
     summary = trained.source.parent / "summary.json"
-    if trained.step is not None or not summary.is_file():
-        return 0
-    return int(read_json(summary).get("evaluation_index", 0))
+    return read_json(summary) if trained.step is None and summary.is_file() else {}
 
 
 def _env_maker(config: Config, frame: Frame | None, max_frames: int,
@@ -214,21 +213,17 @@ def _env_maker(config: Config, frame: Frame | None, max_frames: int,
     return make
 
 
-def _summary_line(trained: TrainedAgent, returns: list[float], states: str) -> str:
+def _summary_line(trained: TrainedAgent, returns: list[float], states: str,
+                  recorded_score: float | None) -> str:
     import numpy as np
-
-    from plastic.train.checkpoint import read_json
 
     config = trained.config
     where = f"{trained.source.name}" + (f" at step {trained.step}" if trained.step is not None else "")
     line = (f"{config.suite} {config.game}, preset {config.preset}, run seed {config.seed} ({where}): "
             f"mean score {np.mean(returns):.2f} over {len(returns)} games (std {np.std(returns):.2f}, "
             f"min {min(returns):g}, max {max(returns):g}; {states})")
-    summary = trained.source.parent / "summary.json"
-    if trained.step is None and summary.is_file():
-        recorded = read_json(summary)
-        if recorded.get("score") is not None:
-            line += f"; the run's final evaluation scored {recorded['score']:.2f}"
+    if recorded_score is not None:
+        line += f"; the run's final evaluation scored {recorded_score:.2f}"
     return line
 
 
