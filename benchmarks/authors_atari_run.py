@@ -26,7 +26,9 @@ AVX-512 CPUs at replay ratio 1; their `drq` update ≈ 140 ms). Usage::
     #   --steps 2200 --eval-games 1 --out /tmp/authors-smoke.json
 
 The JSON holds the final rollout's game scores and mean, every training game's score with the
-step it ended at, the overrides and the wall time.
+step it ended at, the overrides and the wall time. Each training game is also appended, as it ends,
+to ``<out>.train-games.jsonl`` (step, score, seconds since the start): a run cut short still shows
+its learning curve.
 """
 
 from __future__ import annotations
@@ -97,18 +99,26 @@ def compose_config(root: Path, overrides: dict[str, Any]) -> Any:
 class ScoreRecorder:
     """Their logger's interface: the games' scores come back here instead of going to wandb."""
 
-    def __init__(self, code: types.SimpleNamespace, game: str) -> None:
+    def __init__(self, code: types.SimpleNamespace, game: str, progress: Path | None = None) -> None:
         self.train = code.AgentLogger(average_len=10, env_type="atari", game=game)
         self.eval = code.AgentLogger(average_len=10**6, env_type="atari", game=game)
         self.timestep = 0
         self.train_games: list[tuple[int, float]] = []
+        self.progress = progress
+        self.started = time.time()
 
     def step(self, state: Any, reward: float, done: bool, info: Any, mode: str = "train") -> None:
         if mode == "train":
             self.timestep += 1
             self.train.step(state, reward, done, info)
             if info.traj_done:
-                self.train_games.append((self.timestep, float(self.train.traj_game_scores_buffer[-1])))
+                game = (self.timestep, float(self.train.traj_game_scores_buffer[-1]))
+                self.train_games.append(game)
+                if self.progress is not None:  # a run cut short still shows how far it learned
+                    seconds = round(time.time() - self.started, 1)
+                    with self.progress.open("a") as stream:
+                        stream.write(json.dumps({"step": game[0], "score": game[1],
+                                                 "wall_seconds": seconds}) + "\n")
         else:
             self.eval.step(state, reward, done, info)
 
@@ -119,7 +129,7 @@ class ScoreRecorder:
         pass
 
 
-def run(root: Path, overrides: dict[str, Any], threads: int) -> dict[str, Any]:
+def run(root: Path, overrides: dict[str, Any], threads: int, progress: Path | None = None) -> dict[str, Any]:
     import tqdm
 
     # their loop's progress bar would write 100k updates of itself into a log
@@ -140,7 +150,7 @@ def run(root: Path, overrides: dict[str, Any], threads: int) -> dict[str, Any]:
         for section in (cfg.model.backbone, cfg.model.head, cfg.model.policy, cfg.agent):
             if key in section:
                 section[key] = value
-    recorder = ScoreRecorder(code, str(cfg.env.game))
+    recorder = ScoreRecorder(code, str(cfg.env.game), progress)
     model = code.build_model(cfg.model)
     agent = code.build_agent(cfg=cfg.agent, device=torch.device(cfg.device), train_env=train_env,
                              eval_env=eval_env, logger=recorder, model=model)
@@ -171,9 +181,11 @@ def main(argv: list[str] | None = None) -> int:
                  "agent.optimize_per_env_step": args.replay_ratio, "agent.num_timesteps": args.steps,
                  "agent.rollout_freq": args.steps, "agent.num_eval_trajectories": args.eval_games,
                  "agent.evaluate_freq": -1, "agent.log_freq": 10**9}
-    result = run(Path(root), overrides, args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    progress = out.with_suffix(".train-games.jsonl")
+    progress.unlink(missing_ok=True)
+    result = run(Path(root), overrides, args.threads, progress)
     out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k not in ("final_scores", "train_games")}))
     return 0
