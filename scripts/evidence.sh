@@ -42,8 +42,9 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # (issue 13's study, benchmarks/bf16-study/: whether bf16 changes what an agent learns). The bf16
 # seed 0 goes first (its fp32 pairs are done; the speed issue comes before the evidence one), then
 # fp32's seeds, then bf16's. A sweep may appear twice with different seeds.
-# Atari runs checkpoint every 2,500 steps (≈ 1.5 s for the replay's 0.5 GB each time): a session's
-# end kills the runs, and a run resumes from its last checkpoint (a logging key: same results).
+# Atari runs checkpoint every 2,500 steps (≈ 1.5 s for the replay's 0.5 GB each time); `stop` (SIGTERM)
+# checkpoints each run at its current step first (plastic.train.stop). A run resumes from its last
+# checkpoint (a logging key: same results); a session that ends without `stop` loses the steps since.
 SWEEPS=(
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games pong,breakout --presets drq --seeds 1-1 --replay-ratio 1 --set train.checkpoint_interval=2500"

@@ -187,7 +187,7 @@ def test_a_checkpoint_on_the_update_of_a_reset_resumes_to_the_same_run(tmp_path)
     config = build_config("minatar", "breakout", "plastic", overrides={
         **TINY_MINATAR, "reset.interval": 10, "train.checkpoint_interval": 140,
         "reset.encoder_shrink_min_replay_ratio": 0.25, "train.metrics_interval": 100,
-        "train.log_interval": 20})  # train.csv's means restart at a resume: logs at checkpoints
+        "train.log_interval": 20})  # a checkpoint between two rows: tests/test_stop.py
     kill_at_step(config, tmp_path / "killed", 150)
     checkpoint = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)
     assert (checkpoint["loop"]["step"], checkpoint["agent"]["updates"]) == (140, 10)

@@ -51,6 +51,7 @@ from plastic.train.checkpoint import (
 from plastic.train.evaluate import evaluate
 from plastic.train.lock import run_lock
 from plastic.train.logger import RunLogger, read_csv
+from plastic.train.stop import StopRequest, stop_requests
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -60,7 +61,7 @@ class ConfigMismatchError(ValueError):
 
 
 class RunInterrupted(KeyboardInterrupt):  # noqa: N818 - a KeyboardInterrupt, with where to resume
-    """Ctrl-C stopped a run; the message says from which step the same command resumes it."""
+    """Ctrl-C or SIGTERM stopped a run; the message says from which step the same command resumes it."""
 
 
 class RunStoppedError(RuntimeError):
@@ -181,6 +182,7 @@ class Trainer:
         self.action_repeat = self.suite.action_repeat(cfg)
         self.state = LoopState()
         self.obs: np.ndarray | None = None
+        self.pending: list[dict[str, Any]] = []  # the updates' statistics for train.csv's next row
 
     def _save(self, final_eval: dict[str, Any] | None = None) -> None:
         """``final_eval``: the final evaluation's result, which the final checkpoint keeps (a run
@@ -192,6 +194,9 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "final_eval": final_eval,
+            # so that the row logged after a resume averages the same updates as an uninterrupted run's
+            "pending_stats": [{k: v for k, v in stats.items() if k in self.suite.agent.train_stats}
+                              for stats in self.pending],
         })
         self.checkpoint_step = self.state.step
 
@@ -223,6 +228,8 @@ class Trainer:
         set_env_state(self.env, ckpt["env"])
         self.obs = ckpt["obs"]
         self.final_eval = ckpt.get("final_eval")
+        self.pending = [{k: v.to(self.device) for k, v in stats.items()}
+                        for stats in ckpt.get("pending_stats", [])]
 
     # ------------------------------------------------------------------------------- run
     def run(self) -> dict[str, Any]:
@@ -238,6 +245,8 @@ class Trainer:
             finally:
                 if hasattr(self, "env"):
                     self.env.close()
+        except RunInterrupted:
+            raise
         except KeyboardInterrupt:
             step = self.state.step if hasattr(self, "state") else 0
             raise RunInterrupted(f"run {self.run_dir} stopped at step {step}; run the same command "
@@ -328,16 +337,19 @@ class Trainer:
 
             self._bar = tqdm(total=total, initial=state.step, unit="step", dynamic_ncols=True)
         try:
-            self._steps(total, batch_size)
+            if cfg.train.checkpoint_interval:  # a stop signal: checkpoint at the step's end, then stop
+                with stop_requests() as stop:
+                    self._steps(total, batch_size, stop)
+            else:
+                self._steps(total, batch_size, None)
         finally:
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
 
-    def _steps(self, total: int, batch_size: int) -> None:
+    def _steps(self, total: int, batch_size: int, stop: StopRequest | None) -> None:
         cfg, state, bar = self.config, self.state, self._bar
         window_start, window_step, window_updates = time.perf_counter(), state.step, self.agent.updates
-        pending: list[dict[str, Any]] = []
         started = time.perf_counter() - state.wall_seconds
         while state.step < total:
             with self._timed("acting"):
@@ -347,7 +359,7 @@ class Trainer:
                 with self._timed("updates"):
                     while state.update_budget >= 1.0:
                         state.update_budget -= 1.0
-                        pending.append(self._update())
+                        self.pending.append(self._update())
                         if self.reset_schedule.due(self.agent.updates):
                             self._reset()
             if state.step % cfg.train.log_interval == 0 or state.step == total:
@@ -356,8 +368,8 @@ class Trainer:
                     "steps_per_s": (state.step - window_step) / max(now - window_start, 1e-9),
                     "updates_per_s": (self.agent.updates - window_updates) / max(now - window_start, 1e-9),
                 }
-                self._log_train(pending, rates)
-                pending = []
+                self._log_train(self.pending, rates)
+                self.pending = []
                 window_start, window_step, window_updates = now, state.step, self.agent.updates
                 last = "-" if math.isnan(state.last_return) else f"{state.last_return:.1f}"  # no episode yet
                 message = (f"ret={last} steps/s={rates['steps_per_s']:.0f} "
@@ -379,10 +391,14 @@ class Trainer:
                 self._reset()
             if bar is not None:
                 bar.update(1)
-            if cfg.train.checkpoint_interval and state.step % cfg.train.checkpoint_interval == 0:
+            due = cfg.train.checkpoint_interval and state.step % cfg.train.checkpoint_interval == 0
+            if due or (stop is not None and stop.requested):
                 with self._timed("checkpoints"):
                     state.wall_seconds = time.perf_counter() - started
                     self._save()
+            if stop is not None and stop.requested:
+                raise RunInterrupted(f"run {self.run_dir} stopped by {stop.name} at step {state.step} "
+                                     "and checkpointed there; run the same command again to resume it")
         state.wall_seconds = time.perf_counter() - started
 
     @contextlib.contextmanager
