@@ -57,15 +57,20 @@ def test_a_stopped_run_checkpoints_its_step_and_resumes_to_the_same_run(tmp_path
     assert_same_runs(stopped, straight, ("episodes", "train", "eval", "plasticity", "resets"))
 
 
-def test_a_second_signal_stops_at_once_and_the_handlers_are_put_back():
+@pytest.mark.parametrize(("first", "other"), [(signal.SIGINT, signal.SIGTERM),
+                                              (signal.SIGTERM, signal.SIGINT)])
+def test_the_same_signal_again_stops_at_once_and_the_handlers_are_put_back(first, other):
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
     try:
         before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         with stop_requests() as stop:
-            signal.raise_signal(signal.SIGTERM)  # recorded, nothing raised
-            assert stop.requested and stop.name == "SIGTERM"
+            signal.raise_signal(first)  # recorded, nothing raised
+            assert stop.requested and stop.name == signal.Signals(first).name
+            # e.g. the sweep's SIGTERM to a worker that a Ctrl-C already reached: still stopping
+            signal.raise_signal(other)
+            assert stop.name == signal.Signals(first).name
             with pytest.raises(KeyboardInterrupt):
-                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(first)
         assert {s: signal.getsignal(s) for s in before} == before
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -92,3 +97,36 @@ def test_an_ignored_signal_stays_ignored_and_other_threads_take_no_handlers():
     thread.start()
     thread.join()
     assert seen == [(False, signal.getsignal(signal.SIGTERM))]
+
+
+def test_ctrl_c_on_a_sweep_checkpoints_each_running_run_where_it_stopped(tmp_path):
+    """A terminal's Ctrl-C reaches the sweep and its workers; the sweep then sends each worker a
+    SIGTERM, which must not cut short the checkpoint the Ctrl-C asked for."""
+    import os
+    import time
+
+    from plastic.experiments.cli import main as experiments_main
+
+    out = tmp_path / "sweep"
+    args = ["sweep", "minatar", "--games", "breakout", "--presets", "drq", "--seeds", "1",
+            "--workers", "1", "--steps", "3000", "--out", str(out),
+            *(f"--set={k}={v}" for k, v in {
+                "train.learning_starts": 100, "agent.batch_size": 4, "agent.replay_capacity": 3000,
+                "train.eval_episodes": 1, "train.log_interval": 100, "train.metrics_interval": 0,
+                "train.checkpoint_interval": 100000, "train.replay_ratio": 0.5}.items())]
+    proc = subprocess.Popen([sys.executable, "-m", "plastic.cli", *args], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    run_dir = out / "breakout" / "drq" / "seed0"
+    deadline = time.time() + 120
+    while not (run_dir / "train.csv").exists() or len((run_dir / "train.csv").read_text().split()) < 4:
+        assert proc.poll() is None and time.time() < deadline, "the sweep ended before step 300"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal sends it: to the whole process group
+    assert proc.wait(timeout=120) != 0
+    step = torch.load(run_dir / "checkpoint.pt", weights_only=False)["loop"]["step"]
+    assert 300 <= step < 3000 and not (run_dir / "summary.json").exists()
+
+    assert experiments_main(args) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 3000 and [s["from_step"] for s in summary["provenance"]] == [0, step]

@@ -4,8 +4,11 @@ Without this, SIGTERM (``kill``, a job scheduler's time limit, a sweep's ``stop`
 at once and Ctrl-C raises ``KeyboardInterrupt`` wherever the loop happens to be: either way the run
 loses what it did since its last checkpoint (up to ``train.checkpoint_interval`` steps; 2,500 Atari
 steps are some 4 minutes of a CPU). While the block runs, the first SIGTERM or SIGINT only records
-its request; the loop checks ``requested`` after each step, checkpoints and stops. A second signal
-is an impatient user: it raises ``KeyboardInterrupt`` at once (the last checkpoint still holds).
+its request; the loop checks ``requested`` after each step, checkpoints and stops. The same signal
+again is an impatient user (a second Ctrl-C): it raises ``KeyboardInterrupt`` at once (the last
+checkpoint still holds). The other signal while stopping is ignored: a Ctrl-C reaches a sweep's
+workers and the sweep itself, which then sends each worker a SIGTERM, and that must not cut the
+worker's checkpoint short.
 
 Signals reach only the main thread, so elsewhere (a thread pool, some Ray workers) the block
 installs nothing and the process behaves as before. A signal that was ignored when the block began
@@ -38,9 +41,10 @@ class StopRequest:
         return signal.Signals(self.signal).name if self.signal is not None else ""
 
     def _receive(self, signum: int, frame: FrameType | None) -> None:
-        if self.signal is not None:
+        if self.signal is None:
+            self.signal = signum
+        elif signum == self.signal:
             raise KeyboardInterrupt
-        self.signal = signum
 
 
 @contextlib.contextmanager
