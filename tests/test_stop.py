@@ -46,7 +46,7 @@ def test_a_stopped_run_checkpoints_its_step_and_resumes_to_the_same_run(tmp_path
     assert code == 130, stderr
     checkpoint = torch.load(stopped / "checkpoint.pt", weights_only=False)
     step = checkpoint["loop"]["step"]
-    assert 500 <= step < 900 and f"stopped by {signal.Signals(signum).name} at step {step}" in stderr
+    assert 500 <= step < 900 and f"stopped by {signal.Signals(signum).name} at step {step};" in stderr
     # the updates since the last row of train.csv, which the next row averages with those to come
     assert len(checkpoint["pending_stats"]) == step % 100 and not (stopped / "summary.json").exists()
 

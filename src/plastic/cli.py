@@ -42,9 +42,10 @@ TRAIN_EXAMPLES = """examples:
   plastic train dmc --task cartpole-swingup --obs state --steps 8000
   plastic train minatar --game breakout --print-config          # the resolved config; runs nothing
 
-Run the same command again to resume a stopped run (Ctrl-C, a crash) from its last checkpoint; on
-a finished run it only reports, and with a larger --steps it extends the run from its final
-checkpoint. One process at a time may run a run directory."""
+Run the same command again to resume a stopped run: from the step it stopped at after Ctrl-C or
+SIGTERM (it checkpoints there first), from its last checkpoint after a crash. On a finished run it
+only reports, and with a larger --steps it extends the run from its final checkpoint. One process
+at a time may run a run directory."""
 
 # Config keys that name a run and its directory: a flag or argument sets each, never --set.
 FLAG_KEYS = {"suite": "plastic train {} ...", "game": "--game {}", "preset": "--preset {}",

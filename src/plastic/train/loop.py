@@ -397,8 +397,9 @@ class Trainer:
                     state.wall_seconds = time.perf_counter() - started
                     self._save()
             if stop is not None and stop.requested:
-                raise RunInterrupted(f"run {self.run_dir} stopped by {stop.name} at step {state.step} "
-                                     "and checkpointed there; run the same command again to resume it")
+                raise RunInterrupted(f"run {self.run_dir} stopped by {stop.name} at step {state.step}; run "
+                                     "the same command again to resume it from its checkpoint at step "
+                                     f"{state.step}")
         state.wall_seconds = time.perf_counter() - started
 
     @contextlib.contextmanager
