@@ -85,6 +85,18 @@ def test_the_keys_that_name_a_run_are_not_overrides(key):
         build_config("minatar", "breakout", "drq", overrides={key: "7"})
 
 
+def test_every_entry_point_refuses_the_same_keys_as_naming_a_run():
+    """build_config refuses them for every path; plastic train and plastic sweep refuse them
+    first, each naming its own flag: the three lists must not drift apart."""
+    from plastic.cli import FLAG_KEYS
+    from plastic.configs.presets import RUN_NAME_KEYS
+    from plastic.experiments.benchmarks import BENCHMARKS
+
+    assert set(FLAG_KEYS) == set(RUN_NAME_KEYS) == {"suite", "game", "preset", "seed"}
+    rl = [bench for bench in BENCHMARKS.values() if bench.suite != "synthetic"]
+    assert rl and all(set(bench.run_name_keys) == set(RUN_NAME_KEYS) for bench in rl)
+
+
 def test_round_trip_through_dict():
     c = build_config("atari", "breakout", "plastic", seed=3, overrides={"sam.rho": 0.2})
     assert Config.from_dict(c.to_dict()) == c
