@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
 
-from plastic.cli import main
+from plastic.configs import build_config
+from plastic.train.loop import RunInterrupted, Trainer, train
 from plastic.train.stop import stop_requests
 from run_helpers import RESUME_ARGS
 from test_train import assert_same_runs
@@ -20,41 +22,84 @@ from test_train import assert_same_runs
 # RESUME_ARGS (900 steps, updates from step 200, Resets every 300 updates) with no checkpoint
 # before the end but the stop's own
 STOP_ARGS = [arg.replace("checkpoint_interval=300", "checkpoint_interval=100000") for arg in RESUME_ARGS]
+STOP_CONFIG = {
+    "train.learning_starts": 200, "train.replay_ratio": 1, "agent.batch_size": 8,
+    "train.checkpoint_interval": 100000, "train.eval_episodes": 2, "reset.interval": 300,
+    "train.log_interval": 100, "train.metrics_interval": 700, "agent.replay_capacity": 2000,
+    "train.steps": 900, "train.threads": 1,
+}
 
 
-def stop_at_step(run_dir, signum: int, after_step: int) -> tuple[int, str]:
-    """Run STOP_ARGS, send ``signum`` once its log says ``after_step``; its exit code and stderr."""
+def tensorboard_steps(run_dir: Path, tag: str = "train/updates") -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    return [event.step for event in events.Scalars(tag)]
+
+
+@pytest.mark.parametrize(("signum", "at_step"), [(signal.SIGTERM, 537), (signal.SIGINT, 600)])
+def test_a_stopped_run_checkpoints_its_step_and_resumes_to_the_same_run(tmp_path, monkeypatch,
+                                                                         signum, at_step):
+    """The signal lands inside step AT_STEP (537: between two rows of train.csv, after the first
+    Reset; 600: on a row's step); the run ends that step, checkpoints and stops; run again, it
+    ends as a run never stopped, logs and TensorBoard events included."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    config = build_config("minatar", "breakout", "plastic", overrides=STOP_CONFIG)
+    real_step = Trainer._env_step
+
+    def signalled_step(self):
+        real_step(self)
+        if self.state.step == at_step:
+            signal.raise_signal(signum)
+
+    stopped, straight = tmp_path / "stopped", tmp_path / "straight"
+    try:
+        monkeypatch.setattr(Trainer, "_env_step", signalled_step)
+        with pytest.raises(RunInterrupted) as stop:
+            train(config, stopped, progress=False)
+        monkeypatch.undo()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert stop.value.exit_code == 128 + signum
+    assert str(stop.value) == (f"run {stopped} stopped by {signal.Signals(signum).name} at step "
+                               f"{at_step}; run the same command again to resume it from its "
+                               f"checkpoint at step {at_step}")
+    checkpoint = torch.load(stopped / "checkpoint.pt", weights_only=False)
+    assert checkpoint["loop"]["step"] == at_step and not (stopped / "summary.json").exists()
+    # the updates since train.csv's last row, which its next row averages with those to come
+    assert {k: len(v) for k, v in checkpoint["pending_stats"].items()} == (
+        {k: at_step % 100 for k in ("loss", "loss_perturbed", "q_mean", "grad_norm", "grad_norm_clean")}
+        if at_step % 100 else {})
+
+    train(config, stopped, progress=False)
+    train(config, straight, progress=False)
+    provenance = json.loads((stopped / "summary.json").read_text())["provenance"]
+    assert [segment["from_step"] for segment in provenance] == [0, at_step]  # went on from there
+    assert_same_runs(stopped, straight, ("episodes", "train", "eval", "plasticity", "resets"))
+    assert tensorboard_steps(stopped) == tensorboard_steps(straight) == list(range(100, 901, 100))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_plastic_train_says_where_a_stopped_run_resumes_and_exits_as_the_signal_says(tmp_path, signum):
+    run_dir = tmp_path / "run"
     # a test suite run as a background job ignores SIGINT, and its children inherit that
     proc = subprocess.Popen([sys.executable, "-m", "plastic.cli", *STOP_ARGS, "--run-dir", str(run_dir)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    lines = []
     for line in proc.stderr:
-        lines.append(line)
-        if line.startswith(f"step {after_step}/"):
+        if line.startswith("step 300/"):
             proc.send_signal(signum)
             break
-    lines += proc.stderr.readlines()
-    return proc.wait(timeout=120), "".join(lines)
-
-
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_stopped_run_checkpoints_its_step_and_resumes_to_the_same_run(tmp_path, signum):
-    assert "train.checkpoint_interval=100000" in STOP_ARGS
-    stopped, straight = tmp_path / "stopped", tmp_path / "straight"
-    code, stderr = stop_at_step(stopped, signum, 500)  # after the first Reset (update 300)
-    assert code == 130, stderr
-    checkpoint = torch.load(stopped / "checkpoint.pt", weights_only=False)
-    step = checkpoint["loop"]["step"]
-    assert 500 <= step < 900 and f"stopped by {signal.Signals(signum).name} at step {step};" in stderr
-    # the updates since the last row of train.csv, which the next row averages with those to come
-    assert len(checkpoint["pending_stats"]) == step % 100 and not (stopped / "summary.json").exists()
-
-    assert main([*STOP_ARGS, "--run-dir", str(stopped)]) == 0
-    assert main([*STOP_ARGS, "--run-dir", str(straight)]) == 0
-    provenance = json.loads((stopped / "summary.json").read_text())["provenance"]
-    assert [segment["from_step"] for segment in provenance] == [0, step]  # went on from there
-    assert_same_runs(stopped, straight, ("episodes", "train", "eval", "plasticity", "resets"))
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 128 + signum, stderr  # 143 for SIGTERM, 130 for Ctrl-C
+    name = signal.Signals(signum).name
+    assert f"plastic: {name}: stopping at the end of this step, with a checkpoint" in stderr
+    step = torch.load(run_dir / "checkpoint.pt", weights_only=False)["loop"]["step"]
+    assert stderr.rstrip().split("\n")[-1] == (
+        f"plastic: run {run_dir} stopped by {name} at step {step}; run the same command again to "
+        f"resume it from its checkpoint at step {step}")
+    assert 300 <= step < 900 and not (run_dir / "summary.json").exists()
 
 
 @pytest.mark.parametrize(("first", "other"), [(signal.SIGINT, signal.SIGTERM),

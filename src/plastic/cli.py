@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as stop:  # a run says where it will resume (RunInterrupted)
         print(f"plastic: {stop or 'interrupted'}", file=sys.stderr)
-        return 130
+        return getattr(stop, "exit_code", 130)  # 130 for Ctrl-C, 143 for SIGTERM
     except (ValueError, OSError, RuntimeError) as error:  # one line, never a traceback
         print(f"plastic: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2

@@ -6,10 +6,13 @@ it arrives, so the sweep can record progress and failures while the others keep 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing as mp
 import multiprocessing.connection
 import os
+import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +23,7 @@ OnStart = Callable[[dict[str, Any]], None]
 OnResult = Callable[[dict[str, Any]], None]
 OnTick = Callable[[], None]
 TICK_SECONDS = 30.0  # how often a backend that has nothing to report lets the sweep speak
+STOP_GRACE_SECONDS = 300.0  # an interrupted sweep's wait for its runs to checkpoint and exit
 BACKENDS = ("local", "ray")
 
 
@@ -122,10 +126,16 @@ class LocalBackend:
                             del running[sentinel], gpu_of[sentinel]
                             on_result(result)
         finally:
-            for process, _, _ in running.values():  # interrupted: stop what still runs
+            # Interrupted: stop what still runs. SIGTERM lets a run finish its step and checkpoint
+            # it (plastic.train.stop), which may take an evaluation's time: wait that long.
+            for process, _, _ in running.values():
                 process.terminate()
+            if running:
+                print(f"waiting for {len(running)} running run(s) to checkpoint where they are "
+                      "(Ctrl-C again to stop them at once)", file=sys.stderr, flush=True)
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
             for process, pipe, _ in running.values():
-                process.join(timeout=30)
+                process.join(timeout=max(0.0, deadline - time.monotonic()))
                 if process.is_alive():
                     process.kill()
                 pipe.close()
@@ -177,7 +187,12 @@ class LocalBackend:
 def _child(job: dict[str, Any], threads: int, pipe: Any) -> None:
     try:
         pipe.send(execute(job, threads))
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the sweep reports it
+    except KeyboardInterrupt as stop:  # a Ctrl-C to the whole process group: the sweep reports it
+        if str(stop):  # a run that stopped with a checkpoint (plastic.train.stop), maybe alone:
+            # a result, not "died without a result"; the sweep run again resumes it
+            with contextlib.suppress(OSError):
+                pipe.send({"id": job["id"], "status": "failed", "seconds": None, "traceback": "",
+                           "error": str(stop)})
         return
     pipe.close()
 

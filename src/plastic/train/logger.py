@@ -33,7 +33,9 @@ class RunLogger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step)
+            # purge_step hides events at and after it: those after resume_step are logged again
+            purge = None if resume_step is None else resume_step + 1
+            self._writer = SummaryWriter(str(run_dir / "tb"), purge_step=purge)
         self._wandb = None
 
     def attach_wandb(self, run: Any) -> None:
@@ -88,27 +90,34 @@ class RunLogger:
 
 @contextlib.contextmanager
 def interrupt_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C (SIGINT) back until the block has run, then deliver it as usual.
+    """Hold a Ctrl-C (SIGINT) or SIGTERM back until the block has run, then deliver it as usual.
 
     TensorBoard's writer hands each event to its thread through a queue; a KeyboardInterrupt raised
     inside the queue's wake-up call can lose the wake-up, and closing the writer then waits out its
     thread's flush timer (up to 120 s): a stopped run hung that long, about once in 25 Ctrl-Cs.
+    SIGTERM too: while a run stops (``plastic.train.stop``), a second one raises there.
     Only the main thread receives signals, so elsewhere the block just runs.
     """
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:
-        yield  # None: a handler installed outside Python, which could not be put back
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
+    # None: a handler installed outside Python, which could not be put back
+    previous = {signum: handler for signum in (signal.SIGINT, signal.SIGTERM)
+                if (handler := signal.getsignal(signum)) is not None}
     received: list[int] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    for signum in previous:
+        signal.signal(signum, lambda signum, frame: received.append(signum))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if received and callable(previous):
-            previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt
-        elif received and previous == signal.SIG_DFL:
-            signal.raise_signal(signal.SIGINT)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in received:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)  # Python's default SIGINT handler raises KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:

@@ -61,7 +61,12 @@ class ConfigMismatchError(ValueError):
 
 
 class RunInterrupted(KeyboardInterrupt):  # noqa: N818 - a KeyboardInterrupt, with where to resume
-    """Ctrl-C or SIGTERM stopped a run; the message says from which step the same command resumes it."""
+    """Ctrl-C or SIGTERM stopped a run; the message says from which step the same command resumes it.
+    ``exit_code``: 128 + the signal's number, as a shell reports a process that signal ended."""
+
+    def __init__(self, message: str, signal_number: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signal_number
 
 
 class RunStoppedError(RuntimeError):
@@ -195,8 +200,7 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "final_eval": final_eval,
             # so that the row logged after a resume averages the same updates as an uninterrupted run's
-            "pending_stats": [{k: v for k, v in stats.items() if k in self.suite.agent.train_stats}
-                              for stats in self.pending],
+            "pending_stats": _stacked(self.pending, self.suite.agent.train_stats),
         })
         self.checkpoint_step = self.state.step
 
@@ -228,8 +232,8 @@ class Trainer:
         set_env_state(self.env, ckpt["env"])
         self.obs = ckpt["obs"]
         self.final_eval = ckpt.get("final_eval")
-        self.pending = [{k: v.to(self.device) for k, v in stats.items()}
-                        for stats in ckpt.get("pending_stats", [])]
+        self.pending = [{key: value.to(self.device)} for key, values in ckpt.get("pending_stats", {}).items()
+                        for value in values.unbind()]  # one key each: _log_train averages per key
 
     # ------------------------------------------------------------------------------- run
     def run(self) -> dict[str, Any]:
@@ -340,6 +344,8 @@ class Trainer:
             if cfg.train.checkpoint_interval:  # a stop signal: checkpoint at the step's end, then stop
                 with stop_requests() as stop:
                     self._steps(total, batch_size, stop)
+                    if stop.requested:  # after the last step's check; its checkpoint is written
+                        raise self._stopped(stop)
             else:
                 self._steps(total, batch_size, None)
         finally:
@@ -391,16 +397,23 @@ class Trainer:
                 self._reset()
             if bar is not None:
                 bar.update(1)
-            due = cfg.train.checkpoint_interval and state.step % cfg.train.checkpoint_interval == 0
-            if due or (stop is not None and stop.requested):
+            # the last step too: a run stopped in its final evaluation resumes from there
+            due = cfg.train.checkpoint_interval and (state.step % cfg.train.checkpoint_interval == 0
+                                                     or state.step == total)
+            stopping = stop is not None and stop.requested  # read once: a signal may land between
+            if due or stopping:
                 with self._timed("checkpoints"):
                     state.wall_seconds = time.perf_counter() - started
                     self._save()
-            if stop is not None and stop.requested:
-                raise RunInterrupted(f"run {self.run_dir} stopped by {stop.name} at step {state.step}; run "
-                                     "the same command again to resume it from its checkpoint at step "
-                                     f"{state.step}")
+            if stopping:
+                raise self._stopped(stop)
         state.wall_seconds = time.perf_counter() - started
+
+    def _stopped(self, stop: StopRequest) -> RunInterrupted:
+        step = self.state.step
+        return RunInterrupted(f"run {self.run_dir} stopped by {stop.name} at step {step}; run the same "
+                              f"command again to resume it from its checkpoint at step {step}",
+                              signal_number=stop.signal or 2)
 
     @contextlib.contextmanager
     def _timed(self, part: str) -> Iterator[None]:
@@ -574,6 +587,13 @@ class Trainer:
         seconds["other"] = max(0.0, self.state.wall_seconds - in_loop)
         seconds["total"] = self.state.wall_seconds + final_evaluation
         return {part: round(value, 3) for part, value in seconds.items()}
+
+
+def _stacked(pending: list[dict[str, Any]], keys: tuple[str, ...] | list[str]) -> dict[str, torch.Tensor]:
+    """The updates' statistics of ``keys``, one tensor per key (a checkpoint of one tensor per
+    update and statistic would hold ~10^5 of them at replay ratio 8)."""
+    found = {key: [stats[key] for stats in pending if key in stats] for key in keys}
+    return {key: torch.stack(values) for key, values in found.items() if values}
 
 
 def _wandb_run(cfg: Config, run_dir: Path) -> Any:

@@ -18,6 +18,7 @@ installs nothing and the process behaves as before. A signal that was ignored wh
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -43,6 +44,9 @@ class StopRequest:
     def _receive(self, signum: int, frame: FrameType | None) -> None:
         if self.signal is None:
             self.signal = signum
+            # os.write, not print: the signal may have landed inside a print to the same stream
+            os.write(2, f"plastic: {self.name}: stopping at the end of this step, with a checkpoint "
+                        f"(the same signal again stops at once)\n".encode())
         elif signum == self.signal:
             raise KeyboardInterrupt
 
