@@ -175,3 +175,30 @@ def test_ctrl_c_on_a_sweep_checkpoints_each_running_run_where_it_stopped(tmp_pat
     assert experiments_main(args) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 3000 and [s["from_step"] for s in summary["provenance"]] == [0, step]
+
+
+def test_a_sweep_worker_whose_run_stopped_reports_the_stop_and_a_bare_interrupt_reports_nothing(monkeypatch):
+    import multiprocessing as mp
+
+    import plastic.experiments.backends as backends
+
+    def stopped_run(job, threads):
+        raise RunInterrupted(f"run {job['run_dir']} stopped by SIGTERM at step 7; run the same command "
+                             "again to resume it from its checkpoint at step 7", signal_number=15)
+
+    monkeypatch.setattr(backends, "execute", stopped_run)
+    receive, send = mp.Pipe(duplex=False)
+    backends._child({"id": "breakout/drq/seed0", "run_dir": "/runs/x"}, 1, send)
+    result = receive.recv()
+    assert result["status"] == "failed" and result["id"] == "breakout/drq/seed0"
+    assert result["error"].startswith("run /runs/x stopped by SIGTERM at step 7;")
+
+    def interrupted(job, threads):  # a Ctrl-C outside a run's steps: the sweep reports it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backends, "execute", interrupted)
+    receive, send = mp.Pipe(duplex=False)
+    backends._child({"id": "breakout/drq/seed1", "run_dir": "/runs/y"}, 1, send)
+    send.close()
+    with pytest.raises(EOFError):  # nothing was sent
+        receive.recv()
