@@ -18,7 +18,9 @@ activation statistics, no effect on training but the random draws it takes) is o
 random stream differs from theirs; the final 100-game rollout (``rollout_freq``) is theirs.
 
 Their loop keeps no checkpoint: a run needs one uninterrupted stretch (≈ 4 h on one core of our
-AVX-512 CPUs at replay ratio 1; their `drq` update ≈ 140 ms). Usage::
+AVX-512 CPUs at replay ratio 1, their `drq` update ≈ 140 ms; 2.45 h on both cores of an AMX Xeon,
+with nothing else running: another job on either core makes their two-thread update 2.5-4.5x
+slower). Its first run, Pong seed 0, scored -20.43 (benchmarks/atari100k/README.md). Usage::
 
     PLASTIC_AUTHORS_DIR=/work/authors .venv/bin/python benchmarks/authors_atari_run.py \\
         --game pong --seed 0 --replay-ratio 1 --out /work/authors-runs/pong-rr1-seed0.json

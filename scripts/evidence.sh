@@ -36,7 +36,7 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # scripts/device_checks.sh GRID=atari, ≈ 5.5-6 min a run, estimated). Seed 1 of Pong and Breakout
 # follows (2026-12-05: their seed 0 fell at DrQ(eps)'s 4th and 9th percentile; a second seed says
 # whether the base agent has a problem there before ratio 2 spends ≈ 40 core-hours on those games).
-# Pong's seed 1 scored -21 (seed 0 -19.3): the base does not learn it here, so ratio 2 compares
+# Pong's seed 1 scored -21 (seed 0 -19.3; the authors' own agent -20.43): the base does not learn it, so ratio 2 compares
 # drq and plastic on Breakout, Boxing and MsPacman instead (benchmarks/atari100k/README.md).
 # The MinAtar slot: every game at ratio 2 in fp32 (issue 14's item 4) and the same runs in bf16
 # (issue 13's study, benchmarks/bf16-study/: whether bf16 changes what an agent learns). The bf16
