@@ -475,11 +475,11 @@ class Trainer:
         values: dict[str, Any] = {"updates": self.agent.updates, "episodes": self.state.episodes,
                                   "resets": self.state.resets, **rates}
         kind = self.suite.agent
+        stacked = _stacked(pending, kind.train_stats)
         for key in kind.train_stats:
             if key in kind.sam_stats and not self.config.sam.enabled:
                 continue
-            found = [s[key] for s in pending if key in s]
-            values[key] = torch.stack(found).float().mean().item() if found else None
+            values[key] = stacked[key].float().mean().item() if key in stacked else None
         self._log("train", values)
 
     def _log(self, stream: str, values: dict[str, Any]) -> None:
