@@ -8,6 +8,7 @@ before that script existed, its `python -m plastic.bench.cli learner`; `PYTHONPA
 tree's `src`, so the `plastic` imported is that tree's.
 
     python benchmarks/bench_against_commit.py --rev HEAD --preset plastic --suite atari --runs 5
+    python benchmarks/bench_against_commit.py --rev HEAD --preset drq --set train.precision=bf16
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def bench_once(tree: Path, args: argparse.Namespace) -> dict:
     command += ["--no-reference", "--preset", args.preset, "--suite", args.suite,
                 "--threads", str(args.threads), "--rounds", str(args.rounds),
                 "--per-round", str(args.per_round)]
+    command += [option for assignment in args.set for option in ("--set", assignment)]
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -45,6 +47,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--per-round", type=int, default=3)
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                        help="a config override for both trees, e.g. --set train.precision=bf16 (repeatable)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         worktree = Path(tmp) / "tree"
@@ -61,7 +65,7 @@ def main() -> None:
                            check=False, capture_output=True)
     before, after = statistics.median(cpu["before"]), statistics.median(cpu["after"])
     print(json.dumps({
-        "preset": args.preset, "suite": args.suite, "rev": args.rev, "runs": args.runs,
+        "preset": args.preset, "suite": args.suite, "rev": args.rev, "runs": args.runs, "set": args.set,
         "before_cpu_ms": round(before, 2), "after_cpu_ms": round(after, 2),
         "before_min": round(min(cpu["before"]), 2), "after_min": round(min(cpu["after"]), 2),
         "gain": round(before / after, 3), "loadavg_1m": round(os.getloadavg()[0], 2),

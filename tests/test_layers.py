@@ -134,6 +134,33 @@ def test_noisy_linear_gradients_equal_autograd_of_the_explicit_weight(rows):
     assert layer.eps_in.grad is None and layer.eps_out.grad is None
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_noisy_weight_built_in_autocast_dtype_equals_the_cast_fp32_weight(dtype):
+    """Under autocast, a noisy weight built in autocast's type (``effective_parameters(dtype)``)
+    gives bit for bit the output and fp32 gradients of the fp32 weight that autocast casts."""
+    torch.manual_seed(3)
+    layer = NoisyLinear(64, 24)
+    with torch.no_grad():
+        layer.weight_sigma.uniform_(0.01, 0.2)
+    x = torch.randn(16, 64)
+    upstream = torch.randn(16, 24)
+    results = []
+    for build_dtype in (dtype, None):
+        layer.zero_grad(set_to_none=True)
+        weight, bias = layer.effective_parameters(build_dtype)
+        assert weight.dtype == (build_dtype or torch.float32)
+        with torch.autocast("cpu", dtype=dtype):
+            out = F.linear(x, weight, bias)
+        (out.float() * upstream).sum().backward()
+        results.append((out, {k: p.grad.clone() for k, p in layer.named_parameters()}))
+    (out_low, grads_low), (out_cast, grads_cast) = results
+    assert out_low.dtype == dtype and torch.equal(out_low, out_cast)
+    for k, g in grads_cast.items():
+        assert grads_low[k].dtype == torch.float32 and torch.equal(grads_low[k], g), k
+    # the weight itself: the fp32 weight, rounded
+    assert torch.equal(layer.effective_parameters(dtype)[0], layer.noisy_weight().to(dtype))
+
+
 def test_noisy_linear_eval_sends_no_gradient_to_sigma():
     layer = NoisyLinear(3, 2).eval()
     layer(torch.randn(5, 3)).sum().backward()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 
 import pytest
@@ -12,6 +13,7 @@ from plastic import runtime
 from plastic.agents import rainbow
 from plastic.agents.rainbow import RainbowAgent
 from plastic.configs import build_config
+from plastic.nn.layers import NoisyLinear
 from reference_learner import SUITE_SHAPES, make_config, synthetic_batch
 
 # The mixed-precision comparisons also run on a CUDA GPU where there is one (scripts/device_checks.sh).
@@ -59,6 +61,46 @@ def test_a_bf16_update_stays_close_to_the_fp32_update(suite, preset, device):
         assert cosine(p.detach() - before[name], q.detach() - before[name]) > 0.9, name
     # ... and bf16 did change the arithmetic: the two are not equal.
     assert a["loss"].item() != b["loss"].item()
+
+
+@pytest.mark.parametrize(("preset", "overrides"), [("drq", {}), ("plastic", {}),
+                                                   ("plastic", {"fidelity": "intent"})])
+def test_inputs_and_noisy_weights_made_in_bf16_change_no_value(preset, overrides):
+    """The bf16 update casts its inputs once and builds its noisy weights in bf16; with fp32
+    inputs and weights left to autocast's casts at every pass instead, the same bits result."""
+    shapes = SUITE_SHAPES["atari"]
+    made = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        config = make_config("atari", preset, 4, "cpu", {"train.precision": "bf16", **overrides})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # emulated bf16 on this CPU
+            made.append(RainbowAgent(config, shapes["obs_shape"], 5, torch.device("cpu")))
+    made_in_bf16, cast_by_autocast = made
+
+    def fp32_parameters(layer: NoisyLinear, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, ...]:
+        return NoisyLinear.effective_parameters(layer)
+
+    inputs = cast_by_autocast._inputs
+    cast_by_autocast._inputs = lambda batch, r: tuple(x.float() for x in inputs(batch, r))
+    for network in cast_by_autocast.networks().values():
+        for layer in network.modules():
+            if isinstance(layer, NoisyLinear):  # the fp32 weight, whatever type is asked for
+                layer.effective_parameters = functools.partial(fp32_parameters, layer)
+    assert made_in_bf16.online.head.linear_parameters(torch.bfloat16)[0][0].dtype == torch.bfloat16
+    assert cast_by_autocast.online.head.linear_parameters(torch.bfloat16)[0][0].dtype == torch.float32
+    for step in range(2):
+        batch = synthetic_batch(shapes["obs_shape"], 5, 4, shapes["high"], seed=step)
+        draws = made_in_bf16.draw_randomness(4)
+        a = made_in_bf16.update(batch, copy.deepcopy(draws))
+        b = cast_by_autocast.update(batch, copy.deepcopy(draws))
+        for key in ("loss", "priority", "grad_norm"):
+            assert torch.equal(a[key], b[key]), (step, key)
+        params = dict(cast_by_autocast.online.named_parameters())
+        for name, p in made_in_bf16.online.named_parameters():
+            assert torch.equal(p.grad, params[name].grad) and torch.equal(p, params[name]), (step, name)
+        for p, q in zip(made_in_bf16.target.parameters(), cast_by_autocast.target.parameters()):
+            assert torch.equal(p, q), step
 
 
 def test_unknown_precision_is_refused_with_the_valid_ones():

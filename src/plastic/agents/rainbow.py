@@ -351,6 +351,8 @@ class RainbowAgent:
         # a second pass) and an in-place scaling: the same values as a mixed-dtype multiply into a
         # channels_last output, in half its time on CPU
         x = frames.contiguous(memory_format=layout).to(torch.float32, copy=True).mul_(factor)
+        if self._autocast_dtype is not None:  # cast once here, not by autocast at every pass
+            x = x.to(self._autocast_dtype)
         return x[:size], x[size:]
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
@@ -359,7 +361,8 @@ class RainbowAgent:
     @torch.no_grad()
     def _target_distribution(self, next_obs: torch.Tensor, head_parameters: LinearParameters,
                              reward: torch.Tensor, discount: torch.Tensor) -> torch.Tensor:
-        target_logits = self._forward(self.target, next_obs)  # (B, A, N)
+        target_logits = self._forward(self.target, next_obs,  # (B, A, N)
+                                      self.target.head.linear_parameters(self._autocast_dtype))
         selector = self._forward(self.online, next_obs, head_parameters) \
             if self.config.agent.double_q else target_logits
         return distributional_target(target_logits, selector, reward, discount, self.support)
@@ -387,7 +390,7 @@ class RainbowAgent:
         self._load_noise(self._noisy_target, r.target_noise)
         obs, next_obs = self._inputs(batch, r)
         action, weight = batch.action, batch.weight
-        head_parameters = self.online.head.linear_parameters()  # noisy weights built once
+        head_parameters = self.online.head.linear_parameters(self._autocast_dtype)  # noisy weights built once
         target_dist = self._target_distribution(next_obs, head_parameters, batch.reward, batch.discount)
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -474,14 +477,14 @@ class RainbowAgent:
                 self._load_noise(self._noisy_online, fresh.online_noise)
                 self._load_noise(self._noisy_target, fresh.target_noise)
                 obs, next_obs = self._inputs(batch, fresh)
-                head_parameters = self.online.head.linear_parameters()
+                head_parameters = self.online.head.linear_parameters(self._autocast_dtype)
                 target_dist = self._target_distribution(next_obs, head_parameters, batch.reward,
                                                         batch.discount)
             else:
                 if sam.resample_noise:
                     self._load_noise(self._noisy_online, r.perturbed_noise)
                 if sam.resample_noise or self._head_perturbed():
-                    head_parameters = self.online.head.linear_parameters()
+                    head_parameters = self.online.head.linear_parameters(self._autocast_dtype)
                 else:
                     head_parameters = [(w.detach(), b.detach()) for w, b in head_parameters]
             perturbed_loss, per_sample = cross_entropy_loss(

@@ -75,18 +75,27 @@ def _scaled_noise(size: int, device: torch.device, generator: torch.Generator | 
 class _NoisyWeight(torch.autograd.Function):
     """μ + σ ⊙ E, whose backward is one pass over the weight: dμ = g, dσ = g ⊙ E. (Autograd's
     own ``addcmul`` backward first multiplies E by its scalar ``value`` 1: a second pass and a
-    fresh weight-sized tensor, for each noisy layer in every backward.)"""
+    fresh weight-sized tensor, for each noisy layer in every backward.)
+
+    With ``dtype`` (autocast's bf16 or fp16) the weight is written in that type straight away:
+    the same values as building it in fp32 and casting, without the fp32 weight, and autocast
+    does not cast it again at each pass that uses it. Its gradient comes back in fp32."""
 
     @staticmethod
-    def forward(ctx: Any, mu: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, mu: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
+                dtype: torch.dtype | None) -> torch.Tensor:
         ctx.save_for_backward(noise)
-        return torch.addcmul(mu, sigma, noise)
+        if dtype is None or dtype == mu.dtype:
+            return torch.addcmul(mu, sigma, noise)
+        return torch.addcmul(mu, sigma, noise, out=torch.empty(mu.shape, dtype=dtype, device=mu.device))
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         (noise,) = ctx.saved_tensors
+        # a mixed-dtype product would promote to fp32 too, but through a slow generic loop
+        grad = grad.to(noise.dtype)
         grad_sigma = grad * noise if ctx.needs_input_grad[1] else None
-        return grad, grad_sigma, None
+        return grad, grad_sigma, None, None
 
 
 class NoisyLinear(nn.Module):
@@ -127,22 +136,25 @@ class NoisyLinear(nn.Module):
         self.eps_in.copy_(_scaled_noise(self.in_features, device, generator))
         self.eps_out.copy_(_scaled_noise(self.out_features, device, generator))
 
-    def noisy_weight(self) -> torch.Tensor:
-        return _NoisyWeight.apply(self.weight_mu, self.weight_sigma, torch.outer(self.eps_out, self.eps_in))
+    def noisy_weight(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """μ_W + σ_W ⊙ (f(ε_out) f(ε_in)ᵀ), in ``dtype`` if given (computed in fp32, then rounded)."""
+        return _NoisyWeight.apply(self.weight_mu, self.weight_sigma,
+                                  torch.outer(self.eps_out, self.eps_in), dtype)
 
     def noisy_bias(self) -> torch.Tensor:
         return torch.addcmul(self.bias_mu, self.bias_sigma, self.eps_out)
 
-    def effective_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def effective_parameters(self, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The (weight, bias) the layer applies now: noisy in training mode, the means in eval mode.
 
         Building the noisy weight costs a pass over μ_W and σ_W; a caller that applies the layer
         several times with the same noise (e.g. a learner's forward passes) builds it once here
-        and uses ``F.linear(x, weight, bias)``.
+        and uses ``F.linear(x, weight, bias)``. ``dtype``: the noisy weight's type, for passes
+        under autocast to that type (the bias, and the means in eval mode, stay as they are).
         """
         if not self.training:
             return self.weight_mu, self.bias_mu
-        return self.noisy_weight(), self.noisy_bias()
+        return self.noisy_weight(dtype), self.noisy_bias()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:

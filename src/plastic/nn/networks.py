@@ -85,9 +85,9 @@ CHANNELS_LAST_ON_CPU = True
 LinearParameters = list[tuple[torch.Tensor, torch.Tensor]]  # (weight, bias) per linear layer
 
 
-def _linear_parameters(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+def _linear_parameters(layer: nn.Module, dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(layer, NoisyLinear):
-        return layer.effective_parameters()
+        return layer.effective_parameters(dtype)
     return layer.weight, layer.bias
 
 
@@ -108,13 +108,14 @@ class DistributionalHead(nn.Module):
     def _streams(self) -> list[nn.Sequential]:
         return [self.advantage] if self.value is None else [self.advantage, self.value]
 
-    def linear_parameters(self) -> LinearParameters:
+    def linear_parameters(self, dtype: torch.dtype | None = None) -> LinearParameters:
         """(weight, bias) of every linear layer as the head would apply them now (noise included).
 
         Pass them to ``forward`` to apply the head several times with the same noise without
         rebuilding the noisy weights each time. They carry autograd history to the parameters.
+        ``dtype``: noisy weights are built in that type (autocast's), not cast at every pass.
         """
-        return [_linear_parameters(stream[i]) for stream in self._streams() for i in (0, -1)]
+        return [_linear_parameters(stream[i], dtype) for stream in self._streams() for i in (0, -1)]
 
     def forward(self, features: torch.Tensor, parameters: LinearParameters | None = None) -> torch.Tensor:
         features = scale_gradient(features, self.grad_scale)
