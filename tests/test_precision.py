@@ -13,7 +13,7 @@ from plastic import runtime
 from plastic.agents import rainbow
 from plastic.agents.rainbow import RainbowAgent
 from plastic.configs import build_config
-from plastic.nn.layers import NoisyLinear
+from plastic.nn.layers import FACTORISED_MAX_ROWS, NoisyLinear
 from reference_learner import SUITE_SHAPES, make_config, synthetic_batch
 
 # The mixed-precision comparisons also run on a CUDA GPU where there is one (scripts/device_checks.sh).
@@ -67,12 +67,14 @@ def test_a_bf16_update_stays_close_to_the_fp32_update(suite, preset, device):
                                                    ("plastic", {"fidelity": "intent"})])
 def test_inputs_and_noisy_weights_made_in_bf16_change_no_value(preset, overrides):
     """The bf16 update casts its inputs once and builds its noisy weights in bf16; with fp32
-    inputs and weights left to autocast's casts at every pass instead, the same bits result."""
-    shapes = SUITE_SHAPES["atari"]
+    inputs and weights left to autocast's casts at every pass instead, the same bits result
+    (batches of more than FACTORISED_MAX_ROWS, where the target network's own forward, the
+    path before, builds its weights too)."""
+    shapes, batch_size = SUITE_SHAPES["atari"], FACTORISED_MAX_ROWS + 4
     made = []
     for _ in range(2):
         torch.manual_seed(0)
-        config = make_config("atari", preset, 4, "cpu", {"train.precision": "bf16", **overrides})
+        config = make_config("atari", preset, batch_size, "cpu", {"train.precision": "bf16", **overrides})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # emulated bf16 on this CPU
             made.append(RainbowAgent(config, shapes["obs_shape"], 5, torch.device("cpu")))
@@ -83,6 +85,7 @@ def test_inputs_and_noisy_weights_made_in_bf16_change_no_value(preset, overrides
 
     inputs = cast_by_autocast._inputs
     cast_by_autocast._inputs = lambda batch, r: tuple(x.float() for x in inputs(batch, r))
+    cast_by_autocast.target.head.linear_parameters = lambda dtype=None: None  # its own forward
     for network in cast_by_autocast.networks().values():
         for layer in network.modules():
             if isinstance(layer, NoisyLinear):  # the fp32 weight, whatever type is asked for
@@ -90,8 +93,8 @@ def test_inputs_and_noisy_weights_made_in_bf16_change_no_value(preset, overrides
     assert made_in_bf16.online.head.linear_parameters(torch.bfloat16)[0][0].dtype == torch.bfloat16
     assert cast_by_autocast.online.head.linear_parameters(torch.bfloat16)[0][0].dtype == torch.float32
     for step in range(2):
-        batch = synthetic_batch(shapes["obs_shape"], 5, 4, shapes["high"], seed=step)
-        draws = made_in_bf16.draw_randomness(4)
+        batch = synthetic_batch(shapes["obs_shape"], 5, batch_size, shapes["high"], seed=step)
+        draws = made_in_bf16.draw_randomness(batch_size)
         a = made_in_bf16.update(batch, copy.deepcopy(draws))
         b = cast_by_autocast.update(batch, copy.deepcopy(draws))
         for key in ("loss", "priority", "grad_norm"):

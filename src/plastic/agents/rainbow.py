@@ -361,8 +361,10 @@ class RainbowAgent:
     @torch.no_grad()
     def _target_distribution(self, next_obs: torch.Tensor, head_parameters: LinearParameters,
                              reward: torch.Tensor, discount: torch.Tensor) -> torch.Tensor:
-        target_logits = self._forward(self.target, next_obs,  # (B, A, N)
-                                      self.target.head.linear_parameters(self._autocast_dtype))
+        # in bf16/fp16 the target's noisy weights are built in that type too (see _forward)
+        target_parameters = None if self._autocast_dtype is None \
+            else self.target.head.linear_parameters(self._autocast_dtype)
+        target_logits = self._forward(self.target, next_obs, target_parameters)  # (B, A, N)
         selector = self._forward(self.online, next_obs, head_parameters) \
             if self.config.agent.double_q else target_logits
         return distributional_target(target_logits, selector, reward, discount, self.support)
