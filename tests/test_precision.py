@@ -63,9 +63,10 @@ def test_a_bf16_update_stays_close_to_the_fp32_update(suite, preset, device):
     assert a["loss"].item() != b["loss"].item()
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(("preset", "overrides"), [("drq", {}), ("plastic", {}),
                                                    ("plastic", {"fidelity": "intent"})])
-def test_inputs_and_noisy_weights_made_in_bf16_change_no_value(preset, overrides):
+def test_inputs_and_noisy_weights_made_in_bf16_change_no_value(preset, overrides, device):
     """The bf16 update casts its inputs once and builds its noisy weights in bf16; with fp32
     inputs and weights left to autocast's casts at every pass instead, the same bits result
     (batches of more than FACTORISED_MAX_ROWS, where the target network's own forward, the
@@ -74,10 +75,10 @@ def test_inputs_and_noisy_weights_made_in_bf16_change_no_value(preset, overrides
     made = []
     for _ in range(2):
         torch.manual_seed(0)
-        config = make_config("atari", preset, batch_size, "cpu", {"train.precision": "bf16", **overrides})
+        config = make_config("atari", preset, batch_size, device, {"train.precision": "bf16", **overrides})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # emulated bf16 on this CPU
-            made.append(RainbowAgent(config, shapes["obs_shape"], 5, torch.device("cpu")))
+            made.append(RainbowAgent(config, shapes["obs_shape"], 5, torch.device(device)))
     made_in_bf16, cast_by_autocast = made
 
     def fp32_parameters(layer: NoisyLinear, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, ...]:
