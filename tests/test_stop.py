@@ -177,6 +177,37 @@ def test_ctrl_c_on_a_sweep_checkpoints_each_running_run_where_it_stopped(tmp_pat
     assert summary["steps"] == 3000 and [s["from_step"] for s in summary["provenance"]] == [0, step]
 
 
+def test_ctrl_c_on_a_ray_sweep_checkpoints_its_running_run_where_it_stopped(tmp_path):
+    """On Ray the sweep's interrupt cancels its tasks gently: Ray interrupts the task's main thread
+    as a Ctrl-C would, and the run checkpoints at the end of its step (before: killed, losing every
+    step since its last interval's checkpoint)."""
+    import os
+    import time
+
+    pytest.importorskip("ray")
+    out = tmp_path / "sweep"
+    args = ["sweep", "minatar", "--games", "breakout", "--presets", "drq", "--seeds", "1",
+            "--backend", "ray", "--workers", "1", "--steps", "20000", "--out", str(out),
+            *(f"--set={k}={v}" for k, v in {
+                "train.learning_starts": 100, "agent.batch_size": 4, "agent.replay_capacity": 3000,
+                "train.eval_episodes": 1, "train.log_interval": 100, "train.metrics_interval": 0,
+                "train.checkpoint_interval": 100000, "train.replay_ratio": 0.5}.items())]
+    proc = subprocess.Popen([sys.executable, "-m", "plastic.cli", *args], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    run_dir = out / "breakout" / "drq" / "seed0"
+    deadline = time.time() + 180
+    while not (run_dir / "train.csv").exists() or len((run_dir / "train.csv").read_text().split()) < 4:
+        assert proc.poll() is None and time.time() < deadline, "the sweep ended before step 300"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGINT)  # the driver only: Ray's workers are not in its terminal
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode != 0
+    assert "running ones checkpoint where they are" in stderr
+    step = torch.load(run_dir / "checkpoint.pt", weights_only=False)["loop"]["step"]
+    assert 300 <= step < 20000 and not (run_dir / "summary.json").exists()
+
+
 def test_a_sweep_worker_whose_run_stopped_reports_the_stop_and_a_bare_interrupt_reports_nothing(monkeypatch):
     import multiprocessing as mp
 

@@ -264,11 +264,29 @@ class RayBackend:
                                       "error": f"Ray task failed: {type(error).__name__}: {error}"}
                         on_result(result)
             finally:
-                for ref in refs:  # interrupted: cancel what is still queued or running
-                    ray.cancel(ref, force=True)
+                _stop_ray_tasks(ray, list(refs))
         finally:
             if started_here:
                 ray.shutdown()
+
+
+def _stop_ray_tasks(ray: Any, refs: list[Any]) -> None:
+    """An interrupted Ray sweep: its unfinished tasks are cancelled gently, which drops the queued
+    ones and interrupts a running one's main thread as a Ctrl-C would (its run finishes its step
+    and checkpoints there: plastic.train.stop); a task still going after STOP_GRACE_SECONDS, or
+    every task at a second Ctrl-C, is killed (it resumes from its last checkpoint)."""
+    if not refs:
+        return
+    for ref in refs:
+        ray.cancel(ref, force=False)
+    print(f"waiting for {len(refs)} unfinished run(s): running ones checkpoint where they are, "
+          "queued ones are dropped (Ctrl-C again to stop them at once)", file=sys.stderr, flush=True)
+    stuck = refs
+    try:
+        _, stuck = ray.wait(refs, num_returns=len(refs), timeout=STOP_GRACE_SECONDS)
+    finally:
+        for ref in stuck:
+            ray.cancel(ref, force=True)
 
 
 def make_backend(name: str, *, workers: int = 0, threads: int | None = None, address: str | None = None,
