@@ -180,7 +180,8 @@ def test_ctrl_c_on_a_sweep_checkpoints_each_running_run_where_it_stopped(tmp_pat
 def test_ctrl_c_on_a_ray_sweep_checkpoints_its_running_run_where_it_stopped(tmp_path):
     """On Ray the sweep's interrupt cancels its tasks gently: Ray interrupts the task's main thread
     as a Ctrl-C would, and the run checkpoints at the end of its step (before: killed, losing every
-    step since its last interval's checkpoint)."""
+    step since its last interval's checkpoint). The terminal's own Ctrl-C does not reach Ray's
+    workers (Ray starts them with SIGINT blocked), so Ray's interrupt is the run's first."""
     import os
     import time
 
@@ -200,7 +201,7 @@ def test_ctrl_c_on_a_ray_sweep_checkpoints_its_running_run_where_it_stopped(tmp_
     while not (run_dir / "train.csv").exists() or len((run_dir / "train.csv").read_text().split()) < 4:
         assert proc.poll() is None and time.time() < deadline, "the sweep ended before step 300"
         time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGINT)  # the driver only: Ray's workers are not in its terminal
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal sends it: to the whole process group
     _, stderr = proc.communicate(timeout=180)
     assert proc.returncode != 0
     assert "running ones checkpoint where they are" in stderr
