@@ -232,6 +232,20 @@ def test_logging_keys_may_differ_on_resume_other_keys_are_refused(tmp_path):
     assert not any(key in message for key in logging_only)
 
 
+def test_an_atari_run_saved_under_a_camelcase_game_name_resumes(tmp_path):
+    """A run from before Atari games were stored in snake_case holds ``game: "MsPacman"``; the
+    same command today asks for ``ms_pacman``: the same game, so it resumes (another game does not)."""
+    config = build_config("atari", "MsPacman", "drq")
+    assert config.game == "ms_pacman"
+    saved = config.to_dict()
+    saved["game"] = "MsPacman"
+    write_json(tmp_path / "config.json", saved)
+    assert check_run_dir(tmp_path, config) == "resume"
+    assert check_run_dir(tmp_path, build_config("atari", "ms_pacman", "drq")) == "resume"
+    with pytest.raises(ConfigMismatchError, match="game: run has 'ms_pacman', asked 'pong'"):
+        check_run_dir(tmp_path, build_config("atari", "pong", "drq"))
+
+
 def test_metrics_interval_does_not_change_training(tmp_path):
     finals = []
     for interval in (0, 30):

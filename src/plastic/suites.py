@@ -65,6 +65,9 @@ class Suite:
     # least its minimum size: ``Config.validate``). None where the agent has its own (DMC).
     frame_size: int | None = None
     encoder: str | None = None
+    # The name a game is stored under in configs (and run directories): Atari's CamelCase names
+    # (``MsPacman``) become snake_case, the names scores, reports and sweeps use.
+    game_name: Callable[[str], str] = lambda game: game
 
 
 # ----------------------------------------------------------------------------------- the agents
@@ -138,6 +141,12 @@ def _atari_games() -> tuple[str, ...]:
     return ATARI_100K_GAMES
 
 
+def _atari_game_name(game: str) -> str:
+    from plastic.envs.scores import camel_to_snake
+
+    return camel_to_snake(game)
+
+
 def _minatar_games() -> tuple[str, ...]:
     from plastic.envs.minatar import MINATAR_GAMES
 
@@ -182,7 +191,7 @@ SUITES: dict[str, Suite] = {
     "atari": Suite(
         "atari", RAINBOW, games=_atari_games, make_env=_make_atari, env_kwargs=_atari_env_kwargs,
         frame_stack=lambda _: 4, clip_rewards=True, eval_with_train_envs=True,
-        frame_size=84, encoder="nature"),
+        frame_size=84, encoder="nature", game_name=_atari_game_name),
     # MinAtar (our CPU-scale testbed, not in the paper): 10×10 inputs, so a one-conv encoder, a
     # smaller head and no random-shift augmentation (a 4-pixel shift of a 10-pixel board
     # destroys it); everything else as on Atari.

@@ -13,7 +13,6 @@ from typing import Any
 
 from plastic.configs.schema import Config, apply_overrides, check_agent_section, close_matches
 from plastic.envs.dmc_tasks import resolve_action_repeat, task_settings
-from plastic.envs.scores import camel_to_snake
 from plastic.suites import get_suite
 
 # The base agent is the config's defaults: on Atari/MinAtar DrQ(ε)-style Rainbow, the paper's base
@@ -143,9 +142,7 @@ def build_config(
                          f"{naming[0]}, not as an override (--set)")
     suite_defaults = get_suite(suite).defaults
     check_agent_section(suite, overrides or {})
-    if suite == "atari":
-        game = camel_to_snake(game)
-    config = Config(suite=suite, game=game, preset=preset, seed=seed)
+    config = Config(suite=suite, game=get_suite(suite).game_name(game), preset=preset, seed=seed)
     explicit = {**resolve_preset(preset), **(overrides or {})}
     apply_overrides(config, suite_defaults)
     apply_overrides(config, {"fidelity": explicit.get("fidelity", DEFAULT_FIDELITY)})

@@ -326,8 +326,12 @@ LOGGING_KEYS = frozenset({
 def saved_config_differences(saved: dict[str, Any], wanted: Config) -> dict[str, tuple[Any, Any]]:
     """``{key: (saved value, wanted value)}`` for each key in which a run directory's config.json
     differs from ``wanted``, keys that only change logging (``LOGGING_KEYS``) left out. A key newer
-    than the saved run counts as its default, the behaviour the run had."""
+    than the saved run counts as its default, the behaviour the run had; a game saved under
+    another spelling of its name (an Atari run from before CamelCase names were stored in
+    snake_case) counts as the name it has now."""
     old = {**flatten(Config().to_dict()), **flatten(saved)}
+    if old.get("suite") in SUITES and isinstance(old.get("game"), str):
+        old["game"] = SUITES[old["suite"]].game_name(old["game"])
     new = flatten(wanted.to_dict())
     return {key: (old.get(key), new.get(key)) for key in sorted(set(old) | set(new))
             if old.get(key) != new.get(key) and key not in LOGGING_KEYS}
