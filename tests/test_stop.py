@@ -144,32 +144,44 @@ def test_an_ignored_signal_stays_ignored_and_other_threads_take_no_handlers():
     assert seen == [(False, signal.getsignal(signal.SIGTERM))]
 
 
-def test_ctrl_c_on_a_sweep_checkpoints_each_running_run_where_it_stopped(tmp_path):
-    """A terminal's Ctrl-C reaches the sweep and its workers; the sweep then sends each worker a
-    SIGTERM, which must not cut short the checkpoint the Ctrl-C asked for."""
-    import os
-    import time
-
-    from plastic.experiments.cli import main as experiments_main
-
-    out = tmp_path / "sweep"
-    args = ["sweep", "minatar", "--games", "breakout", "--presets", "drq", "--seeds", "1",
-            "--workers", "1", "--steps", "3000", "--out", str(out),
+def sweep_args(out: Path, steps: int, *backend: str) -> list[str]:
+    """A one-run MinAtar sweep with no interval checkpoints: any checkpoint is a stop's."""
+    return ["sweep", "minatar", "--games", "breakout", "--presets", "drq", "--seeds", "1", *backend,
+            "--workers", "1", "--steps", str(steps), "--out", str(out),
             *(f"--set={k}={v}" for k, v in {
                 "train.learning_starts": 100, "agent.batch_size": 4, "agent.replay_capacity": 3000,
                 "train.eval_episodes": 1, "train.log_interval": 100, "train.metrics_interval": 0,
                 "train.checkpoint_interval": 100000, "train.replay_ratio": 0.5}.items())]
+
+
+def ctrl_c_at_step_300(args: list[str], run_dir: Path) -> tuple[int, str, int]:
+    """Start ``plastic`` with ``args`` in its own process group, send the group a terminal's Ctrl-C
+    once ``run_dir``'s train.csv has its row of step 300; (exit code, stderr, checkpoint's step)."""
+    import os
+    import time
+
     proc = subprocess.Popen([sys.executable, "-m", "plastic.cli", *args], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    run_dir = out / "breakout" / "drq" / "seed0"
-    deadline = time.time() + 120
+    deadline = time.time() + 180
     while not (run_dir / "train.csv").exists() or len((run_dir / "train.csv").read_text().split()) < 4:
         assert proc.poll() is None and time.time() < deadline, "the sweep ended before step 300"
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal sends it: to the whole process group
-    assert proc.wait(timeout=120) != 0
+    _, stderr = proc.communicate(timeout=180)
     step = torch.load(run_dir / "checkpoint.pt", weights_only=False)["loop"]["step"]
+    return proc.returncode, stderr, step
+
+
+def test_ctrl_c_on_a_sweep_checkpoints_each_running_run_where_it_stopped(tmp_path):
+    """A terminal's Ctrl-C reaches the sweep and its workers; the sweep then sends each worker a
+    SIGTERM, which must not cut short the checkpoint the Ctrl-C asked for."""
+    from plastic.experiments.cli import main as experiments_main
+
+    args = sweep_args(tmp_path / "sweep", 3000)
+    run_dir = tmp_path / "sweep" / "breakout" / "drq" / "seed0"
+    code, _, step = ctrl_c_at_step_300(args, run_dir)
+    assert code != 0
     assert 300 <= step < 3000 and not (run_dir / "summary.json").exists()
 
     assert experiments_main(args) == 0
@@ -182,30 +194,11 @@ def test_ctrl_c_on_a_ray_sweep_checkpoints_its_running_run_where_it_stopped(tmp_
     as a Ctrl-C would, and the run checkpoints at the end of its step (before: killed, losing every
     step since its last interval's checkpoint). The terminal's own Ctrl-C does not reach Ray's
     workers (Ray starts them with SIGINT blocked), so Ray's interrupt is the run's first."""
-    import os
-    import time
-
     pytest.importorskip("ray")
-    out = tmp_path / "sweep"
-    args = ["sweep", "minatar", "--games", "breakout", "--presets", "drq", "--seeds", "1",
-            "--backend", "ray", "--workers", "1", "--steps", "20000", "--out", str(out),
-            *(f"--set={k}={v}" for k, v in {
-                "train.learning_starts": 100, "agent.batch_size": 4, "agent.replay_capacity": 3000,
-                "train.eval_episodes": 1, "train.log_interval": 100, "train.metrics_interval": 0,
-                "train.checkpoint_interval": 100000, "train.replay_ratio": 0.5}.items())]
-    proc = subprocess.Popen([sys.executable, "-m", "plastic.cli", *args], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    run_dir = out / "breakout" / "drq" / "seed0"
-    deadline = time.time() + 180
-    while not (run_dir / "train.csv").exists() or len((run_dir / "train.csv").read_text().split()) < 4:
-        assert proc.poll() is None and time.time() < deadline, "the sweep ended before step 300"
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)  # as a terminal sends it: to the whole process group
-    _, stderr = proc.communicate(timeout=180)
-    assert proc.returncode != 0
-    assert "running ones checkpoint where they are" in stderr
-    step = torch.load(run_dir / "checkpoint.pt", weights_only=False)["loop"]["step"]
+    run_dir = tmp_path / "sweep" / "breakout" / "drq" / "seed0"
+    code, stderr, step = ctrl_c_at_step_300(sweep_args(tmp_path / "sweep", 20000, "--backend", "ray"),
+                                            run_dir)
+    assert code != 0 and "running ones checkpoint where they are" in stderr
     assert 300 <= step < 20000 and not (run_dir / "summary.json").exists()
 
 
