@@ -361,7 +361,7 @@ class RainbowAgent:
     @torch.no_grad()
     def _target_distribution(self, next_obs: torch.Tensor, head_parameters: LinearParameters,
                              reward: torch.Tensor, discount: torch.Tensor) -> torch.Tensor:
-        # in bf16/fp16 the target's noisy weights are built in that type too (see _forward)
+        # in bf16/fp16 the target's noisy weights are built in that type, as the online one's are
         target_parameters = None if self._autocast_dtype is None \
             else self.target.head.linear_parameters(self._autocast_dtype)
         target_logits = self._forward(self.target, next_obs, target_parameters)  # (B, A, N)
