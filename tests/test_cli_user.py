@@ -400,6 +400,30 @@ def test_print_config_prints_the_resolved_config_and_runs_nothing(tmp_path, caps
     assert not run_dir.exists()
 
 
+@pytest.mark.parametrize(("suite", "game", "start", "listed"), [
+    ("minatar", "pong", "unknown minatar game 'pong'", "space_invaders"),
+    ("atari", "pongg", "Unknown Atari game 'pongg'", "up_n_down"),
+    ("dmc", "cheetah-rnu", "unknown DeepMind Control task 'cheetah-rnu'", "ball_in_cup-catch"),
+])
+def test_print_config_refuses_an_unknown_game_as_a_run_would(tmp_path, capsys, suite, game, start, listed):
+    if suite == "dmc":
+        pytest.importorskip("dm_control")
+    name_flag = "--task" if suite == "dmc" else "--game"
+    assert main(["train", suite, name_flag, game, "--print-config"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith(f"plastic: error: {start}")
+    assert listed in captured.err and "Traceback" not in captured.err
+
+
+def test_games_outside_the_benchmark_lists_are_checked_and_stored_by_their_suite():
+    assert build_config("atari", "SpaceInvaders", "drq").game == "space_invaders"  # any ale-py ROM
+    assert build_config("atari", "MsPacman", "drq").game == "ms_pacman"
+    with pytest.raises(ValueError, match="Unknown Atari game 'Pongg'"):
+        build_config("atari", "Pongg", "drq")
+    with pytest.raises(ValueError, match="unknown minatar game 'pong'"):
+        build_config("minatar", "pong", "drq")
+
+
 def test_train_help_has_examples(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--help"])

@@ -68,6 +68,19 @@ class Suite:
     # The name a game is stored under in configs (and run directories): Atari's CamelCase names
     # (``MsPacman``) become snake_case, the names scores, reports and sweeps use.
     game_name: Callable[[str], str] = lambda game: game
+    # Names outside ``games()`` that the suite can still make (any ale-py game, any dm_control
+    # task): the stored name, or ValueError naming the valid ones. None: ``games()`` only.
+    check_other_game: Callable[[str], str] | None = None
+
+    def check_game(self, game: str) -> str:
+        """The name ``game`` is stored under, or ``ValueError`` listing the valid names: checked
+        when a config is built, before a run (or ``--print-config``) does anything."""
+        name = self.game_name(game)
+        if name in self.games():
+            return name
+        if self.check_other_game is None:
+            raise ValueError(f"unknown {self.name} game {game!r}; valid: {', '.join(self.games())}")
+        return self.check_other_game(game)
 
 
 # ----------------------------------------------------------------------------------- the agents
@@ -147,6 +160,12 @@ def _atari_game_name(game: str) -> str:
     return camel_to_snake(game)
 
 
+def _ale_game(game: str) -> str:
+    from plastic.envs.atari import ale_game_id
+
+    return ale_game_id(game)
+
+
 def _minatar_games() -> tuple[str, ...]:
     from plastic.envs.minatar import MINATAR_GAMES
 
@@ -157,6 +176,12 @@ def _dmc_medium_tasks() -> tuple[str, ...]:
     from plastic.envs.dmc_tasks import DMC_MEDIUM_TASKS
 
     return DMC_MEDIUM_TASKS
+
+
+def _dmc_task(task: str) -> str:
+    from plastic.envs.dmc_tasks import check_dmc_task
+
+    return check_dmc_task(task)
 
 
 def _atari_env_kwargs(config: Config) -> dict[str, Any]:
@@ -191,7 +216,7 @@ SUITES: dict[str, Suite] = {
     "atari": Suite(
         "atari", RAINBOW, games=_atari_games, make_env=_make_atari, env_kwargs=_atari_env_kwargs,
         frame_stack=lambda _: 4, clip_rewards=True, eval_with_train_envs=True,
-        frame_size=84, encoder="nature", game_name=_atari_game_name),
+        frame_size=84, encoder="nature", game_name=_atari_game_name, check_other_game=_ale_game),
     # MinAtar (our CPU-scale testbed, not in the paper): 10×10 inputs, so a one-conv encoder, a
     # smaller head and no random-shift augmentation (a 4-pixel shift of a 10-pixel board
     # destroys it); everything else as on Atari.
@@ -208,7 +233,7 @@ SUITES: dict[str, Suite] = {
     "dmc": Suite(
         "dmc", DRQ_SAC, games=_dmc_medium_tasks, make_env=_make_dmc, env_kwargs=_dmc_env_kwargs,
         frame_stack=_dmc_frame_stack, clip_rewards=False, action_repeat=_dmc_action_repeat,
-        stack_padding="first",
+        stack_padding="first", check_other_game=_dmc_task,
         defaults={"train.replay_ratio": 1.0, "train.learning_starts": 1_000,
                   "train.eval_episodes": 10,
                   "train.eval_envs": 10},  # ours: the 10 episodes run in lockstep, one env each

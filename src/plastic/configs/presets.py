@@ -134,15 +134,16 @@ def build_config(
     suite: str, game: str, preset: str, *, seed: int = 0, overrides: dict[str, Any] | None = None
 ) -> Config:
     """Suite defaults, the fidelity profile (``fidelity``, default "authors"), the preset, then the
-    user's overrides (``--set``); validated. An Atari game given in CamelCase (``MsPacman``) is
-    stored in snake_case, the name scores, reports and sweeps use."""
+    user's overrides (``--set``); validated, the game too (an unknown one raises ``ValueError``
+    listing the valid ones). An Atari game given in CamelCase (``MsPacman``) is stored in
+    snake_case, the name scores, reports and sweeps use."""
     naming = [key for key in RUN_NAME_KEYS if key in (overrides or {})]
     if naming:
         raise ValueError(f"{naming[0]} names the run and its directory: give it as the run's "
                          f"{naming[0]}, not as an override (--set)")
     suite_defaults = get_suite(suite).defaults
     check_agent_section(suite, overrides or {})
-    config = Config(suite=suite, game=get_suite(suite).game_name(game), preset=preset, seed=seed)
+    config = Config(suite=suite, game=get_suite(suite).check_game(game), preset=preset, seed=seed)
     explicit = {**resolve_preset(preset), **(overrides or {})}
     apply_overrides(config, suite_defaults)
     apply_overrides(config, {"fidelity": explicit.get("fidelity", DEFAULT_FIDELITY)})

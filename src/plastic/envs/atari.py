@@ -345,7 +345,7 @@ def _unknown_game_error(game: str) -> ValueError:
     )
 
 
-def _ale_game_id(game: str) -> str:
+def ale_game_id(game: str) -> str:
     """The ale-py ROM id (snake_case) for ``game``, given in snake_case or CamelCase."""
     try:
         from ale_py import roms
@@ -410,7 +410,7 @@ def make_atari_env(
         raise ValueError(
             f"repeat_action_probability must be in [0, 1], got {repeat_action_probability}"
         )
-    game_id = _ale_game_id(game)
+    game_id = ale_game_id(game)
     from ale_py.env import AtariEnv
 
     base = AtariEnv(

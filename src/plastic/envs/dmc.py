@@ -27,7 +27,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from plastic.envs.dmc_tasks import DMC_MEDIUM_TASKS, task_settings
+from plastic.envs.dmc_tasks import check_dmc_task, task_settings
 from plastic.envs.snapshot import check_same_config, generator_from_state, generator_state
 
 OBS_TYPES = ("pixels", "state")
@@ -163,14 +163,8 @@ def import_dm_control_suite() -> ModuleType:
 
 
 def _parse_task(task: str, suite: ModuleType) -> tuple[str, str]:
-    known = {f"{domain}-{name}": (domain, name) for domain, name in suite.ALL_TASKS}
-    if task not in known:
-        raise ValueError(
-            f"unknown DeepMind Control task {task!r}. The 11 DMC-Medium tasks: "
-            f"{', '.join(DMC_MEDIUM_TASKS)}. Any dm_control suite task works as 'domain-task': "
-            f"{', '.join(sorted(known))}."
-        )
-    return known[task]
+    check_dmc_task(task)
+    return next((domain, name) for domain, name in suite.ALL_TASKS if f"{domain}-{name}" == task)
 
 
 # Model arrays that dm_control suite tasks write when an episode starts (reacher's and finger's

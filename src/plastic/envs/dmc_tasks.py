@@ -88,3 +88,18 @@ def all_dmc_task_names() -> list[str]:
 
     suite = import_dm_control_suite()
     return sorted(f"{domain}-{task}" for domain, task in suite.ALL_TASKS)
+
+
+def check_dmc_task(task: str) -> str:
+    """``task`` if it is a DMC-Medium task or any other dm_control suite task ("domain-task"),
+    else ``ValueError`` listing them; dm_control is imported only for names outside DMC-Medium."""
+    if task in DMC_MEDIUM_TASKS:
+        return task
+    every = all_dmc_task_names()
+    if task not in every:
+        raise ValueError(
+            f"unknown DeepMind Control task {task!r}. The 11 DMC-Medium tasks: "
+            f"{', '.join(DMC_MEDIUM_TASKS)}. Any dm_control suite task works as 'domain-task': "
+            f"{', '.join(every)}."
+        )
+    return task

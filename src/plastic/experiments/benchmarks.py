@@ -126,7 +126,7 @@ class RLBenchmark(Benchmark):
         return get_suite(self.suite).games()
 
     def canonical_game(self, game: str) -> str:
-        return self.canonical(game, self.games) if self.canonical else super().canonical_game(game)
+        return self.canonical(game, self.games) if self.canonical else get_suite(self.suite).check_game(game)
 
     def check_presets(self, presets: Sequence[str]) -> None:
         from plastic.configs import resolve_preset
@@ -258,18 +258,6 @@ def _atari_game(game: str, games: tuple[str, ...]) -> str:
     return atari_100k_game(game)  # also takes CamelCase (BankHeist)
 
 
-def _dmc_task(task: str, tasks: tuple[str, ...]) -> str:
-    """DMC-Medium's tasks, or any dm_control suite task besides them."""
-    if task in tasks:
-        return task
-    from plastic.envs.dmc_tasks import all_dmc_task_names
-
-    if task not in all_dmc_task_names():
-        raise ValueError(f"unknown DeepMind Control task {task!r}; DMC-Medium: {', '.join(tasks)}; "
-                         f"any suite task: {', '.join(all_dmc_task_names())}")
-    return task
-
-
 BENCHMARKS: dict[str, Benchmark] = {
     "atari100k": RLBenchmark("atari100k", "atari", ("drq", "plastic"),
                              "Atari-100k: 26 games, 100k agent steps, human-normalised scores",
@@ -278,7 +266,7 @@ BENCHMARKS: dict[str, Benchmark] = {
                            "MinAtar: 5 games, the CPU-scale testbed"),
     "dmc-medium": RLBenchmark("dmc-medium", "dmc", ("drq", "plastic"),
                               "DMC-Medium: 11 DeepMind Control tasks from pixels, 2M env steps, "
-                              "returns", canonical=_dmc_task),
+                              "returns"),
     "synthetic": SyntheticBenchmark(),
 }
 
