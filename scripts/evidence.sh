@@ -156,6 +156,11 @@ collect() {
         (cd "$root" && "$python" -m plastic.cli report benchmarks/atari100k/rr2 \
             --out benchmarks/atari100k/rr2/report)
     fi
+    # MinAtar, every game: drq against plastic (per-game min-max normalised; CIs from 2 seeds on)
+    if compgen -G "$root/benchmarks/minatar-all/runs/*/*/*/summary.json" >/dev/null; then
+        (cd "$root" && "$python" -m plastic.cli report benchmarks/minatar-all/runs \
+            --out benchmarks/minatar-all/report)
+    fi
     # fp32 against bf16: the labels become "P [train.precision=fp32]" and "P [train.precision=bf16]"
     if compgen -G "$root/benchmarks/bf16-study/runs/*/*/*/summary.json" >/dev/null; then
         (cd "$root" && "$python" -m plastic.cli report benchmarks/minatar-all/runs \

@@ -199,3 +199,32 @@ def test_run_time_left_by_hand():
     assert "≈ 7 min of run time left" in text  # 400 s and "+ 1 run(s) of no known length yet" in text
     done = format_status(Path("sweep"), {"benchmark": "atari100k"}, states[:2])
     assert "left" not in done
+
+
+def test_runs_that_only_an_earlier_command_asked_for_are_shown_apart_and_not_timed(tmp_path):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    wide = ["plastic", "sweep", "minatar", "--games", "breakout", "--presets", "drq", "--seeds", "3"]
+    narrow = ["plastic", "sweep", "minatar", "--games", "breakout", "--presets", "drq", "--seeds", "2"]
+    (out / "sweep.json").write_text(json.dumps({
+        "benchmark": "minatar", "games": ["breakout"], "presets": ["drq"], "seeds": [0, 1, 2],
+        "history": [{"command": wide}, {"command": narrow}]}))
+    make_run(out, "breakout/drq/seed0", summary={"score": 5.0, "wall_seconds": 600})
+    make_run(out, "breakout/drq/seed1", rows=[(500, 50.0)])  # interrupted half-way: 300 s of 600 left
+    _, states = sweep_states(out)
+    assert [(s.run_id, s.state, s.in_last_command) for s in states] == [
+        ("breakout/drq/seed0", "finished", True), ("breakout/drq/seed1", "interrupted", True),
+        ("breakout/drq/seed2", "not started", False)]
+    assert run_time_left(states) == (pytest.approx(300.0), 0)  # seed 2 (600 s) is not counted
+    lines = format_status(out, {"benchmark": "minatar"}, states).splitlines()
+    earlier = "  not started, asked for by an earlier command only (the last one skips them): "
+    assert earlier + "breakout/drq/seed2" in lines
+    assert not any(line.startswith("  not started:") for line in lines)
+    assert lines[-1].startswith("  ≈ 5 min of run time left") and lines[-1].endswith(
+        "not counting 1 unfinished run(s) that only an earlier command asked for")
+    # the wide command again: seed 2 is the last command's too, and counted
+    history = [{"command": wide}, {"command": narrow}, {"command": wide}]
+    sweep = json.loads((out / "sweep.json").read_text())
+    (out / "sweep.json").write_text(json.dumps({**sweep, "history": history}))
+    _, states = sweep_states(out)
+    assert all(s.in_last_command for s in states) and run_time_left(states) == (pytest.approx(900.0), 0)

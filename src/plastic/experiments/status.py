@@ -33,6 +33,8 @@ class RunState:
     score: float | None = None
     seconds: float | None = None  # a finished run's wall time
     error: str | None = None
+    # False: only an earlier command of the sweep asked for it, so re-running its last one skips it
+    in_last_command: bool = True
 
 
 def _seconds_left(run_dir: Path, config: dict[str, Any]) -> float | None:
@@ -82,7 +84,8 @@ def sweep_states(out: Path) -> tuple[dict[str, Any], list[RunState]]:
     if (out / STATUS_FILE).exists():
         recorded = json.loads((out / STATUS_FILE).read_text()).get("runs", {})
     bench = get_benchmark(sweep["benchmark"])
-    planned = _planned(sweep)
+    commands = [entry.get("command") or [] for entry in sweep.get("history") or [sweep]]
+    planned, last = _planned(commands), _planned(commands[-1:])
     states = []
     for seed in sweep["seeds"]:
         for game in sweep["games"]:
@@ -91,19 +94,21 @@ def sweep_states(out: Path) -> tuple[dict[str, Any], list[RunState]]:
                 # a run directory there counts even if no command asked for it (runs copied in)
                 if planned is None or (game, preset, seed) in planned or (out / name).is_dir():
                     state = _run_state(bench, out / name, name, recorded.get(name, {}))
-                    states.append(dataclasses.replace(state, preset=preset))
+                    states.append(dataclasses.replace(
+                        state, preset=preset, in_last_command=last is None or (game, preset, seed) in last))
     return sweep, states
 
 
-def _planned(sweep: dict[str, Any]) -> set[tuple[str, str, int]] | None:
-    """The runs the sweep's commands asked for: a sweep extended by a command naming other games or
-    seeds (``--games pong --seeds 1-1``) plans those, not every game with every seed of sweep.json's
-    merged lists. None (every combination) where a command is not recorded or does not parse."""
+def _planned(commands: list[list[str]]) -> set[tuple[str, str, int]] | None:
+    """The runs these ``plastic sweep`` commands (a sweep's recorded ones) asked for: a sweep
+    extended by a command naming other games or seeds (``--games pong --seeds 1-1``) plans those,
+    not every game with every seed of sweep.json's merged lists. None (every combination) where a
+    command is not recorded or does not parse."""
     from plastic.experiments.cli import planned_by_command
 
     planned = set()
-    for entry in sweep.get("history") or [{"command": sweep.get("command")}]:
-        asked = planned_by_command(entry.get("command") or [])
+    for command in commands:
+        asked = planned_by_command(command)
         if asked is None:
             return None
         games, presets, seeds = asked
@@ -153,11 +158,15 @@ def format_status(out: Path, sweep: dict[str, Any] | None, states: list[RunState
             text += f"  {100 * s.fraction:3.0f}%" if s.fraction is not None else ""
             text += f"  ~{duration_text(s.seconds_left)} left" if s.seconds_left is not None else ""
             text += f"  {s.error}" if s.error else ""
+            text += "  (an earlier command's run)" if not s.in_last_command else ""
         lines.append(text)
-    waiting = [s.run_id for s in states if s.state == "not started"]
-    if waiting:
-        shown = ", ".join(waiting[:8]) + (f", +{len(waiting) - 8} more" if len(waiting) > 8 else "")
-        lines.append(f"  not started: {shown}")
+    for waiting, label in (([s.run_id for s in states if s.state == "not started" and s.in_last_command],
+                            "not started"),
+                           ([s.run_id for s in states if s.state == "not started" and not s.in_last_command],
+                            "not started, asked for by an earlier command only (the last one skips them)")):
+        if waiting:
+            shown = ", ".join(waiting[:8]) + (f", +{len(waiting) - 8} more" if len(waiting) > 8 else "")
+            lines.append(f"  {label}: {shown}")
     if sweep is None:
         if counts["interrupted"]:
             lines.append("run the command that started it again to resume it from its last checkpoint")
@@ -166,6 +175,7 @@ def format_status(out: Path, sweep: dict[str, Any] | None, states: list[RunState
         lines.append("  run the sweep's command again to resume the interrupted runs and retry the failed "
                      f"ones (its last command is in {out / SWEEP_FILE})")
     left, unknown = run_time_left(states)
+    others = sum(s.state != "finished" and not s.in_last_command for s in states)
     if left or unknown:
         text = f"  ≈ {duration_text(left)} of run time left" if left else "  run time left unknown"
         if left:
@@ -173,6 +183,8 @@ def format_status(out: Path, sweep: dict[str, Any] | None, states: list[RunState
                     "of their preset)"
         if left and unknown:
             text += f", + {unknown} run(s) of no known length yet"
+        if others:
+            text += f"; not counting {others} unfinished run(s) that only an earlier command asked for"
         lines.append(text)
     return "\n".join(lines)
 
@@ -182,14 +194,15 @@ def run_time_left(states: list[RunState]) -> tuple[float, int]:
     runs it could not estimate: a preset with no finished run, or a running run before its first
     update). A running run counts its own time left; an interrupted or not started one (a failed
     one is retried too) the mean wall time of the finished runs of its preset, for the part of it
-    not yet done."""
+    not yet done. Runs that the sweep's last command does not ask for are left out: running that
+    command again would not run them."""
     walls: dict[str, list[float]] = {}
     for s in states:
         if s.state == "finished" and s.seconds:
             walls.setdefault(s.preset, []).append(s.seconds)
     left, unknown = 0.0, 0
     for s in states:
-        if s.state == "finished":
+        if s.state == "finished" or (not s.in_last_command and s.state != "running"):
             continue
         if s.state == "running" and s.seconds_left is not None:
             left += s.seconds_left
