@@ -15,9 +15,7 @@
 # A sweep resumes its unfinished runs from their checkpoints (if this machine still has them) and
 # skips finished ones. On a fresh machine `start` makes the worktree and seeds each sweep directory
 # with the runs already committed under benchmarks/, so only the missing runs are trained.
-# Settings (environment): EVIDENCE_COMMIT (default below), EVIDENCE_WORKTREE, EVIDENCE_RUNS,
-# MINATAR_SEEDS (the MinAtar sweep's --seeds, default 2: seeds 0 and 1, seed 0 of every game
-# first, since a sweep's seeds are outermost; seed 2 is for a GPU session's grid, or 3 here), PYTHON.
+# Settings (environment): EVIDENCE_COMMIT (default below), EVIDENCE_WORKTREE, EVIDENCE_RUNS, PYTHON.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 commit="${EVIDENCE_COMMIT:-50739a6}"
@@ -41,17 +39,23 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # The MinAtar slot: every game at ratio 2 in fp32 (issue 14's item 4) and the same runs in bf16
 # (issue 13's study, benchmarks/bf16-study/: whether bf16 changes what an agent learns). The bf16
 # seed 0 goes first (its fp32 pairs are done; the speed issue comes before the evidence one), then
-# fp32's seeds, then bf16's. A sweep may appear twice with different seeds.
-# Atari runs checkpoint every 2,500 steps (≈ 1.5 s for the replay's 0.5 GB each time); `stop` (SIGTERM)
-# checkpoints each run at its current step first (plastic.train.stop). A run resumes from its last
-# checkpoint (a logging key: same results); a session that ends without `stop` loses the steps since.
+# fp32's seeds 0-1, then bf16's seed 1 (the speed issue's verdict needs seeds 0 and 1 of both
+# halves), then seed 2 of each (issue 14's three seeds; added 2026-12-05: no GPU session has come
+# to run them). A sweep may appear several times with more seeds: a sweep's seeds are its
+# outermost loop, and the runs an earlier entry finished are skipped.
+# Atari runs checkpoint every 2,500 steps (≈ 1.5 s for the replay's 0.5 GB each time). A run resumes
+# from its last checkpoint (a logging key: same results); a session's end loses the steps since.
+# `stop` (SIGTERM) would checkpoint each run at its current step first (plastic.train.stop), but the
+# pinned commit predates that: there it ends the runs like a session's end.
 SWEEPS=(
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games pong,breakout --presets drq --seeds 1-1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|atari100k-rr2|benchmarks/atari100k/rr2|atari100k --games breakout,boxing,ms_pacman --presets drq,plastic --seeds 1 --replay-ratio 2 --set train.checkpoint_interval=2500"
     "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 0-0 --replay-ratio 2 --set train.precision=bf16"
-    "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds ${MINATAR_SEEDS:-2} --replay-ratio 2"
-    "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds ${MINATAR_SEEDS:-2} --replay-ratio 2 --set train.precision=bf16"
+    "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2"
+    "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2 --set train.precision=bf16"
+    "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds 3 --replay-ratio 2"
+    "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 3 --replay-ratio 2 --set train.precision=bf16"
 )
 
 running() { pgrep -f -- "--out $runs/$1( |$)" >/dev/null; }
@@ -140,10 +144,11 @@ status() {
 }
 
 collect() {
-    local spec slot name committed args
+    local spec slot name committed args copied=" "
     for spec in "${SWEEPS[@]}"; do
         IFS='|' read -r slot name committed args <<<"$spec"
-        [[ -d "$runs/$name" ]] || continue
+        [[ -d "$runs/$name" && $copied != *" $name "* ]] || continue
+        copied+="$name "
         "$python" "$root/benchmarks/copy_finished_runs.py" "$runs/$name" "$root/$committed"
     done
     # from the repository's root, so that the report names its runs by paths relative to it
