@@ -1,0 +1,68 @@
+"""benchmarks/same_results.py's comparison of two run directories (the runs themselves are real
+training; here two hand-made directories that differ in one place at a time)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+_SPEC = importlib.util.spec_from_file_location(
+    "same_results", Path(__file__).resolve().parents[1] / "benchmarks" / "same_results.py")
+_MODULE = importlib.util.module_from_spec(_SPEC)
+sys.modules[_SPEC.name] = _MODULE  # its dataclass looks its module up there
+_SPEC.loader.exec_module(_MODULE)
+differences, main = _MODULE.differences, _MODULE.main
+
+
+def make_run(run_dir: Path, *, pace: float = 10.0) -> Path:
+    run_dir.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save({"online": {"w": torch.randn(3, 4), "b": torch.zeros(3)}, "target": {"w": torch.ones(2)}},
+               run_dir / "final_model.pt")
+    (run_dir / "train.csv").write_text(f"step,updates,steps_per_s,updates_per_s,loss\n"
+                                       f"100,200,{pace},{2 * pace},0.5\n")
+    (run_dir / "episodes.csv").write_text("step,episode,return\n50,1,3.0\n")
+    (run_dir / "summary.json").write_text(json.dumps({"returns": [1.0, 2.0]}))
+    return run_dir
+
+
+def test_the_same_run_at_another_speed_is_the_same(tmp_path):
+    assert differences(make_run(tmp_path / "a"), make_run(tmp_path / "b", pace=3.0)) == []
+
+
+def test_each_difference_is_named(tmp_path):
+    a = make_run(tmp_path / "a")
+    cases = {
+        "final_model.pt: online.w.": lambda b: torch.save(
+            {"online": {"w": torch.randn(3, 4), "b": torch.zeros(3)}, "target": {"w": torch.ones(2)}},
+            b / "final_model.pt"),
+        "final_model.pt holds other tensors": lambda b: torch.save({"online": {"w": torch.ones(1)}},
+                                                                   b / "final_model.pt"),
+        "train.csv": lambda b: (b / "train.csv").write_text(
+            "step,updates,steps_per_s,updates_per_s,loss\n100,200,10.0,20.0,0.50000001\n"),
+        "episodes.csv": lambda b: (b / "episodes.csv").write_text("step,episode,return\n51,1,3.0\n"),
+        "resets.csv": lambda b: (b / "resets.csv").write_text("step,updates\n10,20\n"),
+        "the final evaluation's returns": lambda b: (b / "summary.json").write_text(
+            json.dumps({"returns": [1.0, 2.5]})),
+    }
+    for expected, change in cases.items():
+        b = tmp_path / "b"
+        shutil.rmtree(b, ignore_errors=True)
+        make_run(b)
+        change(b)
+        found = differences(a, b)
+        assert expected in found, (expected, found)
+        assert len(found) == 1 or expected == "final_model.pt holds other tensors", found
+
+
+def test_an_unknown_case_names_the_valid_ones(capsys):
+    with pytest.raises(SystemExit):
+        main(["--old", "HEAD", "--cases", "atari-drq,pong"])
+    err = capsys.readouterr().err
+    assert "unknown case(s) pong" in err and "minatar-plastic-bf16" in err
