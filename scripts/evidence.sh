@@ -18,8 +18,8 @@
 # Settings (environment): EVIDENCE_COMMIT (default below), EVIDENCE_WORKTREE, EVIDENCE_RUNS, PYTHON.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-commit="${EVIDENCE_COMMIT:-50739a6}"
-worktree="${EVIDENCE_WORKTREE:-/work/evidence2}"
+commit="${EVIDENCE_COMMIT:-a2243f1}"
+worktree="${EVIDENCE_WORKTREE:-/work/evidence3}"
 runs="${EVIDENCE_RUNS:-/work/evidence-runs}"
 python="${PYTHON:-$root/.venv/bin/python}"
 
@@ -43,10 +43,15 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # halves), then seed 2 of each (issue 14's three seeds; added 2026-12-05: no GPU session has come
 # to run them). A sweep may appear several times with more seeds: a sweep's seeds are its
 # outermost loop, and the runs an earlier entry finished are skipped.
+# The pinned commit: 50739a6 (worktree /work/evidence2) until 2026-12-05, then a2243f1, after
+# `python benchmarks/same_results.py --old 50739a6` found the two computing the same bits (fresh
+# Atari and MinAtar runs of drq and plastic with Resets, fp32 and bf16, and checkpoints of 50739a6
+# resumed by each): the runs begun at 50739a6 were resumed by a2243f1. Move it again only after
+# the same check.
 # Atari runs checkpoint every 2,500 steps (≈ 1.5 s for the replay's 0.5 GB each time). A run resumes
-# from its last checkpoint (a logging key: same results); a session's end loses the steps since.
-# `stop` (SIGTERM) would checkpoint each run at its current step first (plastic.train.stop), but the
-# pinned commit predates that: there it ends the runs like a session's end.
+# from its last checkpoint (a logging key: same results). `stop` (SIGTERM) checkpoints each run at
+# its current step first (plastic.train.stop; since a2243f1): run it before a session ends, which
+# otherwise loses each run's steps since its last checkpoint.
 SWEEPS=(
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games pong,breakout --presets drq --seeds 1-1 --replay-ratio 1 --set train.checkpoint_interval=2500"
