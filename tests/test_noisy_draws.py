@@ -1,0 +1,56 @@
+"""benchmarks/noisy_draws.py on a real (tiny) trained run: a draw plays the acting network with its
+noise, so with σ = 0 it plays exactly the protocol's games, and ‖σ‖/‖μ‖ by hand."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from plastic.cli import main as plastic_main
+from plastic.nn.layers import NoisyLinear
+from plastic.train.evaluate import evaluate
+from plastic.train.evaluate_cli import _env_maker, load_trained_agent
+
+_SPEC = importlib.util.spec_from_file_location(
+    "noisy_draws", Path(__file__).resolve().parents[1] / "benchmarks" / "noisy_draws.py")
+_MODULE = importlib.util.module_from_spec(_SPEC)
+sys.modules[_SPEC.name] = _MODULE
+_SPEC.loader.exec_module(_MODULE)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    run = tmp_path_factory.mktemp("noisy") / "run"
+    assert plastic_main(["train", "minatar", "--game", "breakout", "--preset", "drq", "--steps", "400",
+                         "--run-dir", str(run), "--no-progress", "--set", "train.learning_starts=100",
+                         "--set", "train.eval_episodes=4", "--set", "train.eval_envs=2"]) == 0
+    return run
+
+
+def test_the_noise_ratio_of_each_noisy_layer_by_hand():
+    layer = NoisyLinear(3, 2)
+    with torch.no_grad():
+        layer.weight_mu.copy_(torch.tensor([[3.0, 0.0, 0.0], [0.0, 4.0, 0.0]]))
+        layer.weight_sigma.fill_(0.5)
+    network = torch.nn.Sequential(torch.nn.Linear(2, 3), layer)
+    assert _MODULE.noise_ratios(network) == {"1": pytest.approx(np.sqrt(6 * 0.25) / 5.0)}
+
+
+def test_with_no_noise_a_draw_plays_the_protocols_games(run_dir):
+    model = torch.load(run_dir / "final_model.pt", weights_only=True)
+    for network in model.values():
+        for key in network:
+            if key.endswith("_sigma"):
+                network[key].zero_()
+    torch.save(model, run_dir / "final_model.pt")
+    scores, ratios = _MODULE.noisy_draw_scores(run_dir, draws=2, games=4, seed=0)
+    trained = load_trained_agent(run_dir, "cpu")  # a fresh agent: its ε-greedy draws start over
+    expected = [np.mean(evaluate(lambda obs: trained.agent.act(obs, evaluate=True),
+                                 _env_maker(trained.config, None, 0, []), 4, 2,
+                                 seed=trained.config.seed, index=index)) for index in (1, 2)]
+    assert scores == pytest.approx(expected) and set(ratios.values()) == {0.0}
