@@ -221,10 +221,21 @@ def test_runs_that_only_an_earlier_command_asked_for_are_shown_apart_and_not_tim
     assert earlier + "breakout/drq/seed2" in lines
     assert not any(line.startswith("  not started:") for line in lines)
     assert lines[-1].startswith("  ≈ 5 min of run time left") and lines[-1].endswith(
-        "not counting 1 unfinished run(s) that only an earlier command asked for")
+        "not counting 1 run(s) not finished that only an earlier command asked for")
     # the wide command again: seed 2 is the last command's too, and counted
     history = [{"command": wide}, {"command": narrow}, {"command": wide}]
     sweep = json.loads((out / "sweep.json").read_text())
     (out / "sweep.json").write_text(json.dumps({**sweep, "history": history}))
     _, states = sweep_states(out)
     assert all(s.in_last_command for s in states) and run_time_left(states) == (pytest.approx(900.0), 0)
+
+
+def test_a_running_run_of_an_earlier_command_is_timed_and_marked():
+    states = [RunState("pong/drq/seed0", "finished", preset="drq", seconds=100.0),
+              RunState("pong/drq/seed1", "running", preset="drq", fraction=0.5, seconds_left=60.0,
+                       in_last_command=False),
+              RunState("pong/drq/seed2", "not started", preset="drq", in_last_command=False)]
+    assert run_time_left(states) == (pytest.approx(60.0), 0)
+    lines = format_status(Path("sweep"), {"benchmark": "atari100k"}, states).splitlines()
+    assert any("pong/drq/seed1" in line and line.endswith("(an earlier command's run)") for line in lines)
+    assert lines[-1].endswith("not counting 1 run(s) not finished that only an earlier command asked for")

@@ -175,7 +175,7 @@ def format_status(out: Path, sweep: dict[str, Any] | None, states: list[RunState
         lines.append("  run the sweep's command again to resume the interrupted runs and retry the failed "
                      f"ones (its last command is in {out / SWEEP_FILE})")
     left, unknown = run_time_left(states)
-    others = sum(s.state != "finished" and not s.in_last_command for s in states)
+    others = sum(s.state not in ("finished", "running") and not s.in_last_command for s in states)
     if left or unknown:
         text = f"  ≈ {duration_text(left)} of run time left" if left else "  run time left unknown"
         if left:
@@ -184,7 +184,7 @@ def format_status(out: Path, sweep: dict[str, Any] | None, states: list[RunState
         if left and unknown:
             text += f", + {unknown} run(s) of no known length yet"
         if others:
-            text += f"; not counting {others} unfinished run(s) that only an earlier command asked for"
+            text += f"; not counting {others} run(s) not finished that only an earlier command asked for"
         lines.append(text)
     return "\n".join(lines)
 
