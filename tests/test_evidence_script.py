@@ -83,10 +83,11 @@ def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
     atari = [e for e in events if "atari100k" in e]
     assert atari == [f"{event} {runs}/{name}" for name in ("atari100k-drq-rr1", "atari100k-drq-rr1",
                                                            "atari100k-rr2") for event in ("start", "end")]
-    # the MinAtar slot: bf16's seed 0, then fp32's seeds, then bf16's again
-    wait_for(lambda: lines(calls).count(f"end {runs}/bf16-study") == 2)
+    # the MinAtar slot: bf16's seed 0, fp32's seeds 0-1, bf16's seed 1, then seed 2 of fp32 and bf16
+    wait_for(lambda: lines(calls).count(f"end {runs}/bf16-study") == 3)
     minatar = [e for e in lines(calls) if e.startswith("start") and "atari100k" not in e]
-    assert minatar == [f"start {runs}/bf16-study", f"start {runs}/minatar-all", f"start {runs}/bf16-study"]
+    assert minatar == [f"start {runs}/{name}" for name in ("bf16-study", "minatar-all", "bf16-study",
+                                                          "minatar-all", "bf16-study")]
     # the committed runs were copied into the fresh sweep directories, so a sweep skips them
     committed = sorted(p.relative_to(ROOT / "benchmarks/atari100k/drq-rr1")
                        for p in (ROOT / "benchmarks/atari100k/drq-rr1").rglob("summary.json"))
