@@ -415,6 +415,15 @@ def test_print_config_refuses_an_unknown_game_as_a_run_would(tmp_path, capsys, s
     assert listed in captured.err and "Traceback" not in captured.err
 
 
+def test_a_missing_optional_library_is_one_line_naming_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ale_py", None)  # as if ale-py were not installed
+    run_dir = tmp_path / "run"
+    assert main(["train", "atari", "--game", "pong", "--steps", "10", "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("plastic: error: Atari environments need ale-py: pip install 'ale-py")
+    assert err.count("\n") == 1 and not run_dir.exists()
+
+
 def test_games_outside_the_benchmark_lists_are_checked_and_stored_by_their_suite():
     assert build_config("atari", "SpaceInvaders", "drq").game == "space_invaders"  # any ale-py ROM
     assert build_config("atari", "MsPacman", "drq").game == "ms_pacman"

@@ -205,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as stop:  # a run says where it will resume (RunInterrupted)
         print(f"plastic: {stop or 'interrupted'}", file=sys.stderr)
         return getattr(stop, "exit_code", 130)  # 130 for Ctrl-C, 143 for SIGTERM
-    except (ValueError, OSError, RuntimeError) as error:  # one line, never a traceback
+    # one line, never a traceback; ImportError: an optional library missing (its message says
+    # what to install: the Atari, DMC and MinAtar envs and the report raise it with the command)
+    except (ValueError, OSError, RuntimeError, ImportError) as error:
         print(f"plastic: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
 
