@@ -43,11 +43,11 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # halves), then seed 2 of each (issue 14's three seeds; added 2026-12-05: no GPU session has come
 # to run them). A sweep may appear several times with more seeds: a sweep's seeds are its
 # outermost loop, and the runs an earlier entry finished are skipped.
-# The pinned commit: 50739a6 (worktree /work/evidence2) until 2026-12-05, then a2243f1, after
-# `python benchmarks/same_results.py --old 50739a6` found the two computing the same bits (fresh
-# Atari and MinAtar runs of drq and plastic with Resets, fp32 and bf16, and checkpoints of 50739a6
-# resumed by each): the runs begun at 50739a6 were resumed by a2243f1. Move it again only after
-# the same check.
+# The pinned commit: 50739a6 (worktree /work/evidence2) until 2026-12-05, then a2243f1, after the
+# check that `python benchmarks/same_results.py --old 50739a6` automates found the two computing
+# the same bits (fresh Atari and MinAtar runs of drq and plastic with Resets, fp32 and bf16, and
+# checkpoints of 50739a6 resumed by each): the runs begun at 50739a6 were resumed by a2243f1.
+# Move it again only after the same check (`same_results.py --old <pinned commit>` from main).
 # Atari runs checkpoint every 2,500 steps (≈ 1.5 s for the replay's 0.5 GB each time). A run resumes
 # from its last checkpoint (a logging key: same results). `stop` (SIGTERM) checkpoints each run at
 # its current step first (plastic.train.stop; since a2243f1): run it before a session ends, which
