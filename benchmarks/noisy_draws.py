@@ -4,8 +4,9 @@ The evaluation protocol plays the acting network with its noisy layers off (thei
 authors' code does the same), while training acted with a fresh noise draw at every update. This
 plays a finished run's final model both ways: the protocol (``plastic evaluate``: 100 games, the
 final evaluation's start states) and ``--draws`` fixed draws of the acting network's noise, each
-for ``--games`` games at ε = the run's evaluation ε; and prints the size of the noise relative to
-the means, ‖σ‖/‖μ‖, per noisy layer of the acting network.
+for ``--games`` games at ε = the run's evaluation ε, every draw on the same start states (the
+first games of the protocol's environments); and prints the size of the noise relative to the
+means, ‖σ‖/‖μ‖, per noisy layer of the acting network.
 
     python benchmarks/noisy_draws.py /work/evidence-runs/minatar-all/space_invaders/*/seed1
 
@@ -15,8 +16,11 @@ One line per run: ``protocol``, each draw's mean score and the draws' mean, then
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,27 +37,37 @@ def noise_ratios(network: torch.nn.Module) -> dict[str, float]:
             for name, module in network.named_modules() if isinstance(module, NoisyLinear)}
 
 
-def noisy_draw_scores(run_dir: Path, draws: int, games: int,
-                      seed: int) -> tuple[list[float], dict[str, float]]:
-    """Mean score of ``games`` games for each of ``draws`` fixed noise draws of the acting network."""
-    trained = load_trained_agent(run_dir, "cpu")
-    agent, config = trained.agent, trained.config
-    network = agent.target if config.agent.act_with_target else agent.online
+def noisy_policy(agent: Any, network: torch.nn.Module,
+                 generator: torch.Generator) -> Callable[[np.ndarray], np.ndarray]:
+    """Draws new noise into ``network``'s noisy layers and returns the ε-greedy policy that acts
+    with them (the agent's evaluation ε)."""
+    for module in network.modules():
+        if isinstance(module, NoisyLinear):
+            module.reset_noise(generator)
 
     def act(obs: np.ndarray) -> np.ndarray:
         actions = agent.q_values(obs, network=network, noise=True).argmax(dim=1).cpu().numpy()
-        explore = agent.rng.random(len(actions)) < config.agent.eval_epsilon
+        explore = agent.rng.random(len(actions)) < agent.config.agent.eval_epsilon
         actions[explore] = agent.rng.integers(agent.num_actions, size=int(explore.sum()))
         return actions
 
+    return act
+
+
+def noisy_draw_scores(run_dir: Path, draws: int, games: int,
+                      seed: int) -> tuple[list[float], dict[str, float]]:
+    """Mean score of ``games`` games for each of ``draws`` fixed noise draws of the acting network,
+    all on the start states of the protocol's first ``games`` games."""
+    trained = load_trained_agent(run_dir, "cpu")
+    agent, config = trained.agent, trained.config
+    network = agent.target if config.agent.act_with_target else agent.online
+    summary = run_dir / "summary.json"
+    index = int(json.loads(summary.read_text()).get("evaluation_index", 0)) if summary.is_file() else 0
     generator = torch.Generator().manual_seed(seed)
     scores = []
-    for draw in range(draws):
-        for module in network.modules():
-            if isinstance(module, NoisyLinear):
-                module.reset_noise(generator)
-        returns = evaluate(act, _env_maker(config, None, 0, []), games, min(games, config.train.eval_envs),
-                           seed=config.seed, index=1 + draw)
+    for _ in range(draws):
+        returns = evaluate(noisy_policy(agent, network, generator), _env_maker(config, None, 0, []), games,
+                           config.train.eval_envs, seed=config.seed, index=index)
         scores.append(float(np.mean(returns)))
     return scores, noise_ratios(network)
 

@@ -70,19 +70,33 @@ def train(src: Path, case: Case, steps: int, run_dir: Path) -> None:
                "--preset", case.preset, "--seed", "5", "--replay-ratio", "2", "--steps", str(steps),
                "--run-dir", str(run_dir), "--no-progress"]
     command += [option for setting in settings for option in ("--set", setting)]
-    done = subprocess.run(command, env={**os.environ, "PYTHONPATH": str(src)}, capture_output=True, text=True)
+    # cwd: `python -m` puts the working directory first on sys.path, where a checkout's plastic
+    # could shadow PYTHONPATH's
+    done = subprocess.run(command, env={**os.environ, "PYTHONPATH": str(src)}, cwd=run_dir.parent,
+                          capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed with PYTHONPATH={src}:\n{done.stderr[-2000:]}")
 
 
-def _tensors(value: object, prefix: str = "") -> dict[str, torch.Tensor]:
+def _tensors(value: object, name: str = "") -> dict[str, torch.Tensor]:
     if torch.is_tensor(value):
-        return {prefix: value}
+        return {name: value}
     found: dict[str, torch.Tensor] = {}
     if isinstance(value, dict):
         for key, item in value.items():
-            found.update(_tensors(item, f"{prefix}{key}."))
+            found.update(_tensors(item, f"{name}.{key}" if name else str(key)))
     return found
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Same dtype, shape and bytes (``torch.equal`` would call 0.0 and -0.0, or a bf16 and an fp32
+    tensor of the same values, equal, and NaN unequal to itself)."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    def raw(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.reshape(-1).contiguous().view(torch.uint8)
+
+    return torch.equal(raw(a), raw(b))
 
 
 def _rows(path: Path) -> list[dict[str, str]] | None:
@@ -100,7 +114,7 @@ def differences(a: Path, b: Path) -> list[str]:
     if weights_a.keys() != weights_b.keys():
         found.append("final_model.pt holds other tensors")
     found += [f"final_model.pt: {name}" for name in weights_a
-              if name in weights_b and not torch.equal(weights_a[name], weights_b[name])]
+              if name in weights_b and not same_bits(weights_a[name], weights_b[name])]
     for name in COMPARED_FILES:
         if _rows(a / name) != _rows(b / name):
             found.append(name)
@@ -137,8 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "runs"
         worktree = Path(tmp) / "old"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.old],
-                       check=True, capture_output=True)
+        added = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree),
+                                args.old], capture_output=True, text=True)
+        if added.returncode != 0:
+            print(f"same_results: cannot check out {args.old}: {added.stderr.strip()}", file=sys.stderr)
+            return 2
         try:
             differing = 0
             for name in names:
@@ -147,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                 verdict = "same bits" if not found else "DIFFERS: " + ", ".join(found[:6])
                 print(f"{name}: {verdict}", flush=True)
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
-                           check=False, capture_output=True)
+            for cleanup in (["worktree", "remove", "--force", str(worktree)], ["worktree", "prune"]):
+                subprocess.run(["git", "-C", str(ROOT), *cleanup], check=False, capture_output=True)
     return 1 if differing else 0
 
 

@@ -424,6 +424,21 @@ def test_a_missing_optional_library_is_one_line_naming_what_to_install(tmp_path,
     assert err.count("\n") == 1 and not run_dir.exists()
 
 
+def test_dmc_tasks_with_settings_here_need_no_dm_control_to_build_a_config(monkeypatch):
+    import plastic.envs.dmc_tasks as dmc_tasks
+    from plastic.errors import MissingDependencyError
+
+    def no_dm_control():
+        raise MissingDependencyError("mujoco is not installed. pip install -e '.[dmc]'")
+
+    monkeypatch.setattr(dmc_tasks, "all_dmc_task_names", no_dm_control)
+    for task in ("walker-run", "walker-walk", "cartpole-swingup"):  # DMC-Medium and OTHER_TASKS
+        assert build_config("dmc", task, "drq").game == task
+    with pytest.raises(ValueError, match="unknown DeepMind Control task 'cheetah-rnu'.*walker-walk.*cannot "
+                                         "be checked here.*pip install"):
+        build_config("dmc", "cheetah-rnu", "drq")
+
+
 def test_games_outside_the_benchmark_lists_are_checked_and_stored_by_their_suite():
     assert build_config("atari", "SpaceInvaders", "drq").game == "space_invaders"  # any ale-py ROM
     assert build_config("atari", "MsPacman", "drq").game == "ms_pacman"

@@ -39,7 +39,7 @@ def test_the_same_run_at_another_speed_is_the_same(tmp_path):
 def test_each_difference_is_named(tmp_path):
     a = make_run(tmp_path / "a")
     cases = {
-        "final_model.pt: online.w.": lambda b: torch.save(
+        "final_model.pt: online.w": lambda b: torch.save(
             {"online": {"w": torch.randn(3, 4), "b": torch.zeros(3)}, "target": {"w": torch.ones(2)}},
             b / "final_model.pt"),
         "final_model.pt holds other tensors": lambda b: torch.save({"online": {"w": torch.ones(1)}},
@@ -66,3 +66,13 @@ def test_an_unknown_case_names_the_valid_ones(capsys):
         main(["--old", "HEAD", "--cases", "atari-drq,pong"])
     err = capsys.readouterr().err
     assert "unknown case(s) pong" in err and "minatar-plastic-bf16" in err
+
+
+def test_same_bits_means_dtype_shape_and_bytes():
+    same_bits = _MODULE.same_bits
+    assert same_bits(torch.tensor([1.0, -2.5]), torch.tensor([1.0, -2.5]))
+    assert not same_bits(torch.tensor([0.0]), torch.tensor([-0.0]))  # torch.equal says equal
+    assert not same_bits(torch.tensor([1.0]), torch.tensor([1.0], dtype=torch.bfloat16))
+    assert not same_bits(torch.ones(2, 2), torch.ones(4))
+    nan = torch.tensor([float("nan")])
+    assert same_bits(nan, nan.clone()) and same_bits(torch.tensor(3), torch.tensor(3))

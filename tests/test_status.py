@@ -3,6 +3,7 @@ process holds its lock), interrupted, failed or not started, with a running run'
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -172,13 +173,17 @@ def test_a_sweep_extended_with_other_games_plans_only_what_its_commands_asked(tm
         assert len(sweep_states(out)[1]) == 4
     # a DMC task that needs dm_control to be checked, where it cannot be imported: every combination
     import plastic.envs.dmc_tasks as dmc_tasks
+    from plastic.errors import MissingDependencyError
 
     def no_dm_control():
-        raise ImportError("mujoco is not installed")
+        raise MissingDependencyError("mujoco is not installed")
 
-    dmc_command = ["plastic", "sweep", "dmc-medium", "--tasks", "cartpole-swingup", "--seeds", "1"]
+    dmc_command = ["plastic", "sweep", "dmc-medium", "--tasks", "fish-swim", "--seeds", "1"]
     monkeypatch.setattr(dmc_tasks, "all_dmc_task_names", no_dm_control)
     assert planned_by_command(dmc_command) is None
+    # a task whose settings plastic holds (the authors' short tasks) is known without dm_control
+    dmc_command[4] = "cartpole-swingup"
+    assert planned_by_command(dmc_command) == (["cartpole-swingup"], ["drq", "plastic"], [0])
     monkeypatch.undo()
     # a run copied in that no command asked for is still shown
     (out / "sweep.json").write_text(json.dumps(sweep))
@@ -239,3 +244,11 @@ def test_a_running_run_of_an_earlier_command_is_timed_and_marked():
     lines = format_status(Path("sweep"), {"benchmark": "atari100k"}, states).splitlines()
     assert any("pong/drq/seed1" in line and line.endswith("(an earlier command's run)") for line in lines)
     assert lines[-1].endswith("not counting 1 run(s) not finished that only an earlier command asked for")
+    # an interrupted run of an earlier command: the last command would not resume it, so no such hint
+    interrupted = [*states, RunState("pong/drq/seed3", "interrupted", preset="drq", fraction=0.5,
+                                     in_last_command=False)]
+    text = format_status(Path("sweep"), {"benchmark": "atari100k"}, interrupted)
+    assert "run the sweep's command again" not in text and "not counting 2 run(s)" in text
+    interrupted[-1] = dataclasses.replace(interrupted[-1], in_last_command=True)
+    text = format_status(Path("sweep"), {"benchmark": "atari100k"}, interrupted)
+    assert "run the sweep's command again" in text

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from plastic.errors import MissingDependencyError
 from plastic.suites import SUITES
 
 
@@ -205,9 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as stop:  # a run says where it will resume (RunInterrupted)
         print(f"plastic: {stop or 'interrupted'}", file=sys.stderr)
         return getattr(stop, "exit_code", 130)  # 130 for Ctrl-C, 143 for SIGTERM
-    # one line, never a traceback; ImportError: an optional library missing (its message says
-    # what to install: the Atari, DMC and MinAtar envs and the report raise it with the command)
-    except (ValueError, OSError, RuntimeError, ImportError) as error:
+    # one line, never a traceback (MissingDependencyError: an optional library is missing; its
+    # message says what to install)
+    except (ValueError, OSError, RuntimeError, MissingDependencyError) as error:
         print(f"plastic: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
 

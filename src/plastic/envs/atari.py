@@ -35,6 +35,7 @@ from gymnasium.wrappers import FrameStackObservation
 
 from plastic.envs.scores import ATARI_100K_GAMES, camel_to_snake
 from plastic.envs.snapshot import check_same_config, generator_from_state, generator_state
+from plastic.errors import MissingDependencyError
 
 FRAME_SKIP = 4
 SCREEN_SIZE = 84
@@ -350,7 +351,7 @@ def ale_game_id(game: str) -> str:
     try:
         from ale_py import roms
     except ImportError as error:
-        raise ImportError(f"Atari environments need ale-py: {_INSTALL_HINT}") from error
+        raise MissingDependencyError(f"Atari environments need ale-py: {_INSTALL_HINT}") from error
     known = roms.get_all_rom_ids()
     game_id = game if game in known else camel_to_snake(game)
     if game_id not in known:

@@ -29,6 +29,7 @@ import numpy as np
 
 from plastic.envs.dmc_tasks import check_dmc_task, task_settings
 from plastic.envs.snapshot import check_same_config, generator_from_state, generator_state
+from plastic.errors import MissingDependencyError
 
 OBS_TYPES = ("pixels", "state")
 GL_BACKENDS = ("egl", "osmesa")
@@ -148,17 +149,17 @@ def import_dm_control_suite() -> ModuleType:
         # Checked without importing: mujoco too reads MUJOCO_GL once, when first imported.
         for package in ("mujoco", "dm_control"):
             if importlib.util.find_spec(package) is None:
-                raise ImportError(f"{package} is not installed. {_INSTALL_HINT}")
+                raise MissingDependencyError(f"{package} is not installed. {_INSTALL_HINT}")
         mujoco_version = importlib.metadata.version("mujoco")
         if int(mujoco_version.split(".")[0]) >= 4:
-            raise ImportError(f"found mujoco {mujoco_version}. {_INSTALL_HINT}")
+            raise MissingDependencyError(f"found mujoco {mujoco_version}. {_INSTALL_HINT}")
         # On failure rendering is disabled; pixel environments raise the error again.
         with contextlib.suppress(RuntimeError):
             select_mujoco_gl()
     try:
         from dm_control import suite
     except ImportError as e:
-        raise ImportError(f"{e}. {_INSTALL_HINT}") from e
+        raise MissingDependencyError(f"{e}. {_INSTALL_HINT}") from e
     return suite
 
 

@@ -72,7 +72,7 @@ def task_settings(task: str) -> DMCTaskSettings:
     """The paper's settings for a DMC-Medium task, the authors' for the other tasks their code
     lists (``OTHER_TASKS``), defaults for any other task name.
 
-    The name is not validated here (that needs dm_control); ``make_dmc_env`` does it.
+    The name is not validated here; ``check_dmc_task`` does it (when a config is built).
     """
     return DMC_MEDIUM.get(task) or OTHER_TASKS.get(task) or DMCTaskSettings(name=task)
 
@@ -92,10 +92,19 @@ def all_dmc_task_names() -> list[str]:
 
 def check_dmc_task(task: str) -> str:
     """``task`` if it is a DMC-Medium task or any other dm_control suite task ("domain-task"),
-    else ``ValueError`` listing them; dm_control is imported only for names outside DMC-Medium."""
-    if task in DMC_MEDIUM_TASKS:
+    else ``ValueError`` listing them. dm_control is imported only for names without settings here
+    (``DMC_MEDIUM``, ``OTHER_TASKS``); where it is missing, such a name is refused, saying so."""
+    if task in DMC_MEDIUM or task in OTHER_TASKS:
         return task
-    every = all_dmc_task_names()
+    from plastic.errors import MissingDependencyError
+
+    try:
+        every = all_dmc_task_names()
+    except MissingDependencyError as error:
+        raise ValueError(
+            f"unknown DeepMind Control task {task!r}: not one of the tasks known without dm_control "
+            f"({', '.join([*DMC_MEDIUM_TASKS, *OTHER_TASKS])}), and other suite tasks cannot be checked "
+            f"here ({error})") from None
     if task not in every:
         raise ValueError(
             f"unknown DeepMind Control task {task!r}. The 11 DMC-Medium tasks: "

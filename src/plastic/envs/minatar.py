@@ -16,6 +16,7 @@ import numpy as np
 from gymnasium import spaces
 
 from plastic.envs.snapshot import check_same_config
+from plastic.errors import MissingDependencyError
 
 MINATAR_GAMES: tuple[str, ...] = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
 
@@ -149,7 +150,7 @@ def make_minatar_env(
     try:
         from minatar.gym import BaseEnv
     except ImportError as error:
-        raise ImportError(
+        raise MissingDependencyError(
             f"MinAtar environments need the minatar package: {_INSTALL_HINT}"
         ) from error
     # minatar.gym.BaseEnv is the class behind MinAtar's own "MinAtar/<Game>-v1" Gymnasium ids;

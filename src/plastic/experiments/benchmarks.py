@@ -112,7 +112,7 @@ class RLBenchmark(Benchmark):
     suite: str
     default_presets: tuple[str, ...]
     description: str
-    # Checks a game name against the suite's and returns the canonical one; None: membership.
+    # Checks a game name and returns the canonical one; None: the suite's own check (Suite.check_game).
     canonical: Callable[[str, tuple[str, ...]], str] | None = None
 
     @property

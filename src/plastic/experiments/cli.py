@@ -166,7 +166,7 @@ def planned_by_command(command: Sequence[str]) -> tuple[list[str], list[str], li
         with contextlib.redirect_stderr(io.StringIO()):
             args = _subcommand_parser().parse_args(list(command[list(command).index("sweep"):]))
         spec = make_spec(args.benchmark, presets=args.presets, seeds=args.seeds, games=args.games)
-    except (SystemExit, ValueError, ImportError):  # ImportError: a DMC task needs dm_control to check
+    except (SystemExit, ValueError, ImportError):  # e.g. a DMC task that needs dm_control to check
         return None
     return spec.games, spec.presets, spec.seeds
 

@@ -171,7 +171,7 @@ def format_status(out: Path, sweep: dict[str, Any] | None, states: list[RunState
         if counts["interrupted"]:
             lines.append("run the command that started it again to resume it from its last checkpoint")
         return "\n".join(line.strip() for line in lines)
-    if counts["interrupted"] or counts["failed"]:
+    if any(s.state in ("interrupted", "failed") and s.in_last_command for s in states):
         lines.append("  run the sweep's command again to resume the interrupted runs and retry the failed "
                      f"ones (its last command is in {out / SWEEP_FILE})")
     left, unknown = run_time_left(states)
