@@ -163,9 +163,10 @@ def import_dm_control_suite() -> ModuleType:
     return suite
 
 
-def _parse_task(task: str, suite: ModuleType) -> tuple[str, str]:
-    check_dmc_task(task)
-    return next((domain, name) for domain, name in suite.ALL_TASKS if f"{domain}-{name}" == task)
+def _parse_task(task: str) -> tuple[str, str]:
+    """(domain, task) of a checked "domain-task" name (no dm_control domain has a hyphen)."""
+    domain, name = check_dmc_task(task).split("-", 1)
+    return domain, name
 
 
 # Model arrays that dm_control suite tasks write when an episode starts (reacher's and finger's
@@ -422,7 +423,7 @@ def make_dmc_env(
         _check_positive("shadow_size", shadow_size)
 
     suite = import_dm_control_suite()
-    domain, task_name = _parse_task(task, suite)
+    domain, task_name = _parse_task(task)
 
     task_seed = seed if train else int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
     dm_env = suite.load(domain, task_name, task_kwargs={"random": task_seed})
