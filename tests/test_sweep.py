@@ -126,6 +126,58 @@ def test_worker_turns_errors_into_results(tmp_path):
     assert "Unknown MinAtar game" in (tmp_path / "run" / "sweep.log").read_text()
 
 
+def test_a_worker_leaves_a_run_another_process_holds_alone(tmp_path):
+    """The race the sweep's plan cannot see: another process takes the run directory after the
+    plan and before the worker starts. The worker says so in its result and writes nothing but a
+    line into the run's log."""
+    import os
+
+    from plastic.train.lock import run_lock
+
+    run_dir = tmp_path / "run"
+    job = {"id": "breakout/drq/seed0", "benchmark": "minatar", "run_dir": str(run_dir),
+           "config": build_config("minatar", "breakout", "drq", overrides=TINY).to_dict()}
+    run_dir.mkdir()
+    with run_lock(run_dir):  # a second open file: flock makes it a second holder, as a process would be
+        result = execute(job)
+    assert result["status"] == "held" and result["holder"] == f"another process (pid {os.getpid()})"
+    assert "is running the run in" in result["error"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "sweep.log"]  # no config, no logs
+    log = (run_dir / "sweep.log").read_text()
+    assert "left alone: another process" in log and "Traceback" not in log
+
+
+def test_two_sweep_processes_keep_each_others_entries_in_the_status_file(tmp_path):
+    first = Progress(tmp_path, total=2, stream=io.StringIO())
+    first.start({"id": "a/drq/seed0"})
+    second = Progress(tmp_path, total=2, stream=io.StringIO())  # started later: reads a as running
+    second.start({"id": "b/drq/seed0"})
+    first.result({"id": "a/drq/seed0", "status": "finished", "summary": {"score": 3.0}, "seconds": 5.0})
+    second.result({"id": "b/drq/seed0", "status": "failed", "error": "RuntimeError: boom"})
+    runs = json.loads((tmp_path / "sweep_status.json").read_text())["runs"]
+    assert (runs["a/drq/seed0"]["status"], runs["a/drq/seed0"]["score"]) == ("finished", 3.0)
+    assert runs["b/drq/seed0"]["status"] == "failed"
+
+    third = Progress(tmp_path, total=2, stream=io.StringIO())
+    third.start({"id": "b/drq/seed0"})
+    fourth = Progress(tmp_path, total=2, stream=io.StringIO())
+    fourth.start({"id": "c/drq/seed0"})
+    fourth.interrupted()  # Ctrl-C in one process: only its own runs become interrupted
+    runs = json.loads((tmp_path / "sweep_status.json").read_text())["runs"]
+    assert runs["c/drq/seed0"]["status"] == "interrupted" and runs["b/drq/seed0"]["status"] == "running"
+    # a worker that found its run taken by another process leaves that process's entry as it is
+    third.start({"id": "a/drq/seed0"})
+    fourth.start({"id": "a/drq/seed0"})
+    fourth.result({"id": "a/drq/seed0", "status": "held", "error": "...",
+                   "holder": "another process (pid 7)"})
+    third.result({"id": "a/drq/seed0", "status": "finished", "summary": {"score": 4.0}, "seconds": 1.0})
+    fourth.result({"id": "c/drq/seed0", "status": "finished", "summary": {"score": 1.0}, "seconds": 1.0})
+    runs = json.loads((tmp_path / "sweep_status.json").read_text())["runs"]
+    assert (runs["a/drq/seed0"]["status"], runs["a/drq/seed0"]["score"]) == ("finished", 4.0)
+    assert "left alone a/drq/seed0: another process (pid 7) runs it" in fourth.stream.getvalue()
+    assert "1 left to another process" in fourth.line()
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_workers_threads_reach_its_run(tmp_path, monkeypatch, threads):
     """plastic sweep --threads N: the run trains with N torch threads (it used to reset itself to 1)."""
@@ -228,6 +280,34 @@ def test_sweep_bookkeeping_skips_refuses_and_records(tmp_path):
                                    out=out), ScriptedBackend(set()), stream=io.StringIO())
     assert extended["runs"]["breakout/drq/seed4"]["status"] == "finished"
     assert json.loads((out / SWEEP_FILE).read_text())["seeds"] == [0, 1, 2, 3, 4]
+
+
+def test_a_sweep_leaves_runs_another_process_holds_to_it(tmp_path):
+    import os
+
+    from plastic.train.lock import run_lock
+
+    out = tmp_path / "sweep"
+    spec = make_spec("minatar", presets="drq", seeds=3, games="breakout", overrides=TINY, out=out)
+    held = out / "breakout" / "drq" / "seed1"
+    held.mkdir(parents=True)
+    dry = io.StringIO()
+    with run_lock(held):
+        run_sweep(spec, ScriptedBackend(set()), dry_run=True, stream=dry)
+        backend, stream = ScriptedBackend(set()), io.StringIO()
+        status = run_sweep(spec, backend, stream=stream)
+    pid = os.getpid()
+    assert f"another process (pid {pid}) runs breakout/drq/seed1: would leave it alone" in dry.getvalue()
+    assert backend.ran == ["breakout/drq/seed0", "breakout/drq/seed2"]
+    said = stream.getvalue()
+    assert f"left alone breakout/drq/seed1: another process (pid {pid}) runs it" in said
+    assert "2/3 finished, 0 failed, 1 left to another process, 0 remaining" in said
+    assert f"`plastic status {out}` follows the runs other processes hold" in said
+    assert "breakout/drq/seed1" not in status["runs"] and status["held"] == 1
+
+    backend = ScriptedBackend(set())  # the holder is gone: the run is this sweep's again
+    run_sweep(spec, backend, stream=io.StringIO())
+    assert backend.ran == ["breakout/drq/seed1"]
 
 
 def test_local_sweep_runs_for_real_records_a_failing_worker_and_redoes_nothing(tmp_path, monkeypatch):

@@ -3,11 +3,15 @@
 Layout of a sweep directory::
 
     OUT/sweep.json                 what the sweep is (benchmark, games, presets, seeds, settings)
-    OUT/sweep_status.json          per run: finished / failed (error, traceback tail) / interrupted
+    OUT/sweep_status.json          per run: running / finished / failed (error, traceback tail) /
+                                   interrupted
     OUT/GAME/PRESET/seedN/         one run directory each (see plastic.train.loop), + sweep.log
 
 Running the same sweep again skips finished runs, resumes interrupted ones from their
 checkpoints and retries failed ones. A run that fails is recorded and does not stop the others.
+Several sweep processes may share a directory (more workers started later, or on another machine
+over a shared filesystem): each leaves alone a run another one holds (its lock, see
+``plastic.train.lock``) and changes only its own runs' entries in ``sweep_status.json``.
 Running it with other settings (``--steps``, ``--set``, ...) is refused before anything is written:
 a sweep directory holds one set of settings; only logging keys may change.
 """
@@ -28,6 +32,7 @@ from plastic.experiments.benchmarks import (
     get_benchmark,
     summary_score,
 )
+from plastic.train.lock import holder, is_locked
 
 SWEEP_FILE = "sweep.json"
 STATUS_FILE = "sweep_status.json"
@@ -312,21 +317,29 @@ class Progress:
 
     def __init__(self, out: Path, total: int, stream: TextIO | None = None, heartbeat: float = 300.0) -> None:
         self.path = out / STATUS_FILE
-        self.runs: dict[str, dict[str, Any]] = {}
-        if self.path.exists():
-            self.runs = json.loads(self.path.read_text()).get("runs", {})
+        self.runs = self._recorded()
+        self.mine: set[str] = set()  # the runs whose entries this process writes; the file keeps the rest
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
-        self.counts = {"finished": 0, "failed": 0, "running": 0}
+        self.counts = {"finished": 0, "failed": 0, "running": 0, "held": 0}
         self.started = self.last_said = time.perf_counter()
         self.finished_now = 0
         self.heartbeat = heartbeat
         self.running: dict[str, dict[str, Any]] = {}
         self.first_seen: dict[str, tuple[float, float]] = {}  # run id -> (time, fraction) first read
 
+    def _recorded(self) -> dict[str, dict[str, Any]]:
+        return json.loads(self.path.read_text()).get("runs", {}) if self.path.exists() else {}
+
     def _save(self) -> None:
-        _atomic_json(self.path, {"updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **self.counts,
-                                 "total": self.total, "runs": self.runs})
+        """Writes this process's entries over what the file holds now (another sweep process over
+        the same directory writes its own), under a lock so that neither loses the other's."""
+        from plastic.train.lock import exclusive
+
+        with exclusive(self.path.with_name(f".{STATUS_FILE}.lock")):
+            self.runs = {**self._recorded(), **{run: self.runs[run] for run in self.mine}}
+            _atomic_json(self.path, {"updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **self.counts,
+                                     "total": self.total, "runs": self.runs})
 
     def say(self, text: str) -> None:
         print(f"[sweep] {text}", file=self.stream, flush=True)
@@ -355,8 +368,11 @@ class Progress:
 
     def line(self) -> str:
         done, failed, running = self.counts["finished"], self.counts["failed"], self.counts["running"]
-        remaining = self.total - done - failed
-        text = f"{done}/{self.total} finished, {failed} failed, {remaining} remaining ({running} running)"
+        held = self.counts["held"]
+        remaining = self.total - done - failed - held
+        text = f"{done}/{self.total} finished, {failed} failed"
+        text += f", {held} left to another process" if held else ""
+        text += f", {remaining} remaining ({running} running)"
         if self.finished_now and remaining:
             per_run = (time.perf_counter() - self.started) / self.finished_now  # wall time per completion
             text += f", ~{duration_text(per_run * remaining)} left"
@@ -365,23 +381,36 @@ class Progress:
     def skipped(self, job: dict[str, Any], summary: dict[str, Any]) -> None:
         self.runs[job["id"]] = {"status": "finished", "score": summary_score(summary),
                                 "seconds": summary.get("wall_seconds", summary.get("wall_time_s"))}
+        self.mine.add(job["id"])
         self.counts["finished"] += 1
 
     def refused(self, job: dict[str, Any], error: Exception) -> None:
         self.runs[job["id"]] = {"status": "failed", "error": f"{type(error).__name__}: {error}",
                                 "traceback": "", "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self.mine.add(job["id"])
         self.counts["failed"] += 1
         self.say(f"FAILED {job['id']}: {error}")
+
+    def held(self, job_id: str, holder: str) -> None:
+        """Another process runs ``job_id``: its entry is that process's to write."""
+        self.mine.discard(job_id)
+        self.counts["held"] += 1
+        self.say(f"left alone {job_id}: {holder} runs it")
 
     def start(self, job: dict[str, Any]) -> None:
         self.running[job["id"]] = job
         self.counts["running"] += 1
         self.runs[job["id"]] = {"status": "running", "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self.mine.add(job["id"])
         self._save()
 
     def result(self, result: dict[str, Any]) -> None:
         self.running.pop(result["id"], None)
         self.counts["running"] -= 1
+        if result["status"] == "held":  # another process took it between the plan and the start
+            self.held(result["id"], result.get("holder", "another process"))
+            self._save()
+            return
         entry: dict[str, Any] = {"status": result["status"], "seconds": result.get("seconds"),
                                  "host": result.get("host"), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         if result["status"] == "finished":
@@ -396,13 +425,13 @@ class Progress:
         if result.get("seconds") is not None:
             what += f" ({duration_text(result['seconds'])})"
         self.runs[result["id"]] = entry
+        self.mine.add(result["id"])
         self._save()
         self.say(f"{what} | {self.line()}")
 
     def interrupted(self) -> None:
-        for entry in self.runs.values():
-            if entry.get("status") == "running":
-                entry["status"] = "interrupted"
+        for run in self.running:
+            self.runs[run]["status"] = "interrupted"
         self.counts["running"] = 0
         self._save()
 
@@ -424,6 +453,8 @@ def _dry_run_line(job: dict[str, Any]) -> str:
         return f"would refuse {job['id']}: {error}"
     if summary is not None:
         return f"finished {job['id']} (score {summary.get('score')}): would skip it"
+    if is_locked(Path(job["run_dir"])):
+        return f"{holder(Path(job['run_dir']))} runs {job['id']}: would leave it alone"
     started = (Path(job["run_dir"]) / "config.json").exists()
     return f"would {'resume' if started else 'run'} {job['id']} -> {job['run_dir']}"
 
@@ -450,10 +481,12 @@ def run_sweep(spec: SweepSpec, backend: LocalBackend | RayBackend, *, command: l
         except ValueError as error:  # the directory holds a different run: never overwrite it
             progress.refused(job, error)
             continue
-        if summary is None:
-            todo.append(job)
-        else:
+        if summary is not None:
             progress.skipped(job, summary)
+        elif is_locked(Path(job["run_dir"])):
+            progress.held(job["id"], holder(Path(job["run_dir"])))
+        else:
+            todo.append(job)
     progress._save()
     bench = get_benchmark(spec.benchmark)
     progress.say(f"{bench.name}: {len(jobs)} runs ({len(spec.games)} {bench.unit}(s) × {len(spec.presets)} "
@@ -467,5 +500,9 @@ def run_sweep(spec: SweepSpec, backend: LocalBackend | RayBackend, *, command: l
         progress.interrupted()
         progress.say(f"interrupted: {progress.line()}; run the same command again to resume")
         raise
-    progress.say(f"all done: {progress.line()}. Report: plastic report {spec.out}")
+    if progress.counts["held"]:
+        progress.say(f"done here: {progress.line()}; `plastic status {spec.out}` follows the runs "
+                     "other processes hold")
+    else:
+        progress.say(f"all done: {progress.line()}. Report: plastic report {spec.out}")
     return json.loads(progress.path.read_text())

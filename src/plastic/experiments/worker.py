@@ -50,9 +50,11 @@ def output_to(path: Path) -> Iterator[None]:
 
 
 def execute(job: dict[str, Any], threads: int = 1) -> dict[str, Any]:
-    """Runs one job; returns ``{"id", "status": "finished"|"failed", "summary" | "error",
-    "traceback", "seconds", "host"}``. Never raises for a failing run."""
+    """Runs one job; returns ``{"id", "status": "finished"|"failed"|"held", "summary" | "error",
+    "traceback", "seconds", "host"}``. Never raises for a failing run. "held": another process
+    (another sweep over the same directory, say) runs it; this one left it alone."""
     from plastic.experiments.benchmarks import get_benchmark
+    from plastic.train.lock import RunLockedError, holder
 
     started = time.perf_counter()
     result: dict[str, Any] = {"id": job["id"], "host": os.uname().nodename}
@@ -62,10 +64,15 @@ def execute(job: dict[str, Any], threads: int = 1) -> dict[str, Any]:
             print(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {job['id']} on {result['host']}", flush=True)
             try:
                 summary = get_benchmark(job["benchmark"]).run(job, threads)
+            except RunLockedError as error:
+                print(f"left alone: {error}", flush=True)
+                raise
             except Exception:
                 traceback.print_exc()  # into the run's log as well as the sweep's status
                 raise
         result.update(status="finished", summary={k: v for k, v in summary.items() if k != "returns"})
+    except RunLockedError as error:
+        result.update(status="held", error=str(error), holder=holder(Path(job["run_dir"])))
     except Exception as error:  # a failing run is a result, not the end of the sweep
         lines = traceback.format_exc().rstrip().splitlines()
         result.update(status="failed", error=f"{type(error).__name__}: {error}",

@@ -51,6 +51,15 @@ def is_locked(run_dir: Path) -> bool:
     return False
 
 
+def holder(run_dir: Path) -> str:
+    """'another process (pid N)': who holds ``run_dir``'s lock, as its lock file says."""
+    try:
+        pid = (run_dir / LOCK_NAME).read_text(errors="replace").strip()
+    except OSError:
+        pid = ""
+    return f"another process (pid {pid})" if pid.isdigit() else "another process"
+
+
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir``'s lock for the ``with`` block, or raise ``RunLockedError`` (after ≈ 0.5 s)."""
@@ -61,10 +70,8 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         raise WriteError(path, error.strerror or str(error)) from error
     try:
         if not _try_lock(fd):
-            pid = os.read(fd, 32).decode(errors="replace").strip()
-            holder = f"another process (pid {pid})" if pid.isdigit() else "another process"
             raise RunLockedError(
-                f"{holder} is running the run in {run_dir}; wait for it to finish or stop it, "
+                f"{holder(run_dir)} is running the run in {run_dir}; wait for it to finish or stop it, "
                 "then run the same command again") from None
         try:
             os.ftruncate(fd, 0)
@@ -74,3 +81,15 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the ``with`` block, waiting
+    for it: for short read-modify-writes of a file that several processes update."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
