@@ -72,6 +72,7 @@ def train(src: Path, case: Case, steps: int, run_dir: Path) -> None:
     command += [option for setting in settings for option in ("--set", setting)]
     # cwd: `python -m` puts the working directory first on sys.path, where a checkout's plastic
     # could shadow PYTHONPATH's
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(command, env={**os.environ, "PYTHONPATH": str(src)}, cwd=run_dir.parent,
                           capture_output=True, text=True)
     if done.returncode != 0:

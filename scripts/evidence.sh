@@ -18,8 +18,8 @@
 # Settings (environment): EVIDENCE_COMMIT (default below), EVIDENCE_WORKTREE, EVIDENCE_RUNS, PYTHON.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-commit="${EVIDENCE_COMMIT:-a2243f1}"
-worktree="${EVIDENCE_WORKTREE:-/work/evidence3}"
+commit="${EVIDENCE_COMMIT:-0c5dec7}"
+worktree="${EVIDENCE_WORKTREE:-/work/evidence4}"
 runs="${EVIDENCE_RUNS:-/work/evidence-runs}"
 python="${PYTHON:-$root/.venv/bin/python}"
 
@@ -43,16 +43,23 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # halves), then seed 2 of each (issue 14's three seeds; added 2026-12-05: no GPU session has come
 # to run them). A sweep may appear several times with more seeds: a sweep's seeds are its
 # outermost loop, and the runs an earlier entry finished are skipped.
+# Two slots may run the same sweep at once (since 0c5dec7 a sweep leaves alone the runs another
+# process holds): from 2026-12-05 the Atari slot first helps with the bf16 study's seed 1 (the
+# speed issue's verdict waits for it; the ratio-2 Atari run it interrupted resumes after), and the
+# MinAtar slot ends its chain in the ratio-2 Atari grid, so that both cores work until all is done.
 # The pinned commit: 50739a6 (worktree /work/evidence2) until 2026-12-05, then a2243f1, after the
 # check that `python benchmarks/same_results.py --old 50739a6` automates found the two computing
 # the same bits (fresh Atari and MinAtar runs of drq and plastic with Resets, fp32 and bf16, and
 # checkpoints of 50739a6 resumed by each): the runs begun at 50739a6 were resumed by a2243f1.
+# Then 0c5dec7 (/work/evidence4; shared sweeps), after `same_results.py --old a2243f1` found the same
+# bits (resume-minatar-plastic-bf16, minatar-drq-bf16, resume-atari-plastic).
 # Move it again only after the same check (`same_results.py --old <pinned commit>` from main).
 # Atari runs checkpoint every 2,500 steps (≈ 1.5 s for the replay's 0.5 GB each time). A run resumes
 # from its last checkpoint (a logging key: same results). `stop` (SIGTERM) checkpoints each run at
 # its current step first (plastic.train.stop; since a2243f1): run it before a session ends, which
 # otherwise loses each run's steps since its last checkpoint.
 SWEEPS=(
+    "atari|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2 --set train.precision=bf16"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games pong,breakout --presets drq --seeds 1-1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|atari100k-rr2|benchmarks/atari100k/rr2|atari100k --games breakout,boxing,ms_pacman --presets drq,plastic --seeds 1 --replay-ratio 2 --set train.checkpoint_interval=2500"
@@ -61,19 +68,12 @@ SWEEPS=(
     "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2 --set train.precision=bf16"
     "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds 3 --replay-ratio 2"
     "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 3 --replay-ratio 2 --set train.precision=bf16"
+    "minatar|atari100k-rr2|benchmarks/atari100k/rr2|atari100k --games breakout,boxing,ms_pacman --presets drq,plastic --seeds 1 --replay-ratio 2 --set train.checkpoint_interval=2500"
 )
 
 running() { pgrep -f -- "--out $runs/$1( |$)" >/dev/null; }
-slot_running() {
-    local spec slot name committed args
-    for spec in "${SWEEPS[@]}"; do
-        IFS='|' read -r slot name committed args <<<"$spec"
-        [[ $slot == "$1" ]] || continue
-        # a sweep of the slot, or the slot's chain (`bash -c`, which quotes each --out) between two
-        running "$name" || pgrep -f -- "--out \"$runs/$name\"" >/dev/null && return 0
-    done
-    return 1
-}
+# a slot's chain (`bash -c`) names its slot first: two slots may run the same sweep
+slot_running() { pgrep -f -- "^bash -c : evidence-slot=$1 $runs;" >/dev/null; }
 
 signal_sweeps() {  # each slot was started with setsid: its sweeps and their workers share a group
     local spec slot name committed args pid group signalled=" "
@@ -121,7 +121,7 @@ start() {
             echo "$slot: already running"
             continue
         fi
-        chain="" names=""
+        chain=": evidence-slot=$slot $runs; " names=""
         for spec in "${SWEEPS[@]}"; do
             IFS='|' read -r s_slot name committed args <<<"$spec"
             [[ $s_slot == "$slot" ]] || continue
@@ -131,8 +131,9 @@ start() {
             names+="${names:+ then }$name"
             chain+="\"$python\" -m plastic.cli sweep $args --workers 1 --threads 1 --out \"$runs/$name\" >>\"$runs/$name.log\" 2>&1; "
         done
-        # the subshell's own descriptors too: otherwise `evidence.sh start | tail` waits for the sweep
-        (cd "$runs" && PYTHONPATH="$worktree/src" setsid nohup bash -c "$chain" &) </dev/null >/dev/null 2>&1
+        # the subshell's own descriptors too: otherwise `evidence.sh start | tail` waits for the sweep;
+        # the closing `:` keeps the chain's bash (and its slot name) alive while its last sweep runs
+        (cd "$runs" && PYTHONPATH="$worktree/src" setsid nohup bash -c "$chain:" &) </dev/null >/dev/null 2>&1
         echo "$slot: started from $worktree ($actual): $names; logs in $runs"
     done
 }

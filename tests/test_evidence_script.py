@@ -1,7 +1,7 @@
 """`scripts/evidence.sh`, which keeps issue 14's long sweeps going across working sessions: run with
 a stand-in for Python that only records its arguments, so nothing trains. A slot's sweeps run one
-after the other, a running slot is not started twice, and a fresh sweep directory is seeded with
-the runs already committed under benchmarks/."""
+after the other, a running slot is not started twice (though two slots may run the same sweep), and
+a fresh sweep directory is seeded with the runs already committed under benchmarks/."""
 
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ def evidence(tmp_path):
     calls = tmp_path / "calls.txt"
     release = tmp_path / "release"
     stand_in = tmp_path / "python"
-    # each "sweep" records its start, waits until the test releases it, and records its end; on
-    # SIGTERM it takes a moment to exit, as a real sweep writing its checkpoints does
+    # each "sweep" records its start and slot (its parent, the slot's chain, names it), waits until
+    # the test releases it, and records its end; on SIGTERM it takes a moment to exit, as a real
+    # sweep writing its checkpoints does
     stand_in.write_text(f"""#!/bin/bash
 trap 'sleep 0.5; exit 143' TERM
-out="${{@: -1}}"
+out="${{@: -1}} $(tr '\\0' ' ' < /proc/$PPID/cmdline | sed -n 's/.*evidence-slot=\\([a-z]*\\) .*/\\1/p')"
 echo "start $out" >> {shlex.quote(str(calls))}
 while [[ ! -e {shlex.quote(str(release))} ]]; do sleep 0.05; done
 echo "end $out" >> {shlex.quote(str(calls))}
@@ -62,32 +63,37 @@ def lines(path: Path) -> list[str]:
 def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
     run, calls, release, runs = evidence
     said = run("start")
-    # ratio 1's seed 0 of six games, its seed 1 of two, then ratio 2
+    # the Atari slot helps with bf16's seed 1 first, then ratio 1's seed 0 of six games, its seed 1
+    # of two, then ratio 2
     assert "atari: started" in said and \
-        "atari100k-drq-rr1 then atari100k-drq-rr1 then atari100k-rr2" in said
+        "bf16-study then atari100k-drq-rr1 then atari100k-drq-rr1 then atari100k-rr2" in said
     assert "minatar: started" in said
-    # one sweep per slot at a time: the Atari slot's second sweep waits for its first
+    # one sweep per slot at a time; both slots begin with the bf16 study, each in its own process
     wait_for(lambda: len(lines(calls)) == 2)
-    assert sorted(lines(calls)) == [f"start {runs}/atari100k-drq-rr1", f"start {runs}/bf16-study"]
-    # while they run, a second start starts nothing
+    assert sorted(lines(calls)) == [f"start {runs}/bf16-study atari", f"start {runs}/bf16-study minatar"]
+    # while they run, a second start starts nothing, though the slots run the same sweep
     again = run("start")
     assert "atari: already running" in again and "minatar: already running" in again
     status = run("status")
-    assert "atari100k-drq-rr1 (running)" in status and "atari100k-rr2 (stopped)" in status
-    assert status.count("bf16-study (") == 1  # a sweep listed twice in a slot's chain is shown once
+    assert "bf16-study (running)" in status and "atari100k-rr2 (stopped)" in status
+    assert status.count("bf16-study (") == 1  # a sweep listed twice in a chain is shown once
     time.sleep(0.3)
     assert len(lines(calls)) == 2
     release.touch()
-    wait_for(lambda: f"end {runs}/atari100k-rr2" in lines(calls))
-    events = lines(calls)
-    atari = [e for e in events if "atari100k" in e]
-    assert atari == [f"{event} {runs}/{name}" for name in ("atari100k-drq-rr1", "atari100k-drq-rr1",
-                                                           "atari100k-rr2") for event in ("start", "end")]
-    # the MinAtar slot: bf16's seed 0, fp32's seeds 0-1, bf16's seed 1, then seed 2 of fp32 and bf16
-    wait_for(lambda: lines(calls).count(f"end {runs}/bf16-study") == 3)
-    minatar = [e for e in lines(calls) if e.startswith("start") and "atari100k" not in e]
-    assert minatar == [f"start {runs}/{name}" for name in ("bf16-study", "minatar-all", "bf16-study",
-                                                          "minatar-all", "bf16-study")]
+    wait_for(lambda: lines(calls).count(f"end {runs}/atari100k-rr2 minatar") == 1)
+    wait_for(lambda: lines(calls).count(f"end {runs}/atari100k-rr2 atari") == 1)
+
+    def slot_events(slot: str) -> list[str]:
+        return [e for e in lines(calls) if e.endswith(f" {slot}")]
+
+    atari = ("bf16-study", "atari100k-drq-rr1", "atari100k-drq-rr1", "atari100k-rr2")
+    assert slot_events("atari") == [f"{event} {runs}/{name} atari" for name in atari
+                                    for event in ("start", "end")]
+    # the MinAtar slot: bf16's seed 0, fp32's seeds 0-1, bf16's seed 1, seed 2 of fp32 and bf16,
+    # then the ratio-2 Atari grid beside the Atari slot
+    minatar = ("bf16-study", "minatar-all", "bf16-study", "minatar-all", "bf16-study", "atari100k-rr2")
+    assert slot_events("minatar") == [f"{event} {runs}/{name} minatar" for name in minatar
+                                      for event in ("start", "end")]
     # the committed runs were copied into the fresh sweep directories, so a sweep skips them
     committed = sorted(p.relative_to(ROOT / "benchmarks/atari100k/drq-rr1")
                        for p in (ROOT / "benchmarks/atari100k/drq-rr1").rglob("summary.json"))
@@ -100,10 +106,11 @@ def test_stop_ends_every_slot_and_start_begins_again(evidence):
     run("start")
     wait_for(lambda: len(lines(calls)) == 2)
     said = run("stop")
-    # each running sweep gets one TERM, though the Atari sweep is named twice in its chain
-    assert said.count("atari100k-drq-rr1: SIGTERM sent") == 1 and said.count("bf16-study: SIGTERM sent") == 1
+    # each slot's running sweep gets one TERM, though the bf16 study is named three times in the
+    # chains and runs in both slots
+    assert said.count("bf16-study: SIGTERM sent") == 2 and "atari100k" not in said
     status = run("status")
-    assert "(running)" not in status and "atari100k-drq-rr1 (stopped)" in status
+    assert "(running)" not in status and "bf16-study (stopped)" in status
     # nothing of the slots is left: released now, no stand-in finishes and no chain goes on
     release.touch()
     time.sleep(0.5)

@@ -76,3 +76,20 @@ def test_same_bits_means_dtype_shape_and_bytes():
     assert not same_bits(torch.ones(2, 2), torch.ones(4))
     nan = torch.tensor([float("nan")])
     assert same_bits(nan, nan.clone()) and same_bits(torch.tensor(3), torch.tensor(3))
+
+
+def test_a_run_is_trained_from_its_own_new_directory(tmp_path, monkeypatch):
+    """`python -m` runs from the run's parent folder (not the caller's, where a checkout could
+    shadow the commit under test), which must exist before the first run of a case is made."""
+    seen = []
+
+    def fake_run(command, *, env, cwd, **kwargs):
+        seen.append((Path(cwd), Path(cwd).is_dir(), env["PYTHONPATH"], command))
+        return type("Done", (), {"returncode": 0, "stderr": ""})()
+
+    monkeypatch.setattr(_MODULE.subprocess, "run", fake_run)
+    run_dir = tmp_path / "runs" / "resume-atari-plastic" / "old"
+    _MODULE.train(tmp_path / "old" / "src", _MODULE.CASES["resume-atari-plastic"], 1200, run_dir)
+    (cwd, existed, pythonpath, command), = seen
+    assert cwd == run_dir.parent and existed and pythonpath == str(tmp_path / "old" / "src")
+    assert command[command.index("--run-dir") + 1] == str(run_dir) and "1200" in command
