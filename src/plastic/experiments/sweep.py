@@ -32,7 +32,6 @@ from plastic.experiments.benchmarks import (
     get_benchmark,
     summary_score,
 )
-from plastic.train.lock import holder, is_locked
 
 SWEEP_FILE = "sweep.json"
 STATUS_FILE = "sweep_status.json"
@@ -447,6 +446,8 @@ def duration_text(seconds: float) -> str:
 
 def _dry_run_line(job: dict[str, Any]) -> str:
     """What a sweep would do with ``job``: skip it (finished), resume it, run it, or refuse it."""
+    from plastic.train.lock import holder, is_locked
+
     try:
         summary = get_benchmark(job["benchmark"]).finished_summary(job)
     except ValueError as error:
@@ -463,6 +464,8 @@ def run_sweep(spec: SweepSpec, backend: LocalBackend | RayBackend, *, command: l
               dry_run: bool = False, stream: TextIO | None = None,
               heartbeat: float = 300.0) -> dict[str, Any]:
     """Runs every run of ``spec`` not yet finished; returns the final status (``sweep_status.json``)."""
+    from plastic.train.lock import holder, is_locked
+
     spec.out = spec.out.expanduser().resolve()
     jobs = plan_jobs(spec)
     check_existing_sweep(spec)
