@@ -204,6 +204,20 @@ def test_run_time_left_by_hand():
     assert "≈ 7 min of run time left" in text  # 400 s and "+ 1 run(s) of no known length yet" in text
     done = format_status(Path("sweep"), {"benchmark": "atari100k"}, states[:2])
     assert "left" not in done
+    # two runs at a time (a sweep's two workers, or two sweep processes): half the run time, unless
+    # a running run alone takes longer
+    two = [RunState("pong/drq/seed0", "finished", preset="drq", seconds=1200.0),
+           RunState("pong/drq/seed1", "running", preset="drq", fraction=0.5, seconds_left=600.0),
+           RunState("boxing/drq/seed1", "running", preset="drq", fraction=0.5, seconds_left=600.0),
+           RunState("kung_fu_master/drq/seed0", "not started", preset="drq")]
+    assert run_time_left(two) == (pytest.approx(2400.0), 0)
+    assert format_status(Path("sweep"), {"benchmark": "atari100k"}, two).endswith(
+        "≈ 40 min of run time left (one run at a time; runs not running at the mean of this sweep's "
+        "finished runs of their preset); ≈ 20 min with 2 runs at a time, as now")
+    two[2] = dataclasses.replace(two[2], seconds_left=3000.0)  # 4,800 s in all, but one run needs 3,000
+    assert format_status(Path("sweep"), {"benchmark": "atari100k"}, two).endswith(
+        "; ≈ 50 min with 2 runs at a time, as now")
+    assert "at a time, as now" not in format_status(Path("sweep"), {"benchmark": "atari100k"}, two[:3:2])
 
 
 def test_runs_that_only_an_earlier_command_asked_for_are_shown_apart_and_not_timed(tmp_path):

@@ -183,6 +183,10 @@ def format_status(out: Path, sweep: dict[str, Any] | None, states: list[RunState
                     "of their preset)"
         if left and unknown:
             text += f", + {unknown} run(s) of no known length yet"
+        running = [s for s in states if s.state == "running"]
+        if left and len(running) > 1:  # several workers or processes: the wall time is shorter
+            wall = max(left / len(running), *(s.seconds_left or 0.0 for s in running))
+            text += f"; ≈ {duration_text(wall)} with {len(running)} runs at a time, as now"
         if others:
             text += f"; not counting {others} run(s) not finished that only an earlier command asked for"
         lines.append(text)
