@@ -22,6 +22,7 @@ from plastic.experiments.sweep import (
     parse_seeds,
     plan_jobs,
     run_sweep,
+    write_sweep_file,
 )
 from plastic.experiments.worker import execute
 
@@ -176,6 +177,39 @@ def test_two_sweep_processes_keep_each_others_entries_in_the_status_file(tmp_pat
     assert (runs["a/drq/seed0"]["status"], runs["a/drq/seed0"]["score"]) == ("finished", 4.0)
     assert "left alone a/drq/seed0: another process (pid 7) runs it" in fourth.stream.getvalue()
     assert "1 left to another process" in fourth.line()
+
+
+def test_an_older_entry_never_overwrites_what_another_process_wrote_later(tmp_path):
+    first = Progress(tmp_path, total=2, stream=io.StringIO())
+    first.start({"id": "x/drq/seed0"})
+    first.result({"id": "x/drq/seed0", "status": "failed", "error": "RuntimeError: boom"})
+    second = Progress(tmp_path, total=2, stream=io.StringIO())  # retries the failed run, and finishes it
+    second.start({"id": "x/drq/seed0"})
+    second.result({"id": "x/drq/seed0", "status": "finished", "summary": {"score": 2.0}, "seconds": 1.0})
+    first.start({"id": "y/drq/seed0"})  # the first process saves again: its failure is history
+    runs = json.loads((tmp_path / "sweep_status.json").read_text())["runs"]
+    assert runs["x/drq/seed0"]["status"] == "finished" and runs["y/drq/seed0"]["status"] == "running"
+    # each process's counts are its own (its exit status comes from them); the runs are shared
+    assert (first.status()["failed"], second.status()["failed"], second.status()["finished"]) == (1, 0, 1)
+    assert first.status()["runs"]["x/drq/seed0"]["status"] == "finished"
+
+
+def test_two_sweeps_started_together_keep_both_commands_in_the_history(tmp_path):
+    import threading
+
+    from plastic.train.lock import exclusive
+
+    spec = make_spec("minatar", presets="drq", seeds=1, games="breakout", overrides=TINY, out=tmp_path)
+    write_sweep_file(spec, "local", ["plastic", "sweep", "first"])
+    with exclusive(tmp_path / ".sweep.json.lock"):  # another process between its read and its write
+        writer = threading.Thread(target=write_sweep_file,
+                                  args=(spec, "local", ["plastic", "sweep", "second"]))
+        writer.start()
+        writer.join(0.3)
+        assert writer.is_alive()  # it waits for the lock rather than read a file about to change
+    writer.join(10)
+    history = json.loads((tmp_path / SWEEP_FILE).read_text())["history"]
+    assert [entry["command"][-1] for entry in history] == ["first", "second"]
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -291,22 +291,26 @@ def _config_differences(bench: Benchmark, game: str, preset: str, before: dict[s
 def write_sweep_file(spec: SweepSpec, backend: str, command: list[str] | None = None) -> dict[str, Any]:
     """Writes OUT/sweep.json. A directory keeps one benchmark and one set of settings
     (``check_existing_sweep``); adding games, presets or seeds to an existing sweep is fine and
-    the description grows to cover both."""
+    the description grows to cover both. Under a lock: two sweep processes started together would
+    otherwise each drop the other's command from the history."""
+    from plastic.train.lock import exclusive
+
     path = spec.out / SWEEP_FILE
     description = _describe(spec, backend, command)
-    history: list[dict[str, Any]] = []
-    if path.exists():
-        old = json.loads(path.read_text())
-        history = old.get("history", [])
-        for key in ("games", "presets", "seeds"):
-            description[key] = list(dict.fromkeys([*old.get(key, []), *description[key]]))
-        merged = {**old.get("preset_overrides", {}), **description["preset_overrides"]}
-        description["preset_overrides"] = {p: merged[p] for p in sorted(merged)}
-    description["history"] = [*history, {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": command,
-                                         "overrides": description["overrides"],
-                                         "preset_overrides": description["preset_overrides"],
-                                         "backend": backend}]
-    _atomic_json(path, description)
+    with exclusive(path.with_name(f".{SWEEP_FILE}.lock")):
+        history: list[dict[str, Any]] = []
+        if path.exists():
+            old = json.loads(path.read_text())
+            history = old.get("history", [])
+            for key in ("games", "presets", "seeds"):
+                description[key] = list(dict.fromkeys([*old.get(key, []), *description[key]]))
+            merged = {**old.get("preset_overrides", {}), **description["preset_overrides"]}
+            description["preset_overrides"] = {p: merged[p] for p in sorted(merged)}
+        description["history"] = [*history, {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": command,
+                                             "overrides": description["overrides"],
+                                             "preset_overrides": description["preset_overrides"],
+                                             "backend": backend}]
+        _atomic_json(path, description)
     return description
 
 
@@ -317,7 +321,7 @@ class Progress:
     def __init__(self, out: Path, total: int, stream: TextIO | None = None, heartbeat: float = 300.0) -> None:
         self.path = out / STATUS_FILE
         self.runs = self._recorded()
-        self.mine: set[str] = set()  # the runs whose entries this process writes; the file keeps the rest
+        self.changed: set[str] = set()  # entries changed here since the last save (see _save)
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.counts = {"finished": 0, "failed": 0, "running": 0, "held": 0}
@@ -331,14 +335,20 @@ class Progress:
         return json.loads(self.path.read_text()).get("runs", {}) if self.path.exists() else {}
 
     def _save(self) -> None:
-        """Writes this process's entries over what the file holds now (another sweep process over
-        the same directory writes its own), under a lock so that neither loses the other's."""
+        """Writes the entries this process changed since its last save over what the file holds
+        now, under a lock: another sweep process over the same directory writes its own, and an
+        entry it wrote later (a run this one failed and it then finished) is never overwritten
+        by an older one from here. The file holds runs only: the counts are each process's own."""
         from plastic.train.lock import exclusive
 
         with exclusive(self.path.with_name(f".{STATUS_FILE}.lock")):
-            self.runs = {**self._recorded(), **{run: self.runs[run] for run in self.mine}}
-            _atomic_json(self.path, {"updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **self.counts,
-                                     "total": self.total, "runs": self.runs})
+            self.runs = {**self._recorded(), **{run: self.runs[run] for run in self.changed}}
+            _atomic_json(self.path, {"updated": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": self.runs})
+            self.changed.clear()
+
+    def status(self) -> dict[str, Any]:
+        """Every run's entry as the file holds it, with this process's counts and its sweep's size."""
+        return {"runs": self.runs, **self.counts, "total": self.total}
 
     def say(self, text: str) -> None:
         print(f"[sweep] {text}", file=self.stream, flush=True)
@@ -380,19 +390,19 @@ class Progress:
     def skipped(self, job: dict[str, Any], summary: dict[str, Any]) -> None:
         self.runs[job["id"]] = {"status": "finished", "score": summary_score(summary),
                                 "seconds": summary.get("wall_seconds", summary.get("wall_time_s"))}
-        self.mine.add(job["id"])
+        self.changed.add(job["id"])
         self.counts["finished"] += 1
 
     def refused(self, job: dict[str, Any], error: Exception) -> None:
         self.runs[job["id"]] = {"status": "failed", "error": f"{type(error).__name__}: {error}",
                                 "traceback": "", "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        self.mine.add(job["id"])
+        self.changed.add(job["id"])
         self.counts["failed"] += 1
         self.say(f"FAILED {job['id']}: {error}")
 
     def held(self, job_id: str, holder: str) -> None:
         """Another process runs ``job_id``: its entry is that process's to write."""
-        self.mine.discard(job_id)
+        self.changed.discard(job_id)
         self.counts["held"] += 1
         self.say(f"left alone {job_id}: {holder} runs it")
 
@@ -400,12 +410,12 @@ class Progress:
         self.running[job["id"]] = job
         self.counts["running"] += 1
         self.runs[job["id"]] = {"status": "running", "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        self.mine.add(job["id"])
+        self.changed.add(job["id"])
         self._save()
 
     def result(self, result: dict[str, Any]) -> None:
-        self.running.pop(result["id"], None)
-        self.counts["running"] -= 1
+        if self.running.pop(result["id"], None) is not None:
+            self.counts["running"] -= 1
         if result["status"] == "held":  # another process took it between the plan and the start
             self.held(result["id"], result.get("holder", "another process"))
             self._save()
@@ -424,13 +434,14 @@ class Progress:
         if result.get("seconds") is not None:
             what += f" ({duration_text(result['seconds'])})"
         self.runs[result["id"]] = entry
-        self.mine.add(result["id"])
+        self.changed.add(result["id"])
         self._save()
         self.say(f"{what} | {self.line()}")
 
     def interrupted(self) -> None:
         for run in self.running:
-            self.runs[run]["status"] = "interrupted"
+            self.runs[run] = {**self.runs.get(run, {}), "status": "interrupted"}
+            self.changed.add(run)
         self.counts["running"] = 0
         self._save()
 
@@ -463,7 +474,9 @@ def _dry_run_line(job: dict[str, Any]) -> str:
 def run_sweep(spec: SweepSpec, backend: LocalBackend | RayBackend, *, command: list[str] | None = None,
               dry_run: bool = False, stream: TextIO | None = None,
               heartbeat: float = 300.0) -> dict[str, Any]:
-    """Runs every run of ``spec`` not yet finished; returns the final status (``sweep_status.json``)."""
+    """Runs every run of ``spec`` not yet finished; returns this process's counts (finished,
+    failed, running, held: left to another process; total) and every run's entry as
+    ``sweep_status.json`` holds it."""
     from plastic.train.lock import holder, is_locked
 
     spec.out = spec.out.expanduser().resolve()
@@ -508,4 +521,4 @@ def run_sweep(spec: SweepSpec, backend: LocalBackend | RayBackend, *, command: l
                      "other processes hold")
     else:
         progress.say(f"all done: {progress.line()}. Report: plastic report {spec.out}")
-    return json.loads(progress.path.read_text())
+    return progress.status()
