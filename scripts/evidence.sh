@@ -40,13 +40,14 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # (issue 13's study, benchmarks/bf16-study/: whether bf16 changes what an agent learns). The bf16
 # seed 0 goes first (its fp32 pairs are done; the speed issue comes before the evidence one), then
 # fp32's seeds 0-1, then bf16's seed 1 (the speed issue's verdict needs seeds 0 and 1 of both
-# halves), then seed 2 of each (issue 14's three seeds; added 2026-12-05: no GPU session has come
-# to run them). A sweep may appear several times with more seeds: a sweep's seeds are its
+# halves), then fp32's seed 2 (issue 14's three seeds; added 2026-12-05: no GPU session has come
+# to run them) and, after the ratio-2 Atari grid (below), bf16's seed 2. A sweep may appear several times with more seeds: a sweep's seeds are its
 # outermost loop, and the runs an earlier entry finished are skipped.
 # Two slots may run the same sweep at once (since 0c5dec7 a sweep leaves alone the runs another
 # process holds): from 2026-12-05 the Atari slot first helps with the bf16 study's seed 1 (the
 # speed issue's verdict waits for it; the ratio-2 Atari run it interrupted resumes after), and the
-# MinAtar slot ends its chain in the ratio-2 Atari grid, so that both cores work until all is done.
+# MinAtar slot, after fp32's seed 2, joins the ratio-2 Atari grid, so that both cores work until
+# all is done; bf16's seed 2 comes last (the speed issue's verdict rests on seeds 0 and 1).
 # The pinned commit: 50739a6 (worktree /work/evidence2) until 2026-12-05, then a2243f1, after the
 # check that `python benchmarks/same_results.py --old 50739a6` automates found the two computing
 # the same bits (fresh Atari and MinAtar runs of drq and plastic with Resets, fp32 and bf16, and
@@ -67,8 +68,8 @@ SWEEPS=(
     "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2"
     "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2 --set train.precision=bf16"
     "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds 3 --replay-ratio 2"
-    "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 3 --replay-ratio 2 --set train.precision=bf16"
     "minatar|atari100k-rr2|benchmarks/atari100k/rr2|atari100k --games breakout,boxing,ms_pacman --presets drq,plastic --seeds 1 --replay-ratio 2 --set train.checkpoint_interval=2500"
+    "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 3 --replay-ratio 2 --set train.precision=bf16"
 )
 
 running() { pgrep -f -- "--out $runs/$1( |$)" >/dev/null; }
