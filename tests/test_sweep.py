@@ -127,21 +127,27 @@ def test_worker_turns_errors_into_results(tmp_path):
     assert "Unknown MinAtar game" in (tmp_path / "run" / "sweep.log").read_text()
 
 
-def test_a_worker_leaves_a_run_another_process_holds_alone(tmp_path):
-    """The race the sweep's plan cannot see: another process takes the run directory after the
-    plan and before the worker starts. The worker says so in its result and writes nothing but a
-    line into the run's log."""
+def test_a_worker_leaves_a_run_another_process_holds_alone(tmp_path, monkeypatch):
+    """A worker whose run another process holds (another sweep over the same directory) says so
+    in its result and builds, trains and writes nothing; the same when the other process takes
+    the directory in the instant between the worker's look and its run's own lock."""
     import os
 
+    import plastic.train.lock as lock_module
     from plastic.train.lock import run_lock
 
     run_dir = tmp_path / "run"
     job = {"id": "breakout/drq/seed0", "benchmark": "minatar", "run_dir": str(run_dir),
            "config": build_config("minatar", "breakout", "drq", overrides=TINY).to_dict()}
     run_dir.mkdir()
+    holder = f"another process (pid {os.getpid()})"
     with run_lock(run_dir):  # a second open file: flock makes it a second holder, as a process would be
         result = execute(job)
-    assert result["status"] == "held" and result["holder"] == f"another process (pid {os.getpid()})"
+        assert (result["status"], result["holder"]) == ("held", holder)
+        assert sorted(p.name for p in run_dir.iterdir()) == [".lock"]  # not even a log line
+        monkeypatch.setattr(lock_module, "is_locked", lambda run_dir: False)  # the instant before
+        result = execute(job)
+    assert (result["status"], result["holder"]) == ("held", holder)
     assert "is running the run in" in result["error"]
     assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "sweep.log"]  # no config, no logs
     log = (run_dir / "sweep.log").read_text()

@@ -54,13 +54,17 @@ def execute(job: dict[str, Any], threads: int = 1) -> dict[str, Any]:
     "traceback", "seconds", "host"}``. Never raises for a failing run. "held": another process
     (another sweep over the same directory, say) runs it; this one left it alone."""
     from plastic.experiments.benchmarks import get_benchmark
-    from plastic.train.lock import RunLockedError, holder
+    from plastic.train.lock import RunLockedError, holder, is_locked
 
     started = time.perf_counter()
     result: dict[str, Any] = {"id": job["id"], "host": os.uname().nodename}
+    run_dir = Path(job["run_dir"])
+    if is_locked(run_dir):  # before building the run (an Atari replay is 0.7 GB) or writing its log
+        return {**result, "status": "held", "holder": holder(run_dir), "seconds": 0.0,
+                "error": f"{holder(run_dir)} is running the run in {run_dir}"}
     try:
         set_thread_limits(threads)
-        with output_to(Path(job["run_dir"]) / LOG_NAME):
+        with output_to(run_dir / LOG_NAME):
             print(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {job['id']} on {result['host']}", flush=True)
             try:
                 summary = get_benchmark(job["benchmark"]).run(job, threads)
@@ -72,7 +76,7 @@ def execute(job: dict[str, Any], threads: int = 1) -> dict[str, Any]:
                 raise
         result.update(status="finished", summary={k: v for k, v in summary.items() if k != "returns"})
     except RunLockedError as error:
-        result.update(status="held", error=str(error), holder=holder(Path(job["run_dir"])))
+        result.update(status="held", error=str(error), holder=holder(run_dir))
     except Exception as error:  # a failing run is a result, not the end of the sweep
         lines = traceback.format_exc().rstrip().splitlines()
         result.update(status="failed", error=f"{type(error).__name__}: {error}",
