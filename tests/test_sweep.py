@@ -154,6 +154,28 @@ def test_a_worker_leaves_a_run_another_process_holds_alone(tmp_path, monkeypatch
     assert "left alone: another process" in log and "Traceback" not in log
 
 
+def test_a_run_finished_meanwhile_by_another_process_is_reported_not_timed(tmp_path):
+    run_dir = tmp_path / "run"
+    job = {"id": "breakout/drq/seed0", "benchmark": "minatar", "run_dir": str(run_dir),
+           "config": build_config("minatar", "breakout", "drq", overrides=TINY).to_dict()}
+    trained = execute(job)  # "another process" trains it for real
+    assert trained["status"] == "finished" and "elsewhere" not in trained
+    log = (run_dir / "sweep.log").read_text()
+    again = execute(job)  # a second sweep's worker, planned before the run finished
+    assert (again["status"], again["elsewhere"], again["seconds"]) == ("finished", True, 0.0)
+    assert again["summary"]["score"] == trained["summary"]["score"]
+    assert (run_dir / "sweep.log").read_text() == log  # nothing run, nothing written
+
+    progress = Progress(tmp_path, total=2, stream=io.StringIO())
+    progress.start(job)
+    progress.result(again)
+    said = progress.stream.getvalue()
+    assert "breakout/drq/seed0 was finished meanwhile by another process: score" in said
+    assert "(0 s)" not in said and progress.finished_now == 0  # no pace for the time left from it
+    entry = progress.status()["runs"]["breakout/drq/seed0"]
+    assert entry["status"] == "finished" and entry["seconds"] == trained["summary"]["wall_seconds"]
+
+
 def test_two_sweep_processes_keep_each_others_entries_in_the_status_file(tmp_path):
     first = Progress(tmp_path, total=2, stream=io.StringIO())
     first.start({"id": "a/drq/seed0"})

@@ -424,9 +424,14 @@ class Progress:
                                  "host": result.get("host"), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         if result["status"] == "finished":
             self.counts["finished"] += 1
-            self.finished_now += 1
             entry["score"] = summary_score(result["summary"])
             what = f"done {result['id']}: score {entry['score']:.4g}"
+            if result.get("elsewhere"):  # not this sweep's work: its time says nothing of the rest's
+                entry["seconds"] = result["summary"].get("wall_seconds", result["summary"].get("wall_time_s"))
+                result = {**result, "seconds": None}
+                what = f"{result['id']} was finished meanwhile by another process: score {entry['score']:.4g}"
+            else:
+                self.finished_now += 1
         else:
             self.counts["failed"] += 1
             entry.update(error=result["error"], traceback=result.get("traceback", ""))

@@ -52,7 +52,8 @@ def output_to(path: Path) -> Iterator[None]:
 def execute(job: dict[str, Any], threads: int = 1) -> dict[str, Any]:
     """Runs one job; returns ``{"id", "status": "finished"|"failed"|"held", "summary" | "error",
     "traceback", "seconds", "host"}``. Never raises for a failing run. "held": another process
-    (another sweep over the same directory, say) runs it; this one left it alone."""
+    (another sweep over the same directory, say) runs it; this one left it alone. A run that
+    another process finished since the sweep's plan comes back finished with ``"elsewhere": True``."""
     from plastic.experiments.benchmarks import get_benchmark
     from plastic.train.lock import RunLockedError, holder, is_locked
 
@@ -62,6 +63,13 @@ def execute(job: dict[str, Any], threads: int = 1) -> dict[str, Any]:
     if is_locked(run_dir):  # before building the run (an Atari replay is 0.7 GB) or writing its log
         return {**result, "status": "held", "holder": holder(run_dir), "seconds": 0.0,
                 "error": f"{holder(run_dir)} is running the run in {run_dir}"}
+    try:
+        done = get_benchmark(job["benchmark"]).finished_summary(job)
+    except Exception:  # whatever it is, the run itself meets it again below and reports it
+        done = None
+    if done is not None:
+        return {**result, "status": "finished", "elsewhere": True, "seconds": 0.0,
+                "summary": {k: v for k, v in done.items() if k != "returns"}}
     try:
         set_thread_limits(threads)
         with output_to(run_dir / LOG_NAME):
