@@ -41,8 +41,9 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # seed 0 goes first (its fp32 pairs are done; the speed issue comes before the evidence one), then
 # fp32's seeds 0-1, then bf16's seed 1 (the speed issue's verdict needs seeds 0 and 1 of both
 # halves), then fp32's seed 2 (issue 14's three seeds; added 2026-12-05: no GPU session has come
-# to run them) and, after the ratio-2 Atari grid (below), bf16's seed 2. A sweep may appear several times with more seeds: a sweep's seeds are its
-# outermost loop, and the runs an earlier entry finished are skipped.
+# to run them) and, after the ratio-2 Atari grid (below), bf16's seed 2. A sweep may appear
+# several times with more seeds: a sweep's seeds are its outermost loop, and the runs an earlier
+# entry finished are skipped.
 # Two slots may run the same sweep at once (since 0c5dec7 a sweep leaves alone the runs another
 # process holds): from 2026-12-05 the Atari slot first helps with the bf16 study's seed 1 (the
 # speed issue's verdict waits for it; the ratio-2 Atari run it interrupted resumes after), and the
