@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from plastic.errors import MissingDependencyError
+
 
 @dataclass(frozen=True)
 class DMCTaskSettings:
@@ -96,8 +98,6 @@ def check_dmc_task(task: str) -> str:
     (``DMC_MEDIUM``, ``OTHER_TASKS``); where it is missing, such a name is refused, saying so."""
     if task in DMC_MEDIUM or task in OTHER_TASKS:
         return task
-    from plastic.errors import MissingDependencyError
-
     try:
         every = all_dmc_task_names()
     except MissingDependencyError as error:

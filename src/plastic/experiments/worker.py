@@ -61,8 +61,9 @@ def execute(job: dict[str, Any], threads: int = 1) -> dict[str, Any]:
     result: dict[str, Any] = {"id": job["id"], "host": os.uname().nodename}
     run_dir = Path(job["run_dir"])
     if is_locked(run_dir):  # before building the run (an Atari replay is 0.7 GB) or writing its log
-        return {**result, "status": "held", "holder": holder(run_dir), "seconds": 0.0,
-                "error": f"{holder(run_dir)} is running the run in {run_dir}"}
+        who = holder(run_dir)
+        return {**result, "status": "held", "holder": who, "seconds": 0.0,
+                "error": f"{who} is running the run in {run_dir}"}
     try:
         done = get_benchmark(job["benchmark"]).finished_summary(job)
     except Exception:  # whatever it is, the run itself meets it again below and reports it
