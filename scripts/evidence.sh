@@ -11,6 +11,8 @@
 #                                      # (a paused run's wall time and that interval's steps/s include the pause)
 #   bash scripts/evidence.sh stop      # end every sweep (its runs keep their checkpoints), e.g. to
 #                                      # `start` again after changing SWEEPS
+#   bash scripts/evidence.sh stop SLOT # end one slot's chain (say, to free its core for a check),
+#   bash scripts/evidence.sh start SLOT   then start it again alone; slots: atari, minatar
 #
 # A sweep resumes its unfinished runs from their checkpoints (if this machine still has them) and
 # skips finished ones. On a fresh machine `start` makes the worktree and seeds each sweep directory
@@ -92,7 +94,35 @@ signal_sweeps() {  # each slot was started with setsid: its sweeps and their wor
 }
 pause() { signal_sweeps STOP; }
 resume() { signal_sweeps CONT; }
+slots() { for spec in "${SWEEPS[@]}"; do echo "${spec%%|*}"; done | uniq; }
+known_slot() {
+    [[ -z $1 ]] || slots | grep -qx -- "$1" || {
+        echo "unknown slot '$1'; the slots are: $(slots | tr '\n' ' ')" >&2
+        exit 2
+    }
+}
+
+stop_slot() {  # the slot's chain, its sweep and the sweep's workers share one process group
+    local pid group waited
+    pid="$(pgrep -f -- "^bash -c : evidence-slot=$1 $runs;" | head -n 1)" || true
+    [[ -n $pid ]] || { echo "$1: not running"; return 0; }
+    group="$(ps -o pgid= -p "$pid" | tr -d ' ')"
+    kill -TERM -- "-$group"
+    kill -CONT -- "-$group" 2>/dev/null || true  # a paused sweep gets the TERM once continued
+    echo "$1: SIGTERM sent to process group $group"
+    for waited in $(seq 1 120); do  # until its sweep has written its checkpoints and exited
+        pgrep -g "$group" >/dev/null || return 0
+        sleep 0.5
+    done
+    echo "$1: still running after 60 s" >&2
+    exit 1
+}
+
 stop() {  # a paused sweep gets the TERM once it is continued
+    if [[ -n ${1:-} ]]; then
+        stop_slot "$1"
+        return
+    fi
     signal_sweeps TERM
     signal_sweeps CONT >/dev/null
     local spec slot name committed args waited
@@ -118,7 +148,8 @@ start() {
         exit 2
     }
     mkdir -p "$runs"
-    for slot in $(for spec in "${SWEEPS[@]}"; do echo "${spec%%|*}"; done | uniq); do
+    for slot in $(slots); do
+        [[ -z ${1:-} || $slot == "$1" ]] || continue
         if slot_running "$slot"; then
             echo "$slot: already running"
             continue
@@ -186,6 +217,7 @@ collect() {
     exit 2
 }
 case "${1:-}" in
-    start|status|collect|pause|resume|stop) "$1" ;;
-    *) echo "usage: bash scripts/evidence.sh start|status|collect|pause|resume|stop" >&2; exit 2 ;;
+    start|stop) known_slot "${2:-}"; "$1" "${2:-}" ;;
+    status|collect|pause|resume) "$1" ;;
+    *) echo "usage: bash scripts/evidence.sh start|stop [SLOT] | status|collect|pause|resume" >&2; exit 2 ;;
 esac

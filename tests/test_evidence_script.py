@@ -37,11 +37,11 @@ echo "end $out" >> {shlex.quote(str(calls))}
            # the checkout itself stands in for the pinned worktree (same commit), so no worktree is made
            "EVIDENCE_WORKTREE": str(ROOT), "EVIDENCE_COMMIT": "HEAD"}
 
-    def run(command: str) -> str:
-        done = subprocess.run(["bash", str(SCRIPT), command], env=env, capture_output=True, text=True,
+    def run(*command: str, status: int = 0) -> str:
+        done = subprocess.run(["bash", str(SCRIPT), *command], env=env, capture_output=True, text=True,
                               timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        assert done.returncode == status, done.stderr
+        return done.stdout if status == 0 else done.stderr
 
     yield run, calls, release, tmp_path / "runs"
     release.touch()  # let every stand-in end
@@ -119,3 +119,23 @@ def test_stop_ends_every_slot_and_start_begins_again(evidence):
     assert "atari: started" in run("start")
     wait_for(lambda: len(lines(calls)) == 4)
     assert sorted(lines(calls)[2:]) == sorted(lines(calls)[:2])  # the same sweeps, begun again
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git checkout")
+def test_one_slot_stops_and_starts_alone(evidence):
+    run, calls, release, runs = evidence
+    run("start")
+    wait_for(lambda: len(lines(calls)) == 2)
+    said = run("stop", "minatar")
+    assert said.startswith("minatar: SIGTERM sent") and "atari" not in said
+    # the Atari slot's sweep runs on; the MinAtar slot's chain is gone, so nothing of it goes on
+    assert "bf16-study (running)" in run("status")
+    assert "minatar: not running" in run("stop", "minatar")
+    release.touch()
+    wait_for(lambda: f"end {runs}/atari100k-drq-rr1 atari" in lines(calls))
+    assert not [e for e in lines(calls) if e.startswith("end") and e.endswith(" minatar")]
+    release.unlink()
+    said = run("start", "minatar")
+    assert said.startswith("minatar: started") and "already running" not in said  # atari left be
+    wait_for(lambda: lines(calls).count(f"start {runs}/bf16-study minatar") == 2)
+    assert "unknown slot 'dmc'; the slots are: atari minatar" in run("stop", "dmc", status=2)
