@@ -51,6 +51,9 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # speed issue's verdict waits for it; the ratio-2 Atari run it interrupted resumes after), and the
 # MinAtar slot, after fp32's seed 2, joins the ratio-2 Atari grid, so that both cores work until
 # all is done; bf16's seed 2 comes last (the speed issue's verdict rests on seeds 0 and 1).
+# After fp32's seed 2 (added 2026-12-05, evening): space_invaders, the one MinAtar game plastic
+# does not win (seeds 0-1 split, lower on average), with the Reset interval halved and doubled
+# (20k and 80k updates against the preset's 40k; seeds 0-1), issue 14 item 4's sensitivity run.
 # The pinned commit: 50739a6 (worktree /work/evidence2) until 2026-12-05, then a2243f1, after the
 # check that `python benchmarks/same_results.py --old 50739a6` automates found the two computing
 # the same bits (fresh Atari and MinAtar runs of drq and plastic with Resets, fp32 and bf16, and
@@ -71,6 +74,8 @@ SWEEPS=(
     "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2"
     "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2 --set train.precision=bf16"
     "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds 3 --replay-ratio 2"
+    "minatar|si-reset-20k|benchmarks/minatar-all/reset-interval/20k|minatar --games space_invaders --presets plastic --seeds 2 --replay-ratio 2 --set reset.interval=20000"
+    "minatar|si-reset-80k|benchmarks/minatar-all/reset-interval/80k|minatar --games space_invaders --presets plastic --seeds 2 --replay-ratio 2 --set reset.interval=80000"
     "minatar|atari100k-rr2|benchmarks/atari100k/rr2|atari100k --games breakout,boxing,ms_pacman --presets drq,plastic --seeds 1 --replay-ratio 2 --set train.checkpoint_interval=2500"
     "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 3 --replay-ratio 2 --set train.precision=bf16"
 )

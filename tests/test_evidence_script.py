@@ -89,9 +89,10 @@ def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
     atari = ("bf16-study", "atari100k-drq-rr1", "atari100k-drq-rr1", "atari100k-rr2")
     assert slot_events("atari") == [f"{event} {runs}/{name} atari" for name in atari
                                     for event in ("start", "end")]
-    # the MinAtar slot: bf16's seed 0, fp32's seeds 0-1, bf16's seed 1, fp32's seed 2, the ratio-2
-    # Atari grid beside the Atari slot, and bf16's seed 2 last
-    minatar = ("bf16-study", "minatar-all", "bf16-study", "minatar-all", "atari100k-rr2", "bf16-study")
+    # the MinAtar slot: bf16's seed 0, fp32's seeds 0-1, bf16's seed 1, fp32's seed 2, space_invaders'
+    # Reset-interval runs, the ratio-2 Atari grid beside the Atari slot, and bf16's seed 2 last
+    minatar = ("bf16-study", "minatar-all", "bf16-study", "minatar-all", "si-reset-20k", "si-reset-80k",
+               "atari100k-rr2", "bf16-study")
     assert slot_events("minatar") == [f"{event} {runs}/{name} minatar" for name in minatar
                                       for event in ("start", "end")]
     # the committed runs were copied into the fresh sweep directories, so a sweep skips them
