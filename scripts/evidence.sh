@@ -210,6 +210,17 @@ collect() {
         (cd "$root" && "$python" -m plastic.cli report benchmarks/minatar-all/runs \
             --out benchmarks/minatar-all/report)
     fi
+    # space_invaders' Reset interval: the preset's 40k updates (the grid's runs) against 20k and 80k;
+    # the labels become "plastic [reset.interval=N]"
+    local intervals=()
+    for name in 20k 80k; do
+        compgen -G "$root/benchmarks/minatar-all/reset-interval/$name/*/*/*/summary.json" >/dev/null &&
+            intervals+=("benchmarks/minatar-all/reset-interval/$name")
+    done
+    if (( ${#intervals[@]} )); then
+        (cd "$root" && "$python" -m plastic.cli report benchmarks/minatar-all/runs/space_invaders \
+            "${intervals[@]}" --out benchmarks/minatar-all/reset-interval/report)
+    fi
     # fp32 against bf16: the labels become "P [train.precision=fp32]" and "P [train.precision=bf16]"
     if compgen -G "$root/benchmarks/bf16-study/runs/*/*/*/summary.json" >/dev/null; then
         (cd "$root" && "$python" -m plastic.cli report benchmarks/minatar-all/runs \
