@@ -101,7 +101,7 @@ pause() { signal_sweeps STOP; }
 resume() { signal_sweeps CONT; }
 slots() { for spec in "${SWEEPS[@]}"; do echo "${spec%%|*}"; done | uniq; }
 known_slot() {
-    [[ -z $1 ]] || slots | grep -qx -- "$1" || {
+    [[ -z $1 ]] || slots | grep -qxF -- "$1" || {
         echo "unknown slot '$1'; the slots are: $(slots | tr '\n' ' ')" >&2
         exit 2
     }
@@ -111,8 +111,9 @@ stop_slot() {  # the slot's chain, its sweep and the sweep's workers share one p
     local pid group waited
     pid="$(pgrep -f -- "^bash -c : evidence-slot=$1 $runs;" | head -n 1)" || true
     [[ -n $pid ]] || { echo "$1: not running"; return 0; }
-    group="$(ps -o pgid= -p "$pid" | tr -d ' ')"
-    kill -TERM -- "-$group"
+    group="$(ps -o pgid= -p "$pid" | tr -d ' ')" || true
+    [[ -n $group ]] || { echo "$1: not running"; return 0; }  # ended in between
+    kill -TERM -- "-$group" 2>/dev/null || true
     kill -CONT -- "-$group" 2>/dev/null || true  # a paused sweep gets the TERM once continued
     echo "$1: SIGTERM sent to process group $group"
     for waited in $(seq 1 120); do  # until its sweep has written its checkpoints and exited
