@@ -82,7 +82,19 @@ SWEEPS=(
 
 running() { pgrep -f -- "--out $runs/$1( |$)" >/dev/null; }
 # a slot's chain (`bash -c`) names its slot first: two slots may run the same sweep
-slot_running() { pgrep -f -- "^bash -c : evidence-slot=$1 $runs;" >/dev/null; }
+slot_pids() { pgrep -f -- "^bash -c : evidence-slot=$1 $runs;"; }
+slot_running() { slot_pids "$1" >/dev/null; }
+process_group() { ps -o pgid= -p "$1" | tr -d ' '; }
+group_alive() { pgrep -g "$1" >/dev/null; }
+# poll COMMAND... every 0.5 s for 60 s while it succeeds; fail if it still does
+wait_while() {
+    local waited
+    for waited in $(seq 1 120); do
+        "$@" || return 0
+        sleep 0.5
+    done
+    ! "$@"
+}
 
 signal_sweeps() {  # each slot was started with setsid: its sweeps and their workers share a group
     local spec slot name committed args pid group signalled=" "
@@ -92,7 +104,7 @@ signal_sweeps() {  # each slot was started with setsid: its sweeps and their wor
         [[ $signalled == *" $name "* ]] && continue
         signalled+="$name "
         for pid in $(pgrep -f -- "plastic.cli sweep .*--out $runs/$name( |$)"); do
-            group="$(ps -o pgid= -p "$pid" | tr -d ' ')"
+            group="$(process_group "$pid")"
             [[ -n $group ]] && kill "-$1" -- "-$group" && echo "$name: SIG$1 sent to process group $group"
         done
     done
@@ -108,20 +120,16 @@ known_slot() {
 }
 
 stop_slot() {  # the slot's chain, its sweep and the sweep's workers share one process group
-    local pid group waited
-    pid="$(pgrep -f -- "^bash -c : evidence-slot=$1 $runs;" | head -n 1)" || true
+    local pid group
+    pid="$(slot_pids "$1" | head -n 1)" || true
     [[ -n $pid ]] || { echo "$1: not running"; return 0; }
-    group="$(ps -o pgid= -p "$pid" | tr -d ' ')" || true
+    group="$(process_group "$pid")" || true
     [[ -n $group ]] || { echo "$1: not running"; return 0; }  # ended in between
     kill -TERM -- "-$group" 2>/dev/null || true
     kill -CONT -- "-$group" 2>/dev/null || true  # a paused sweep gets the TERM once continued
     echo "$1: SIGTERM sent to process group $group"
-    for waited in $(seq 1 120); do  # until its sweep has written its checkpoints and exited
-        pgrep -g "$group" >/dev/null || return 0
-        sleep 0.5
-    done
-    echo "$1: still running after 60 s" >&2
-    exit 1
+    # until its sweep has written its checkpoints and exited
+    wait_while group_alive "$group" || { echo "$1: still running after 60 s" >&2; exit 1; }
 }
 
 stop() {  # a paused sweep gets the TERM once it is continued
@@ -131,14 +139,10 @@ stop() {  # a paused sweep gets the TERM once it is continued
     fi
     signal_sweeps TERM
     signal_sweeps CONT >/dev/null
-    local spec slot name committed args waited
+    local spec slot name committed args
     for spec in "${SWEEPS[@]}"; do
         IFS='|' read -r slot name committed args <<<"$spec"
-        for waited in $(seq 1 120); do
-            running "$name" || break
-            sleep 0.5
-        done
-        ! running "$name" || { echo "$name: still running after 60 s" >&2; exit 1; }
+        wait_while running "$name" || { echo "$name: still running after 60 s" >&2; exit 1; }
     done
 }
 
