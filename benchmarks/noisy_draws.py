@@ -27,7 +27,7 @@ import torch
 
 from plastic.nn.layers import NoisyLinear
 from plastic.runtime import configure_threads
-from plastic.train.evaluate import evaluate
+from plastic.train.evaluate import play_games
 from plastic.train.evaluate_cli import _env_maker, evaluate_run, load_trained_agent
 
 
@@ -66,8 +66,8 @@ def noisy_draw_scores(run_dir: Path, draws: int, games: int,
     generator = torch.Generator().manual_seed(seed)
     scores = []
     for _ in range(draws):
-        returns = evaluate(noisy_policy(agent, network, generator), _env_maker(config, None, 0, []), games,
-                           config.train.eval_envs, seed=config.seed, index=index)
+        returns = play_games(noisy_policy(agent, network, generator), _env_maker(config, None, 0, []), games,
+                             config.train.eval_envs, seed=config.seed, index=index).returns
         scores.append(float(np.mean(returns)))
     return scores, noise_ratios(network)
 

@@ -306,13 +306,13 @@ def test_a_run_that_cannot_learn_says_so_and_collects_data(tmp_path, capsys):
 
 # 9 ------------------------------------------------------------------------------------------
 def test_evaluation_time_is_not_counted_in_steps_per_second(tmp_path, capsys, monkeypatch):
-    real_evaluate = loop_module.evaluate
+    real_evaluate = loop_module.play_games
 
     def slow_evaluate(*args, **kwargs):
         time.sleep(3.0)
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(loop_module, "evaluate", slow_evaluate)
+    monkeypatch.setattr(loop_module, "play_games", slow_evaluate)
     # Random steps only: a window of 50 steps takes milliseconds; with a 3 s evaluation in it,
     # it would log at most 50 / 3 steps/s.
     assert main(train_args(tmp_path / "run", 300, "--set", "train.eval_interval=100",

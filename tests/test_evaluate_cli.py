@@ -14,7 +14,7 @@ from plastic.cli import main
 from plastic.configs import build_config
 from plastic.envs import make_env
 from plastic.suites import get_suite
-from plastic.train.evaluate import evaluate
+from plastic.train.evaluate import play_games
 from plastic.train.evaluate_cli import evaluate_run
 from plastic.train.loop import Trainer, train
 
@@ -42,9 +42,9 @@ def direct_returns(config, networks, episodes: int, seed: int) -> list[float]:
     agent.online.load_state_dict(networks["online"])
     agent.target.load_state_dict(networks["target"])
     kwargs = runtime.env_kwargs(config)
-    return evaluate(lambda obs: agent.act(obs, evaluate=True),
-                    lambda s: make_env(config.suite, config.game, s, train=False, **kwargs),
-                    episodes, config.train.eval_envs, seed=seed)
+    return play_games(lambda obs: agent.act(obs, evaluate=True),
+                      lambda s: make_env(config.suite, config.game, s, train=False, **kwargs),
+                      episodes, config.train.eval_envs, seed=seed).returns
 
 
 def test_evaluate_plays_the_runs_agent_and_writes_a_video(finished_run, tmp_path, capsys):
@@ -155,9 +155,9 @@ def test_by_default_the_final_evaluations_start_states_are_played_again(tmp_path
 
     def recording(*args, index=0, **kwargs):
         indices.append(index)
-        return evaluate(*args, index=index, **kwargs)
+        return play_games(*args, index=index, **kwargs)
 
-    monkeypatch.setattr(evaluate_module, "evaluate", recording)
+    monkeypatch.setattr(evaluate_module, "play_games", recording)
     again = evaluate_run(tmp_path / "run")
     assert indices == [summary["evaluation_index"]]
     assert again["returns"] == summary["returns"]  # greedy: the same games, the same scores

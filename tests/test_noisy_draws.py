@@ -15,7 +15,7 @@ import torch
 
 from plastic.cli import main as plastic_main
 from plastic.nn.layers import NoisyLinear
-from plastic.train.evaluate import evaluate
+from plastic.train.evaluate import play_games
 from plastic.train.evaluate_cli import _env_maker, load_trained_agent
 
 _SPEC = importlib.util.spec_from_file_location(
@@ -68,7 +68,7 @@ def test_with_no_noise_a_draw_plays_the_protocols_games(run_dir):
     scores, ratios = _MODULE.noisy_draw_scores(scale_sigma(run_dir, 0.0), draws=2, games=4, seed=0)
     trained = load_trained_agent(run_dir, "cpu")  # a fresh agent: its ε-greedy draws start over
     index = json.loads((run_dir / "summary.json").read_text()).get("evaluation_index", 0)
-    expected = [np.mean(evaluate(lambda obs: trained.agent.act(obs, evaluate=True),
-                                 _env_maker(trained.config, None, 0, []), 4, trained.config.train.eval_envs,
-                                 seed=trained.config.seed, index=index)) for _ in range(2)]
+    expected = [np.mean(play_games(lambda obs: trained.agent.act(obs, evaluate=True),
+                                   _env_maker(trained.config, None, 0, []), 4, trained.config.train.eval_envs,
+                                   seed=trained.config.seed, index=index).returns) for _ in range(2)]
     assert scores == pytest.approx(expected) and set(ratios.values()) == {0.0}

@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -18,7 +19,7 @@ from plastic.configs.presets import ALIASES
 from plastic.envs.atari import make_atari_env
 from plastic.replay.buffer import ReplayBuffer
 from plastic.train.checkpoint import write_json
-from plastic.train.evaluate import evaluation_seeds
+from plastic.train.evaluate import evaluation_seeds, play_games
 from plastic.train.logger import RunLogger, read_csv
 from plastic.train.loop import TIME_PARTS, ConfigMismatchError, Trainer, check_run_dir, train
 from run_helpers import RESUME_ARGS, killed_and_straight_runs
@@ -319,7 +320,8 @@ def test_atari_evaluation_restarts_the_frame_stack_at_each_life_loss(tmp_path):
         return np.array(actions[-1:])
 
     trainer.agent.act = act
-    score = trainer._evaluate()["score"]
+    result = trainer._evaluate()
+    score = result["score"]
     # The same game with a whole-game env, whose stack runs on across life losses.
     game = make_atari_env("breakout", evaluation_seeds(config.seed, 0, 1)[0], train=False)
     obs, info = game.reset()
@@ -338,6 +340,48 @@ def test_atari_evaluation_restarts_the_frame_stack_at_each_life_loss(tmp_path):
     assert len(life_losses) == 4 and info["game_over"] and len(rewards) == len(actions)
     assert sum(rewards[life_losses[0]:]) > 0  # the score counts points after a life loss
     assert score == info["episode_return"] == sum(rewards)
+    # the game's length counts agent steps over all its lives, as logged in eval.csv
+    assert result["lengths"] == [len(actions)] == [info["episode_length"]]
+    logged = read_csv(tmp_path / "eval.csv")[-1]
+    assert float(logged["game_length_max"]) == float(logged["game_length_mean"]) == len(actions)
+
+
+class _CountdownGame(gym.Env):
+    """A game of ``length`` steps (its seed), reward 1 a step, a 'life' lost every 3 steps."""
+
+    observation_space = gym.spaces.Box(0, 1, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, length: int):
+        self.length, self.played = length, 0
+
+    def reset(self, *, seed=None, options=None):
+        if self.played in (0, self.length):
+            self.played = 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        self.played += 1
+        over = self.played == self.length
+        info = {"game_over": over}
+        if over:
+            info.update(episode_return=float(self.played), episode_length=self.played)
+        return np.zeros(1, np.float32), 1.0, over or self.played % 3 == 0, False, info
+
+
+def test_play_games_records_each_games_return_and_length():
+    lengths_by_seed = {}
+
+    def make(seed):
+        lengths_by_seed[seed] = 4 + seed % 7
+        return _CountdownGame(lengths_by_seed[seed])
+
+    games = play_games(lambda obs: np.zeros(len(obs), int), make, episodes=5, num_envs=2, seed=0)
+    # env 0 plays 3 games, env 1 plays 2, each always of its own length; lists in finishing order
+    first, second = (lengths_by_seed[s] for s in evaluation_seeds(0, 0, 2))
+    expected = sorted([first] * 3 + [second] * 2)
+    assert sorted(games.lengths) == expected and len(games.lengths) == 5
+    assert games.returns == [float(n) for n in games.lengths]
 
 
 def test_sticky_actions_key_reaches_the_atari_and_minatar_envs(tmp_path):

@@ -82,6 +82,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.to_json())
         return 0
+    from plastic.train.evaluate import without_per_game
     from plastic.train.loop import train  # imports torch: after the quick exits
 
     # State-observation DMC runs get their own tree, so they never collide with pixel runs.
@@ -90,8 +91,7 @@ def _train(args: argparse.Namespace) -> int:
         Path("runs") / suite_dir / config.game / args.preset / f"seed{args.seed}"
     )
     summary = train(config, run_dir.resolve(), progress=None if not args.no_progress else False)
-    printable = {k: v for k, v in summary.items() if k != "returns"}
-    print(json.dumps(printable))
+    print(json.dumps(without_per_game(summary)))
     return 0
 
 

@@ -69,8 +69,10 @@ def execute(job: dict[str, Any], threads: int = 1) -> dict[str, Any]:
     except Exception:  # whatever it is, the run itself meets it again below and reports it
         done = None
     if done is not None:
+        from plastic.train.evaluate import without_per_game
+
         return {**result, "status": "finished", "elsewhere": True, "seconds": 0.0,
-                "summary": {k: v for k, v in done.items() if k != "returns"}}
+                "summary": without_per_game(done)}
     try:
         set_thread_limits(threads)
         with output_to(run_dir / LOG_NAME):
@@ -83,7 +85,9 @@ def execute(job: dict[str, Any], threads: int = 1) -> dict[str, Any]:
             except Exception:
                 traceback.print_exc()  # into the run's log as well as the sweep's status
                 raise
-        result.update(status="finished", summary={k: v for k, v in summary.items() if k != "returns"})
+        from plastic.train.evaluate import without_per_game  # numpy: after set_thread_limits
+
+        result.update(status="finished", summary=without_per_game(summary))
     except RunLockedError as error:
         result.update(status="held", error=str(error), holder=holder(run_dir))
     except Exception as error:  # a failing run is a result, not the end of the sweep

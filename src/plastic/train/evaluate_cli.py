@@ -154,7 +154,7 @@ def evaluate_run(run_dir: str | Path, *, episodes: int | None = None, seed: int 
     import numpy as np
 
     from plastic.runtime import configure_threads
-    from plastic.train.evaluate import evaluate
+    from plastic.train.evaluate import play_games
 
     if episodes is not None and episodes < 1:
         raise ValueError(f"--episodes must be at least 1, got {episodes}")
@@ -172,15 +172,15 @@ def evaluate_run(run_dir: str | Path, *, episodes: int | None = None, seed: int 
     index = int(recorded.get("evaluation_index", 0)) if seed is None else 0
     states = "the run's final evaluation's start states" if seed is None and index else None
     seed = config.seed if seed is None else seed
-    returns = evaluate(lambda obs: trained.agent.act(obs, evaluate=True),
-                       _env_maker(config, frame, max_frames, recorder),
-                       episodes, config.train.eval_envs, seed=seed, index=index)
+    returns, lengths = play_games(lambda obs: trained.agent.act(obs, evaluate=True),
+                                  _env_maker(config, frame, max_frames, recorder),
+                                  episodes, config.train.eval_envs, seed=seed, index=index)
     score = float(np.mean(returns))
-    result: dict[str, Any] = {"returns": returns, "score": score, "video": None, "frames": 0,
-                              "source": trained.source}
+    result: dict[str, Any] = {"returns": returns, "lengths": lengths, "score": score, "video": None,
+                              "frames": 0, "source": trained.source}
     if video is not None and recorder:
         result.update(video=video, frames=_write_gif(video, recorder[0].frames, fps))
-    result["line"] = _summary_line(trained, returns, states or f"start states from seed {seed}",
+    result["line"] = _summary_line(trained, returns, lengths, states or f"start states from seed {seed}",
                                    recorded.get("score"))
     return result
 
@@ -213,7 +213,7 @@ def _env_maker(config: Config, frame: Frame | None, max_frames: int,
     return make
 
 
-def _summary_line(trained: TrainedAgent, returns: list[float], states: str,
+def _summary_line(trained: TrainedAgent, returns: list[float], lengths: list[int], states: str,
                   recorded_score: float | None) -> str:
     import numpy as np
 
@@ -221,7 +221,7 @@ def _summary_line(trained: TrainedAgent, returns: list[float], states: str,
     where = f"{trained.source.name}" + (f" at step {trained.step}" if trained.step is not None else "")
     line = (f"{config.suite} {config.game}, preset {config.preset}, run seed {config.seed} ({where}): "
             f"mean score {np.mean(returns):.2f} over {len(returns)} games (std {np.std(returns):.2f}, "
-            f"min {min(returns):g}, max {max(returns):g}; {states})")
+            f"min {min(returns):g}, max {max(returns):g}; longest game {max(lengths)} steps; {states})")
     if recorded_score is not None:
         line += f"; the run's final evaluation scored {recorded_score:.2f}"
     return line

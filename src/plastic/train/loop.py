@@ -48,7 +48,7 @@ from plastic.train.checkpoint import (
     save_checkpoint,
     write_json,
 )
-from plastic.train.evaluate import evaluate
+from plastic.train.evaluate import play_games, without_per_game
 from plastic.train.lock import run_lock
 from plastic.train.logger import RunLogger, read_csv
 from plastic.train.stop import StopRequest, stop_requests
@@ -509,7 +509,7 @@ class Trainer:
     def _evaluate(self, log: bool = True) -> dict[str, Any]:
         cfg, started = self.config, time.perf_counter()
         self._note(f"evaluating at step {self.state.step}: {cfg.train.eval_episodes} episodes")
-        returns = evaluate(
+        returns, lengths = play_games(
             lambda obs: self.agent.act(obs, evaluate=True),
             lambda seed: self._make_env(seed, train=self.suite.eval_with_train_envs),
             cfg.train.eval_episodes, cfg.train.eval_envs, seed=cfg.seed, index=self.state.evaluations,
@@ -519,11 +519,12 @@ class Trainer:
                                   "episodes": len(returns)}
         if cfg.suite == "atari" and cfg.game in RANDOM_SCORES:
             result["human_normalized_score"] = human_normalized_score(cfg.game, result["score"])
+        result.update(game_length_mean=float(np.mean(lengths)), game_length_max=max(lengths))
         if log:
             self._log("eval", result)
         self._note(f"evaluation at step {self.state.step}: score {result['score']:.1f} "
-                   f"({time.perf_counter() - started:.0f} s)")
-        return {**result, "returns": returns}
+                   f"({time.perf_counter() - started:.0f} s; longest game {max(lengths)} steps)")
+        return {**result, "returns": returns, "lengths": lengths}
 
     def _note(self, text: str) -> None:
         """A progress line on stderr, or the bar's postfix while the bar runs."""
@@ -542,7 +543,7 @@ class Trainer:
             logged = self.run_dir / "eval.csv"
             rows = read_csv(logged) if logged.exists() else []
             if not rows or rows[-1]["step"] != step:  # stopped before its row was written
-                self._log("eval", {k: v for k, v in result.items() if k != "returns"})
+                self._log("eval", without_per_game(result))
             return result
         with self._timed("final_evaluation"):  # after the loop: not in wall_seconds
             result = self._evaluate(log=False)
@@ -550,7 +551,7 @@ class Trainer:
             self._save(final_eval={"step": step, "result": result})
         else:  # no final checkpoint, so no stale one from before checkpoints were turned off
             (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
-        self._log("eval", {k: v for k, v in result.items() if k != "returns"})
+        self._log("eval", without_per_game(result))
         return result
 
     def _finish(self) -> dict[str, Any]:
@@ -570,7 +571,7 @@ class Trainer:
         write_json(self.run_dir / "summary.json", summary)  # last: the mark of a finished run
         if not cfg.train.keep_final_checkpoint:  # ~0.7 GB an Atari run; kept only to extend it
             (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
-        line = {k: v for k, v in summary.items() if k != "returns"}
+        line = without_per_game(summary)
         print(f"finished {self.run_dir}: {line}", file=sys.stderr)
         return summary
 
