@@ -107,6 +107,16 @@ def _rows(path: Path) -> list[dict[str, str]] | None:
         return [{k: v for k, v in row.items() if k not in SPEED_COLUMNS} for row in csv.DictReader(file)]
 
 
+def _shared_columns(rows_a: list[dict[str, str]] | None,
+                    rows_b: list[dict[str, str]] | None) -> tuple[list[dict[str, str]] | None, ...]:
+    """Both files' rows cut to the columns both write: a column that only one version logs (a new
+    metric, or one a resumed run's newer code added to an older file) says nothing about the bits."""
+    if not rows_a or not rows_b:
+        return rows_a, rows_b
+    shared = rows_a[0].keys() & rows_b[0].keys()
+    return tuple([{k: v for k, v in row.items() if k in shared} for row in rows] for rows in (rows_a, rows_b))
+
+
 def differences(a: Path, b: Path) -> list[str]:
     """What differs between two finished run directories (empty: the same bits)."""
     found = []
@@ -117,11 +127,15 @@ def differences(a: Path, b: Path) -> list[str]:
     found += [f"final_model.pt: {name}" for name in weights_a
               if name in weights_b and not same_bits(weights_a[name], weights_b[name])]
     for name in COMPARED_FILES:
-        if _rows(a / name) != _rows(b / name):
+        rows_a, rows_b = _shared_columns(_rows(a / name), _rows(b / name))
+        if rows_a != rows_b:
             found.append(name)
-    returns = [json.loads((run / "summary.json").read_text())["returns"] for run in (a, b)]
-    if returns[0] != returns[1]:
+    summaries = [json.loads((run / "summary.json").read_text()) for run in (a, b)]
+    if summaries[0]["returns"] != summaries[1]["returns"]:
         found.append("the final evaluation's returns")
+    lengths = [summary.get("lengths") for summary in summaries]  # absent before 5c3aaa6
+    if None not in lengths and lengths[0] != lengths[1]:
+        found.append("the final evaluation's game lengths")
     return found
 
 

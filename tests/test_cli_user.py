@@ -473,7 +473,11 @@ def test_a_finished_run_extends_to_more_steps_and_never_fewer(tmp_path, capsys):
     assert json.loads((run_dir / "config.json").read_text())["train"]["steps"] == 320
 
     assert main(train_args(run_dir, 320, *KEEP)) == 0  # finished: only reports
-    assert "run already finished" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "run already finished" in captured.err and "'score': " in captured.err
+    for printed in (captured.err, captured.out):  # the summary, less its per-game lists
+        assert "'returns'" not in printed and '"returns"' not in printed and "lengths" not in printed
+    assert json.loads(captured.out)["score"] == summary["score"]
     assert main(train_args(run_dir, 250, *KEEP)) == 2
     line = error_line(capsys)
     assert "train.steps: run has 320, asked 250" in line and "train.steps may only grow" in line

@@ -73,6 +73,7 @@ def test_evaluate_plays_the_runs_agent_and_writes_a_video(finished_run, tmp_path
     # Recording the first game changes nothing in the games; another seed plays other games.
     again = evaluate_run(run_dir, episodes=3)
     assert again["returns"] == expected and again["video"] is None
+    assert f"longest game {max(again['lengths'])} steps;" in out and len(again["lengths"]) == 3
     assert evaluate_run(run_dir, episodes=3, seed=4)["returns"] == direct_returns(
         config, torch.load(run_dir / "final_model.pt"), 3, seed=4)
 

@@ -50,15 +50,31 @@ def test_each_difference_is_named(tmp_path):
         "resets.csv": lambda b: (b / "resets.csv").write_text("step,updates\n10,20\n"),
         "the final evaluation's returns": lambda b: (b / "summary.json").write_text(
             json.dumps({"returns": [1.0, 2.5]})),
+        "the final evaluation's game lengths": lambda b: [(run / "summary.json").write_text(
+            json.dumps({"returns": [1.0, 2.0], "lengths": [7, n]})) for run, n in ((a, 8), (b, 9))],
     }
     for expected, change in cases.items():
         b = tmp_path / "b"
-        shutil.rmtree(b, ignore_errors=True)
-        make_run(b)
+        for run in (a, b):
+            shutil.rmtree(run, ignore_errors=True)
+            make_run(run)
         change(b)
         found = differences(a, b)
         assert expected in found, (expected, found)
         assert len(found) == 1 or expected == "final_model.pt holds other tensors", found
+
+
+def test_a_column_only_one_version_logs_is_not_a_difference(tmp_path):
+    # the newer version logs a metric the older did not: into its own file, or (a resumed run)
+    # into the older file, whose earlier rows it leaves empty there
+    a, b = make_run(tmp_path / "a"), make_run(tmp_path / "b")
+    (a / "eval.csv").write_text("step,score\n100,3.5\n200,4.0\n")
+    (b / "eval.csv").write_text("step,score,game_length_max\n100,3.5,\n200,4.0,812\n")
+    (a / "summary.json").write_text(json.dumps({"returns": [1.0, 2.0]}))
+    (b / "summary.json").write_text(json.dumps({"returns": [1.0, 2.0], "lengths": [7, 9]}))
+    assert differences(a, b) == []
+    (b / "eval.csv").write_text("step,score,game_length_max\n100,3.5,\n200,4.5,812\n")
+    assert differences(a, b) == ["eval.csv"]  # a shared column still counts
 
 
 def test_an_unknown_case_names_the_valid_ones(capsys):

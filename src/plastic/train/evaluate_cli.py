@@ -3,7 +3,7 @@ print its mean score and, where the game has pictures, write its first game as a
 
 The agent comes from ``final_model.pt`` (a finished run) or else ``checkpoint.pt`` (the latest
 checkpoint of an unfinished one), built from the run's ``config.json``. The games are played by
-``plastic.train.evaluate.evaluate`` with the suite's environments (``plastic.suites``), as
+``plastic.train.evaluate.play_games`` with the suite's environments (``plastic.suites``), as
 the training loop's evaluations are: the same number of games and environments in lockstep, the
 agent's evaluation policy, raw scores.
 

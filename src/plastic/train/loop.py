@@ -299,7 +299,7 @@ class Trainer:
 
     def _report_finished(self) -> dict[str, Any]:
         summary = read_json(self.run_dir / "summary.json")
-        print(f"run already finished: {self.run_dir}\n{summary}", file=sys.stderr)
+        print(f"run already finished: {self.run_dir}\n{without_per_game(summary)}", file=sys.stderr)
         return summary
 
     def _set_aside_results(self, finished_at: int) -> None:
