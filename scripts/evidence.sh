@@ -54,6 +54,8 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # After fp32's seed 2 (added 2026-12-05, evening): space_invaders, the one MinAtar game plastic
 # does not win (seeds 0-1 split, lower on average), with the Reset interval halved and doubled
 # (20k and 80k updates against the preset's 40k; seeds 0-1), issue 14 item 4's sensitivity run.
+# space_invaders' seed 2 runs first of fp32's seed 2 (from 2026-12-05, late): it says whether
+# plastic loses that game, which decides how the sensitivity run is read.
 # The pinned commit: 50739a6 (worktree /work/evidence2) until 2026-12-05, then a2243f1, after the
 # check that `python benchmarks/same_results.py --old 50739a6` automates found the two computing
 # the same bits (fresh Atari and MinAtar runs of drq and plastic with Resets, fp32 and bf16, and
@@ -73,6 +75,7 @@ SWEEPS=(
     "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 0-0 --replay-ratio 2 --set train.precision=bf16"
     "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2"
     "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2 --set train.precision=bf16"
+    "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --games space_invaders --presets drq,plastic --seeds 2-2 --replay-ratio 2"
     "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds 3 --replay-ratio 2"
     "minatar|si-reset-20k|benchmarks/minatar-all/reset-interval/20k|minatar --games space_invaders --presets plastic --seeds 2 --replay-ratio 2 --set reset.interval=20000"
     "minatar|si-reset-80k|benchmarks/minatar-all/reset-interval/80k|minatar --games space_invaders --presets plastic --seeds 2 --replay-ratio 2 --set reset.interval=80000"

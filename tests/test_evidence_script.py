@@ -94,10 +94,11 @@ def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
     atari = ("bf16-study", "atari100k-drq-rr1", "atari100k-drq-rr1", "atari100k-rr2")
     assert slot_events("atari") == [f"{event} {runs}/{name} atari" for name in atari
                                     for event in ("start", "end")]
-    # the MinAtar slot: bf16's seed 0, fp32's seeds 0-1, bf16's seed 1, fp32's seed 2, space_invaders'
-    # Reset-interval runs, the ratio-2 Atari grid beside the Atari slot, and bf16's seed 2 last
-    minatar = ("bf16-study", "minatar-all", "bf16-study", "minatar-all", "si-reset-20k", "si-reset-80k",
-               "atari100k-rr2", "bf16-study")
+    # the MinAtar slot: bf16's seed 0, fp32's seeds 0-1, bf16's seed 1, fp32's seed 2 (space_invaders
+    # first), space_invaders' Reset-interval runs, the ratio-2 Atari grid beside the Atari slot, and
+    # bf16's seed 2 last
+    minatar = ("bf16-study", "minatar-all", "bf16-study", "minatar-all", "minatar-all", "si-reset-20k",
+               "si-reset-80k", "atari100k-rr2", "bf16-study")
     assert slot_events("minatar") == [f"{event} {runs}/{name} minatar" for name in minatar
                                       for event in ("start", "end")]
     # the committed runs were copied into the fresh sweep directories, so a sweep skips them
@@ -144,7 +145,8 @@ def test_one_slot_stops_and_starts_alone(evidence):
     # atari (running) is not even looked at: no "atari: already running"
     assert run("start", "minatar").splitlines() == [
         f"minatar: started from {ROOT} ({short_head()}): bf16-study then minatar-all then bf16-study "
-        "then minatar-all then si-reset-20k then si-reset-80k then atari100k-rr2 then bf16-study; "
+        "then minatar-all then minatar-all then si-reset-20k then si-reset-80k then atari100k-rr2 "
+        "then bf16-study; "
         f"logs in {runs}"]
     wait_for(lambda: lines(calls).count(f"start {runs}/bf16-study minatar") == 2)
     assert "unknown slot 'dmc'; the slots are: atari minatar" in run("stop", "dmc", status=2)
