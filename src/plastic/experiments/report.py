@@ -494,6 +494,11 @@ def _short_ratio(values: set[float]) -> str:
     return f"{next(iter(values)):g}" if len(values) == 1 else "mixed"
 
 
+def longest_game_text(lengths: Any) -> str:
+    """The longest of the final evaluation's games (summary.json's ``lengths``), or ``""``."""
+    return str(max(lengths)) if isinstance(lengths, list) and lengths else ""
+
+
 def code_text(segments: Any) -> str:
     """``42d2a18`` or ``42d2a18 → 50739a6+`` (a resume by other code; + uncommitted changes)."""
     if not isinstance(segments, list):
@@ -661,14 +666,16 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
 
     doc.heading("Per-run scores")
     doc.table(["label", "game", "seed", "score", score_name if norm != "none" else "normalised", "steps",
-               "updates", "wall time (s)", "code"],
+               "updates", "wall time (s)", "longest game", "code"],
               [[r.label, r.game, str(r.seed), f"{r.score:.4g}", f"{r.normalized:.3f}",
                 str(r.summary.get("steps", "")), str(r.summary.get("updates", "")),
                 f"{float(r.summary.get('wall_seconds', r.summary.get('wall_time_s', 0)) or 0):.0f}",
-                code_text(r.summary.get("provenance"))]
+                longest_game_text(r.summary.get("lengths")), code_text(r.summary.get("provenance"))]
                for r in sorted((r for r in runs if not r.baseline), key=lambda r: (r.label, r.game, r.seed))],
               text_columns=2)
-    doc.paragraph("Code: the commit of each start and resume of the run, `+` where its `src/` had "
+    doc.paragraph("Longest game: of the final evaluation, in agent steps (empty for runs that predate "
+                  "its record); one that ran to the env's horizon is a policy stuck somewhere. "
+                  "Code: the commit of each start and resume of the run, `+` where its `src/` had "
                   "uncommitted changes (summary.json's provenance; empty for runs that predate it).")
     if failures or unfinished or found.skipped:
         doc.heading("Failed, unfinished and unreadable runs" if found.skipped
