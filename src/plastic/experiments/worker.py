@@ -55,6 +55,7 @@ def execute(job: dict[str, Any], threads: int = 1) -> dict[str, Any]:
     (another sweep over the same directory, say) runs it; this one left it alone. A run that
     another process finished since the sweep's plan comes back finished with ``"elsewhere": True``."""
     from plastic.experiments.benchmarks import get_benchmark
+    from plastic.train.evaluate import without_per_game
     from plastic.train.lock import RunLockedError, holder, is_locked
 
     started = time.perf_counter()
@@ -69,8 +70,6 @@ def execute(job: dict[str, Any], threads: int = 1) -> dict[str, Any]:
     except Exception:  # whatever it is, the run itself meets it again below and reports it
         done = None
     if done is not None:
-        from plastic.train.evaluate import without_per_game
-
         return {**result, "status": "finished", "elsewhere": True, "seconds": 0.0,
                 "summary": without_per_game(done)}
     try:
@@ -85,8 +84,6 @@ def execute(job: dict[str, Any], threads: int = 1) -> dict[str, Any]:
             except Exception:
                 traceback.print_exc()  # into the run's log as well as the sweep's status
                 raise
-        from plastic.train.evaluate import without_per_game  # numpy: after set_thread_limits
-
         result.update(status="finished", summary=without_per_game(summary))
     except RunLockedError as error:
         result.update(status="held", error=str(error), holder=holder(run_dir))

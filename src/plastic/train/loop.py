@@ -523,7 +523,7 @@ class Trainer:
         if log:
             self._log("eval", result)
         self._note(f"evaluation at step {self.state.step}: score {result['score']:.1f} "
-                   f"({time.perf_counter() - started:.0f} s; longest game {max(lengths)} steps)")
+                   f"({time.perf_counter() - started:.0f} s; longest game {result['game_length_max']} steps)")
         return {**result, "returns": returns, "lengths": lengths}
 
     def _note(self, text: str) -> None:
