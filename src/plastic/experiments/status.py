@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from plastic.experiments.benchmarks import BENCHMARKS, Benchmark, get_benchmark, last_log_row, summary_score
-from plastic.experiments.sweep import STATUS_FILE, SWEEP_FILE, duration_text, run_id
+from plastic.experiments.sweep import STATUS_FILE, SWEEP_FILE, run_id
+from plastic.humanize import duration_text
 from plastic.train.lock import is_locked
 
 STATES = ("running", "interrupted", "failed", "finished", "not started")

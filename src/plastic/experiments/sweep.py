@@ -32,6 +32,7 @@ from plastic.experiments.benchmarks import (
     get_benchmark,
     summary_score,
 )
+from plastic.humanize import duration_text
 
 SWEEP_FILE = "sweep.json"
 STATUS_FILE = "sweep_status.json"
@@ -449,15 +450,6 @@ class Progress:
             self.changed.add(run)
         self.counts["running"] = 0
         self._save()
-
-
-def duration_text(seconds: float) -> str:
-    """'40 s', '12 min' or '2.5 h'."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _dry_run_line(job: dict[str, Any]) -> str:

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from plastic.configs.schema import coerce
+from plastic.humanize import duration_text
 from plastic.metrics import active_units, hessian_top_eigenvalue
 from plastic.optim.sam import SAM
 from plastic.reset import reset_
@@ -401,16 +402,9 @@ def _progress_line(config: SyntheticConfig, stage: int, row: dict[str, Any]) -> 
     eta = elapsed / done * (config.chunks - done)
     return (f"[synthetic] {config.task}/{config.method} seed {config.seed} chunk {done}/{config.chunks}: "
             f"test acc {row['test_acc']:.4f} (mean {row['test_acc_mean']:.4f}), "
-            f"{format_duration(elapsed)} elapsed, ETA {format_duration(eta)}")
+            f"{duration_text(elapsed)} elapsed, ETA {duration_text(eta)}")
 
 
-def format_duration(seconds: float) -> str:
-    """``42 s``, ``3.5 min``, ``2.1 h``."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _hessian(
