@@ -405,8 +405,6 @@ def _progress_line(config: SyntheticConfig, stage: int, row: dict[str, Any]) -> 
             f"{duration_text(elapsed)} elapsed, ETA {duration_text(eta)}")
 
 
-
-
 def _hessian(
     model: nn.Module,
     dataset: ImageDataset,
