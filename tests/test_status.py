@@ -40,9 +40,10 @@ def sweep_dir(tmp_path):
         "benchmark": "minatar", "games": ["breakout", "asterix"], "presets": ["drq", "plastic"],
         "seeds": [0, 1], "command": ["plastic", "sweep", "minatar"]}))
     make_run(out, "breakout/drq/seed0", rows=[(1000, 60.0)], summary={"score": 5.5, "wall_seconds": 1800})
-    # running: 400 of 1000 steps, last logged at 50 steps/s -> 600 / 50 = 12 s left; the row being
-    # written (no newline yet) is not read
-    make_run(out, "breakout/plastic/seed0", rows=[(200, 80.0), (400, 50.0)], partial_row="600,600,1")
+    # running: 400 of 1000 steps, its last three windows logged at 40, 50 and 60 steps/s -> 600 /
+    # median 50 = 12 s left; the row being written (no newline yet) is not read
+    make_run(out, "breakout/plastic/seed0", rows=[(100, 40.0), (200, 50.0), (400, 60.0)],
+             partial_row="600,600,1")
     # killed: it had begun and its lock file stayed behind, but no process holds the lock
     interrupted = make_run(out, "asterix/drq/seed0", rows=[(250, 70.0)])
     (interrupted / LOCK_NAME).write_text("12345")
@@ -92,6 +93,22 @@ def test_no_time_left_is_said_before_learning_starts(tmp_path):
     (run_dir / "train.csv").write_text(rows + "3000,3000,1000,2,0,20.0,20.0,0.5\n")
     with run_lock(run_dir):
         assert run_state(run_dir).seconds_left == pytest.approx(97_000 / 20.0)
+
+
+def test_one_window_that_holds_a_pause_does_not_set_the_time_left(tmp_path):
+    # 20 steps/s, then a window in which the process was stopped for minutes (1.4 steps/s), and a
+    # row still being written: the median of the last three windows is the pace, not the pause
+    run_dir = make_run(tmp_path, "freeway/plastic/seed2", steps=100_000,
+                       rows=[(9000, 99.0), (10_000, 20.0), (11_000, 19.0), (12_000, 1.4)],
+                       partial_row="13000,13000,2")
+    (run_dir / "config.json").write_text(json.dumps({"suite": "minatar", "train": {"steps": 100_000}}))
+    with run_lock(run_dir):
+        assert run_state(run_dir).seconds_left == pytest.approx(88_000 / 19.0)
+    # a pace that really changed takes over once it fills most of the windows
+    (run_dir / "train.csv").write_text((run_dir / "train.csv").read_text().replace(
+        "13000,13000,2", "13000,13000,26000,1,0,2.0,4.0,0.5\n"))
+    with run_lock(run_dir):
+        assert run_state(run_dir).seconds_left == pytest.approx(87_000 / 2.0)
 
 
 def test_the_lock_is_released_after_a_run_ends(sweep_dir):

@@ -88,20 +88,27 @@ class Benchmark(ABC):
         """(the log whose first column counts progress, its offset, the count at the end)."""
 
 
-def last_log_row(path: Path, tail_bytes: int = 4096) -> dict[str, str] | None:
-    """The last complete row of a CSV log as {column: text}, read from the file's end (a row still
-    being written is skipped); None when there is none yet or the file cannot be read."""
+def last_log_rows(path: Path, count: int, tail_bytes: int = 4096) -> list[dict[str, str]]:
+    """Up to ``count`` last complete rows of a CSV log as {column: text}, oldest first, read from the
+    file's end (a row still being written is skipped); [] when there is none or it cannot be read."""
     try:
         with path.open("rb") as handle:
             header = handle.readline().decode(errors="replace").strip()
             handle.seek(max(0, path.stat().st_size - tail_bytes))
             tail = handle.read().decode(errors="replace")
     except OSError:
-        return None
+        return []
     complete = tail.splitlines() if tail.endswith("\n") else tail.splitlines()[:-1]
-    rows = [line for line in complete if line.strip() and line.strip() != header]
-    names, values = header.split(","), rows[-1].split(",") if rows else []
-    return dict(zip(names, values)) if len(values) == len(names) else None
+    names = header.split(",")
+    rows = [line.split(",") for line in complete if line.strip() and line.strip() != header]
+    whole = [dict(zip(names, values)) for values in rows if len(values) == len(names)]
+    return whole[-count:]
+
+
+def last_log_row(path: Path, tail_bytes: int = 4096) -> dict[str, str] | None:
+    """The last complete row of a CSV log (``last_log_rows``), or None."""
+    rows = last_log_rows(path, 1, tail_bytes)
+    return rows[-1] if rows else None
 
 
 @dataclass(frozen=True)

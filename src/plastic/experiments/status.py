@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plastic.experiments.benchmarks import BENCHMARKS, Benchmark, get_benchmark, last_log_row, summary_score
+from plastic.experiments.benchmarks import BENCHMARKS, Benchmark, get_benchmark, last_log_rows, summary_score
 from plastic.experiments.sweep import STATUS_FILE, SWEEP_FILE, run_id
 from plastic.humanize import duration_text
 from plastic.train.lock import is_locked
@@ -30,7 +31,7 @@ class RunState:
     state: str
     preset: str = ""  # in a sweep's plan
     fraction: float | None = None  # of the run's steps (chunks for synthetic), where known
-    seconds_left: float | None = None  # a running run's time left at its last logged pace
+    seconds_left: float | None = None  # a running run's time left at its recent pace (_seconds_left)
     score: float | None = None
     seconds: float | None = None  # a finished run's wall time
     error: str | None = None
@@ -38,18 +39,22 @@ class RunState:
     in_last_command: bool = True
 
 
-def _seconds_left(run_dir: Path, config: dict[str, Any]) -> float | None:
-    """(steps to go) / (the last logged steps per second), for runs that log both in train.csv.
-    None before the first update: steps that only act run hundreds of times faster than the rest."""
-    row = last_log_row(run_dir / "train.csv")
+def _seconds_left(run_dir: Path, config: dict[str, Any], windows: int = 3) -> float | None:
+    """(steps to go) / (the median pace of the last ``windows`` logged windows that learned), for
+    runs that log both in train.csv. The median, because one window can hold a pause (a stopped
+    process, a suspended machine) and alone would put hours on the estimate. None before the first
+    update: steps that only act run hundreds of times faster than the rest."""
+    rows = last_log_rows(run_dir / "train.csv", windows)
     try:
         steps = float(config["train"]["steps"])
-        pace = float(row["steps_per_s"]) if row else 0.0
-        done = float(row["step"]) if row else 0.0
-        learning = float(row.get("updates", 1)) > 0 if row else False
+        if not rows or float(rows[-1].get("updates", 1)) <= 0:
+            return None
+        done = float(rows[-1]["step"])
+        pace = statistics.median(float(row["steps_per_s"]) for row in rows
+                                 if float(row.get("updates", 1)) > 0)
     except (KeyError, TypeError, ValueError):
         return None
-    return (steps - done) / pace if pace > 0 and learning else None
+    return (steps - done) / pace if pace > 0 else None
 
 
 def status_text(directory: Path) -> tuple[str, bool]:
