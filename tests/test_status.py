@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from plastic.experiments.benchmarks import last_log_row, last_log_rows
 from plastic.experiments.cli import main, planned_by_command
 from plastic.experiments.status import RunState, format_status, run_state, run_time_left, sweep_states
 from plastic.train import lock as lock_module
@@ -109,6 +110,18 @@ def test_one_window_that_holds_a_pause_does_not_set_the_time_left(tmp_path):
         "13000,13000,2", "13000,13000,26000,1,0,2.0,4.0,0.5\n"))
     with run_lock(run_dir):
         assert run_state(run_dir).seconds_left == pytest.approx(87_000 / 2.0)
+
+
+def test_log_rows_are_read_whole_from_the_end_of_the_file(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("step,pace\n12000,1.5\n13000,2.5\n14000,3.5\n15000,4")  # the last row is unfinished
+    assert last_log_rows(path, 5) == [{"step": "12000", "pace": "1.5"}, {"step": "13000", "pace": "2.5"},
+                                      {"step": "14000", "pace": "3.5"}]
+    assert last_log_row(path) == {"step": "14000", "pace": "3.5"}
+    # a tail that begins inside a row ("000,2.5" would split into two fields too) starts at the next
+    tail = len("000,2.5\n14000,3.5\n15000,4")
+    assert last_log_rows(path, 5, tail_bytes=tail) == [{"step": "14000", "pace": "3.5"}]
+    assert last_log_rows(tmp_path / "missing.csv", 3) == [] and last_log_row(tmp_path / "missing.csv") is None
 
 
 def test_the_lock_is_released_after_a_run_ends(sweep_dir):

@@ -94,11 +94,14 @@ def last_log_rows(path: Path, count: int, tail_bytes: int = 4096) -> list[dict[s
     try:
         with path.open("rb") as handle:
             header = handle.readline().decode(errors="replace").strip()
-            handle.seek(max(0, path.stat().st_size - tail_bytes))
+            start = max(0, path.stat().st_size - tail_bytes)
+            handle.seek(start)
             tail = handle.read().decode(errors="replace")
     except OSError:
         return []
     complete = tail.splitlines() if tail.endswith("\n") else tail.splitlines()[:-1]
+    if start > 0:
+        complete = complete[1:]  # it starts inside a row, which may still split into the right count
     names = header.split(",")
     rows = [line.split(",") for line in complete if line.strip() and line.strip() != header]
     whole = [dict(zip(names, values)) for values in rows if len(values) == len(names)]
