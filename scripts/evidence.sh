@@ -9,6 +9,7 @@
 #   bash scripts/evidence.sh collect   # copy finished runs' small artifacts into benchmarks/, redo reports
 #   bash scripts/evidence.sh pause     # SIGSTOP every sweep (for a quiet timing), then `resume`
 #                                      # (a paused run's wall time and that interval's steps/s include the pause)
+#   bash scripts/evidence.sh pause SLOT   # SIGSTOP one slot (say, to run the tests beside the other), `resume SLOT`
 #   bash scripts/evidence.sh stop      # end every sweep (its runs keep their checkpoints), e.g. to
 #                                      # `start` again after changing SWEEPS
 #   bash scripts/evidence.sh stop SLOT # end one slot's chain (say, to free its core for a check),
@@ -112,8 +113,14 @@ signal_sweeps() {  # each slot was started with setsid: its sweeps and their wor
         done
     done
 }
-pause() { signal_sweeps STOP; }
-resume() { signal_sweeps CONT; }
+signal_slot() {  # SIGNAL SLOT: the slot's chain, its sweep and the sweep's workers share one process group
+    local pid group
+    pid="$(slot_pids "$2" | head -n 1)" || true
+    [[ -n $pid ]] && group="$(process_group "$pid")" && [[ -n $group ]] || { echo "$2: not running"; return 0; }
+    kill "-$1" -- "-$group" && echo "$2: SIG$1 sent to process group $group"
+}
+pause() { if [[ -n ${1:-} ]]; then signal_slot STOP "$1"; else signal_sweeps STOP; fi; }
+resume() { if [[ -n ${1:-} ]]; then signal_slot CONT "$1"; else signal_sweeps CONT; fi; }
 slots() { for spec in "${SWEEPS[@]}"; do echo "${spec%%|*}"; done | uniq; }
 known_slot() {
     [[ -z $1 ]] || slots | grep -qxF -- "$1" || {
@@ -241,7 +248,7 @@ collect() {
     exit 2
 }
 case "${1:-}" in
-    start|stop) known_slot "${2:-}"; "$1" "${2:-}" ;;
-    status|collect|pause|resume) "$1" ;;
-    *) echo "usage: bash scripts/evidence.sh start|stop [SLOT] | status|collect|pause|resume" >&2; exit 2 ;;
+    start|stop|pause|resume) known_slot "${2:-}"; "$1" "${2:-}" ;;
+    status|collect) "$1" ;;
+    *) echo "usage: bash scripts/evidence.sh start|stop|pause|resume [SLOT] | status|collect" >&2; exit 2 ;;
 esac

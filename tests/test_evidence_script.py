@@ -151,3 +151,19 @@ def test_one_slot_stops_and_starts_alone(evidence):
     wait_for(lambda: lines(calls).count(f"start {runs}/bf16-study minatar") == 2)
     assert "unknown slot 'dmc'; the slots are: atari minatar" in run("stop", "dmc", status=2)
     assert "unknown slot '.*'" in run("stop", ".*", status=2)  # a name, not a pattern
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git checkout")
+def test_one_slot_pauses_and_resumes_alone(evidence):
+    run, calls, release, runs = evidence
+    run("start")
+    wait_for(lambda: len(lines(calls)) == 2)
+    assert run("pause", "minatar").startswith("minatar: SIGSTOP sent to process group")
+    # released while paused: the Atari slot's sweep sees it and ends, the stopped MinAtar one cannot
+    release.touch()
+    wait_for(lambda: f"end {runs}/bf16-study atari" in lines(calls))
+    time.sleep(0.5)
+    assert f"end {runs}/bf16-study minatar" not in lines(calls)
+    assert run("resume", "minatar").startswith("minatar: SIGCONT sent to process group")
+    wait_for(lambda: f"end {runs}/bf16-study minatar" in lines(calls))
+    assert "unknown slot 'dmc'; the slots are: atari minatar" in run("pause", "dmc", status=2)
