@@ -237,8 +237,14 @@ collect() {
             "${intervals[@]}" --out benchmarks/minatar-all/reset-interval/report)
     fi
     # fp32 against bf16: the labels become "P [train.precision=fp32]" and "P [train.precision=bf16]"
-    if compgen -G "$root/benchmarks/bf16-study/runs/*/*/*/summary.json" >/dev/null; then
-        (cd "$root" && "$python" -m plastic.cli report benchmarks/minatar-all/runs \
+    # on the seeds bf16 has finished only: the fp32 grid's later seeds would unpair the comparison
+    local seed fp32=()
+    for seed in $(cd "$root" && ls -d benchmarks/bf16-study/runs/*/*/seed*/summary.json 2>/dev/null |
+                  awk -F/ '{print $(NF-1)}' | sort -u); do
+        fp32+=($(cd "$root" && ls -d benchmarks/minatar-all/runs/*/*/"$seed"))
+    done
+    if (( ${#fp32[@]} )); then
+        (cd "$root" && "$python" -m plastic.cli report "${fp32[@]}" \
             benchmarks/bf16-study/runs --out benchmarks/bf16-study/report)
     fi
 }
