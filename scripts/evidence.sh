@@ -241,7 +241,7 @@ collect() {
     local seed fp32=()
     for seed in $(cd "$root" && ls -d benchmarks/bf16-study/runs/*/*/seed*/summary.json 2>/dev/null |
                   awk -F/ '{print $(NF-1)}' | sort -u); do
-        fp32+=($(cd "$root" && ls -d benchmarks/minatar-all/runs/*/*/"$seed"))
+        fp32+=($(cd "$root" && ls -d benchmarks/minatar-all/runs/*/*/"$seed" 2>/dev/null || true))
     done
     if (( ${#fp32[@]} )); then
         (cd "$root" && "$python" -m plastic.cli report "${fp32[@]}" \
