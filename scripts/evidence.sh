@@ -113,10 +113,16 @@ signal_sweeps() {  # each slot was started with setsid: its sweeps and their wor
         done
     done
 }
-signal_slot() {  # SIGNAL SLOT: the slot's chain, its sweep and the sweep's workers share one process group
-    local pid group
-    pid="$(slot_pids "$2" | head -n 1)" || true
-    [[ -n $pid ]] && group="$(process_group "$pid")" && [[ -n $group ]] || { echo "$2: not running"; return 0; }
+# a slot's chain, its sweep and the sweep's workers share one process group; empty when not running
+slot_group() {
+    local pid
+    pid="$(slot_pids "$1" | head -n 1)" || true
+    [[ -z $pid ]] || process_group "$pid"
+}
+signal_slot() {  # SIGNAL SLOT
+    local group
+    group="$(slot_group "$2")" || true
+    [[ -n $group ]] || { echo "$2: not running"; return 0; }
     kill "-$1" -- "-$group" && echo "$2: SIG$1 sent to process group $group"
 }
 pause() { if [[ -n ${1:-} ]]; then signal_slot STOP "$1"; else signal_sweeps STOP; fi; }
@@ -129,12 +135,10 @@ known_slot() {
     }
 }
 
-stop_slot() {  # the slot's chain, its sweep and the sweep's workers share one process group
-    local pid group
-    pid="$(slot_pids "$1" | head -n 1)" || true
-    [[ -n $pid ]] || { echo "$1: not running"; return 0; }
-    group="$(process_group "$pid")" || true
-    [[ -n $group ]] || { echo "$1: not running"; return 0; }  # ended in between
+stop_slot() {
+    local group
+    group="$(slot_group "$1")" || true
+    [[ -n $group ]] || { echo "$1: not running"; return 0; }
     kill -TERM -- "-$group" 2>/dev/null || true
     kill -CONT -- "-$group" 2>/dev/null || true  # a paused sweep gets the TERM once continued
     echo "$1: SIGTERM sent to process group $group"
