@@ -64,6 +64,9 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # Then 0c5dec7 (/work/evidence4; shared sweeps), after `same_results.py --old a2243f1` found the same
 # bits (resume-minatar-plastic-bf16, minatar-drq-bf16, resume-atari-plastic).
 # Move it again only after the same check (`same_results.py --old <pinned commit>` from main).
+# 2026-12-06: a fresh machine (the checkpoints were gone, Breakout plastic's 57 % lost with them), so
+# the Atari slot first takes the 80k Reset-interval runs beside the MinAtar slot's 20k ones: the
+# sensitivity run, which fits one session, finishes before the ratio-2 grid, which does not.
 # Atari runs checkpoint every 2,500 steps (≈ 1.5 s for the replay's 0.5 GB each time). A run resumes
 # from its last checkpoint (a logging key: same results). `stop` (SIGTERM) checkpoints each run at
 # its current step first (plastic.train.stop; since a2243f1): run it before a session ends, which
@@ -72,6 +75,7 @@ SWEEPS=(
     "atari|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2 --set train.precision=bf16"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games pong,breakout --presets drq --seeds 1-1 --replay-ratio 1 --set train.checkpoint_interval=2500"
+    "atari|si-reset-80k|benchmarks/minatar-all/reset-interval/80k|minatar --games space_invaders --presets plastic --seeds 2 --replay-ratio 2 --set reset.interval=80000"
     "atari|atari100k-rr2|benchmarks/atari100k/rr2|atari100k --games breakout,boxing,ms_pacman --presets drq,plastic --seeds 1 --replay-ratio 2 --set train.checkpoint_interval=2500"
     "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 0-0 --replay-ratio 2 --set train.precision=bf16"
     "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2"
