@@ -66,7 +66,10 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # Move it again only after the same check (`same_results.py --old <pinned commit>` from main).
 # 2026-12-06: a fresh machine (the checkpoints were gone, Breakout plastic's 57 % lost with them), so
 # the Atari slot first takes the 80k Reset-interval runs beside the MinAtar slot's 20k ones: the
-# sensitivity run, which fits one session, finishes before the ratio-2 grid, which does not.
+# sensitivity run, which fits one session, finishes before the ratio-2 grid, which does not. Then
+# the Atari slot runs seed 1 of the other four ratio-1 games (≈ 2.5 h each on one AVX-512 core: a
+# run one session can finish if it starts at the session's start), which puts CIs on the base's
+# fidelity check; the MinAtar slot goes on with the ratio-2 grid, whose runs need 4.5-9 h each.
 # Atari runs checkpoint every 2,500 steps (≈ 1.5 s for the replay's 0.5 GB each time). A run resumes
 # from its last checkpoint (a logging key: same results). `stop` (SIGTERM) checkpoints each run at
 # its current step first (plastic.train.stop; since a2243f1): run it before a session ends, which
@@ -76,6 +79,7 @@ SWEEPS=(
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games pong,breakout --presets drq --seeds 1-1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|si-reset-80k|benchmarks/minatar-all/reset-interval/80k|minatar --games space_invaders --presets plastic --seeds 2 --replay-ratio 2 --set reset.interval=80000"
+    "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games boxing,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1-1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|atari100k-rr2|benchmarks/atari100k/rr2|atari100k --games breakout,boxing,ms_pacman --presets drq,plastic --seeds 1 --replay-ratio 2 --set train.checkpoint_interval=2500"
     "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 0-0 --replay-ratio 2 --set train.precision=bf16"
     "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2"
