@@ -85,6 +85,15 @@ def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 120) -> N
         time.sleep(0.05)
 
 
+def wait_until_stopped(proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    """Until the kernel reports ``proc`` stopped (state T in /proc/PID/stat)."""
+    deadline = time.time() + timeout
+    stat_file = Path(f"/proc/{proc.pid}/stat")
+    while stat_file.read_text().rpartition(")")[2].split()[0] != "T":
+        assert time.time() < deadline, f"process {proc.pid} did not stop"
+        time.sleep(0.01)
+
+
 # 1 ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("assignment", "advice"), [
     ("game=asterix", "use --game asterix instead"),
@@ -110,6 +119,7 @@ def test_a_second_process_on_a_run_directory_is_refused(tmp_path, capsys):
     try:
         wait_for(run_dir / "episodes.csv", first)
         first.send_signal(signal.SIGSTOP)  # paused, it keeps its lock and writes nothing more
+        wait_until_stopped(first)  # the signal lands asynchronously: a checkpoint write may go on
         before = {p.relative_to(run_dir): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
         assert main(args) == 2
         err = capsys.readouterr().err
