@@ -90,6 +90,7 @@ def wait_until_stopped(proc: subprocess.Popen[str], timeout: float = 30) -> None
     deadline = time.time() + timeout
     stat_file = Path(f"/proc/{proc.pid}/stat")
     while stat_file.read_text().rpartition(")")[2].split()[0] != "T":
+        assert proc.poll() is None, proc.communicate()
         assert time.time() < deadline, f"process {proc.pid} did not stop"
         time.sleep(0.01)
 
