@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -77,22 +78,25 @@ def spawn(args: list[str]) -> subprocess.Popen[str]:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 120) -> None:
+def poll_until(condition: Callable[[], bool], proc: subprocess.Popen[str], timeout: float,
+               failure: str) -> None:
+    """Until ``condition()`` holds, failing if ``proc`` ends or ``timeout`` seconds pass first."""
     deadline = time.time() + timeout
-    while not path.exists():
+    while not condition():
         assert proc.poll() is None, proc.communicate()
-        assert time.time() < deadline, f"{path} did not appear"
+        assert time.time() < deadline, failure
         time.sleep(0.05)
+
+
+def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    poll_until(path.exists, proc, timeout, f"{path} did not appear")
 
 
 def wait_until_stopped(proc: subprocess.Popen[str], timeout: float = 30) -> None:
     """Until the kernel reports ``proc`` stopped (state T in /proc/PID/stat)."""
-    deadline = time.time() + timeout
     stat_file = Path(f"/proc/{proc.pid}/stat")
-    while stat_file.read_text().rpartition(")")[2].split()[0] != "T":
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() < deadline, f"process {proc.pid} did not stop"
-        time.sleep(0.01)
+    poll_until(lambda: stat_file.read_text().rpartition(")")[2].split()[0] == "T", proc, timeout,
+               f"process {proc.pid} did not stop")
 
 
 # 1 ------------------------------------------------------------------------------------------
