@@ -1,10 +1,11 @@
 """A whole Atari-100k run of the PLASTIC authors' own agent, to set beside ours.
 
-Our `drq` at replay ratio 1 does not learn Pong (benchmarks/atari100k/README.md, "Pong, seed 1"),
-although the golden tests hold its frames, update and replay to the authors' code. What they do
-not cover is a whole run of their agent: this script runs one — their training loop
-(``BaseAgent.train``), their env class, replay, model, augmentation and schedules, composed from
-their ``configs/drq.yaml`` as their ``run.py`` composes it — and writes what it scored.
+Our `drq` at replay ratio 1 does not learn Pong (benchmarks/atari100k/README.md, "Pong: the
+authors' agent does not learn it either"), although the golden tests hold its frames, update and
+replay to the authors' code. What they do not cover is a whole run of their agent: this script
+runs one — their training loop (``BaseAgent.train``), their env class, replay, model, augmentation
+and schedules, composed from their ``configs/drq.yaml`` as their ``run.py`` composes it —
+and writes what it scored.
 
 Their code never enters our repository: it is imported from a checkout named by
 ``PLASTIC_AUTHORS_DIR`` (fetch github.com/dojeon-ai/PLASTIC and export it outside our repo; see
