@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import itertools
 import json
 import shutil
 from importlib import resources
@@ -558,6 +559,44 @@ def test_percentile_among_published_runs_by_hand():
             scipy.stats.percentileofscore(published, score, kind="mean"))
 
 
+def exact_placement_p(leave_one_out: list[list[float]], observed_mean: float) -> float:
+    """The chance of a mean percentile at least as far from 50, by enumerating every combination."""
+    combos = list(itertools.product(*leave_one_out))
+    far = [abs(np.mean(c) - 50.0) >= abs(observed_mean - 50.0) - 1e-9 for c in combos]
+    return sum(far) / len(combos)
+
+
+def test_percentile_placement_by_hand():
+    # [0, 1, 2]: each run among the other two is below both, between, above both -> 0, 50, 100
+    # two runs: their mean is 0, 25, 50, 75, 100 with chances 1, 2, 3, 2, 1 (/9)
+    three = np.array([0.0, 1.0, 2.0])
+    for percentiles, p in (([0.0, 0.0], 2 / 9), ([0.0, 50.0], 6 / 9), ([50.0, 50.0], 1.0)):
+        result = stats.percentile_placement([three, three], percentiles, seed=1)
+        assert result["p_value"] == pytest.approx(p, abs=0.005)
+        assert result["mean"] == np.mean(percentiles) and result["runs"] == 2
+    assert (result["low"], result["high"]) == (0.0, 100.0)  # 1/9 of the draws at either end
+    # ties count one half: [5, 5, 9] -> 25, 25, 100 (mean 50); a run at 100 is as far as 0
+    ties = stats.percentile_placement([np.array([5.0, 5.0, 9.0])], [100.0], seed=2)
+    assert ties["p_value"] == pytest.approx(1 / 3, abs=0.005)
+    with pytest.raises(ValueError, match="one published array per run"):
+        stats.percentile_placement([three], [0.0, 0.0])
+
+
+def test_percentile_placement_against_enumeration():
+    published = [np.array([3.0, 1.0, 2.0, 2.0]), np.array([10.0, 20.0, 30.0, 40.0, 40.0]),
+                 np.array([-1.0, 0.0, 7.0])]
+    leave_one_out = [[100 * ((np.delete(g, i) < g[i]).mean() + 0.5 * (np.delete(g, i) == g[i]).mean())
+                      for i in range(len(g))] for g in published]
+    assert [np.mean(v) for v in leave_one_out] == pytest.approx([50.0, 50.0, 50.0])
+    for percentiles in ([0.0, 10.0, 20.0], [80.0, 90.0, 100.0], [40.0, 50.0, 70.0]):
+        result = stats.percentile_placement(published, percentiles, seed=3)
+        assert result["p_value"] == pytest.approx(exact_placement_p(leave_one_out, np.mean(percentiles)),
+                                                  abs=0.005)
+    every_mean = np.sort([np.mean(c) for c in itertools.product(*leave_one_out)])
+    result = stats.percentile_placement(published, [50.0, 50.0, 50.0], seed=3)
+    assert every_mean[0] <= result["low"] < 50.0 < result["high"] <= every_mean[-1]
+
+
 def test_against_the_published_runs_by_hand(tmp_path):
     ours = {("pong", 0): -10.0, ("pong", 1): 20.0, ("breakout", 0): 4.0, ("breakout", 1): 1.0,
             ("boxing", 0): 3.0, ("boxing", 1): 5.0}
@@ -583,6 +622,13 @@ def test_against_the_published_runs_by_hand(tmp_path):
     assert per_game["breakout"]["mean_percentile"] == 25.0
     assert per_game["pong"]["seeds"] == [0, 1] and per_game["breakout"]["mean_score"] == 2.5
     assert comparisons["plastic"]["per_game"][0]["percentiles"] == [62.5]  # 0 among -21, -10, 0, 5
+    # where the four drq runs fall: the mean of 37.5, 100, 50, 0 against every draw of one
+    # leave-one-out percentile per run (pong: 0, 1/3, 2/3, 1; breakout: 0, 1/2, 1/2, 1)
+    placement = drq["placement"]
+    assert (placement["runs"], placement["mean"]) == (4, 46.875)
+    pong, breakout = [0.0, 100 / 3, 200 / 3, 100.0], [0.0, 50.0, 50.0, 100.0]
+    assert placement["p_value"] == pytest.approx(exact_placement_p([pong, pong, breakout, breakout], 46.875),
+                                                 abs=0.005)
 
     # the IQMs are over the games run only: breakout and pong, not alien (nor boxing)
     def hns(game, score):
@@ -608,7 +654,9 @@ def test_against_the_published_runs_by_hand(tmp_path):
     for row in ("| drq | pong | 4 | -5.00 | -10.0, 20.0 | 37.5, 100.0 | 5.00 | 87.5 |",
                 "| drq | breakout | 4 | 4.00 | 4.00, 1.00 | 50.0, 0.0 | 2.50 | 25.0 |",
                 "| plastic | pong | 4 | -5.00 | 0.00 | 62.5 | 0.00 | 62.5 |",
-                "drq: left out, as Tiny has no runs of them: boxing", "strictly below ours + half"):
+                "drq: left out, as Tiny has no runs of them: boxing", "strictly below ours + half",
+                f"| drq | 4 | 46.9 | [{placement['low']:.1f}, {placement['high']:.1f}] | "
+                f"{placement['p_value']:.3f} |"):
         assert row in section, row
     assert "Against the published runs" in (tmp_path / "rep" / "report.html").read_text()
 

@@ -396,6 +396,15 @@ def _game_against_published(game: str, ours: Sequence[Run], published: Sequence[
             "mean_score": mean, "mean_percentile": stats.percentile_among(scores, mean)}
 
 
+def _placement(per_game: Sequence[dict[str, Any]], published: dict[str, list[Run]], seed: int,
+               confidence: float) -> dict[str, float]:
+    """``stats.percentile_placement`` over every run of ours (each seed a run)."""
+    games = [g for g in per_game for _ in g["percentiles"]]
+    return stats.percentile_placement(
+        [np.array([r.score for r in published[g["game"]]]) for g in games],
+        [p for g in per_game for p in g["percentiles"]], seed=seed, confidence=confidence)
+
+
 def _iqm(key: str, matrix: np.ndarray, **bootstrap: Any) -> dict[str, Any]:
     return {"runs": matrix.shape[0], **aggregate_metrics({key: matrix}, **bootstrap)[key]["iqm"]}
 
@@ -421,11 +430,12 @@ def against_published(runs: Sequence[Run], sweep_labels: Sequence[str], *, reps:
             key = (baseline, tuple(games))
             if key not in baseline_iqm:  # the same games for several labels: one bootstrap
                 baseline_iqm[key] = _iqm(baseline, matrices[baseline], **bootstrap)
+            per_game = [_game_against_published(g, ours[g], published[g]) for g in games]
             results.append({
                 "label": label, "baseline": baseline, "games": games,
                 "not_in_baseline": sorted(set(ours) - set(published)),
                 "iqm": _iqm(label, matrices[label], **bootstrap), "baseline_iqm": baseline_iqm[key],
-                "per_game": [_game_against_published(g, ours[g], published[g]) for g in games],
+                "per_game": per_game, "placement": _placement(per_game, published, seed, confidence),
             })
     return results
 
@@ -437,6 +447,15 @@ def _published_iqm_rows(group: Sequence[dict[str, Any]]) -> list[list[str]]:
         rows.append([c["label"], str(games), f"{c['iqm']['runs']} × {games}",
                      _ci(c["iqm"], runs=c["iqm"]["runs"]), f"{c['baseline_iqm']['runs']} × {games}",
                      _ci(c["baseline_iqm"], runs=c["baseline_iqm"]["runs"])])
+    return rows
+
+
+def _placement_rows(group: Sequence[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for c in group:
+        placement = c["placement"]
+        rows.append([c["label"], str(placement["runs"]), f"{placement['mean']:.1f}",
+                     f"[{placement['low']:.1f}, {placement['high']:.1f}]", f"{placement['p_value']:.3f}"])
     return rows
 
 
@@ -456,7 +475,11 @@ def _published_section(doc: Document, comparisons: Sequence[dict[str, Any]], lev
         "same): 0 = below every published run, 100 = above every one. Given for each of our runs (in "
         "seed order) and for our mean final score over seeds. The IQMs of the "
         f"{score_name} are over the games we ran only, for us and for the published runs alike, with "
-        f"{level} stratified-bootstrap CIs.")
+        f"{level} stratified-bootstrap CIs. Last, a check of where our runs fall: were each of our "
+        "runs one more published run of its game, its percentile would be distributed like a published "
+        "run's among the other published runs (mean 50); the mean percentile over our runs (each seed "
+        f"a run) would then fall in the {level} range given {level} of the time (Monte Carlo, "
+        "independent draws per run), and P is the chance of a mean at least as far from 50 as ours.")
     for baseline in dict.fromkeys(c["baseline"] for c in comparisons):
         group = [c for c in comparisons if c["baseline"] == baseline]
         doc.heading(baseline, level=3)
@@ -466,6 +489,9 @@ def _published_section(doc: Document, comparisons: Sequence[dict[str, Any]], lev
                      f"{', '.join(c['not_in_baseline'])}" for c in group if c["not_in_baseline"]])
         doc.table(["", "game", "published runs", "published median", "our scores", "percentiles",
                    "our mean", "percentile of our mean"], _published_game_rows(group), text_columns=2)
+        doc.table(["", "runs", "mean percentile of our runs",
+                   f"{level} range if our runs were published runs", "P(a mean as far from 50)"],
+                  _placement_rows(group))
 
 
 # ------------------------------------------------------------------------------------- report

@@ -9,7 +9,7 @@ a time: a preset's interval does not depend on which other presets are in the re
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,6 +94,39 @@ def percentile_among(published: np.ndarray, score: float) -> float:
     run, 100 above every run, 50 when tying every run."""
     runs = np.asarray(published, float)
     return float(100.0 * ((runs < score).mean() + 0.5 * (runs == score).mean()))
+
+
+def percentile_placement(published_per_run: Sequence[np.ndarray], percentiles: Sequence[float], *,
+                         draws: int = 200_000, seed: int = 0, confidence: float = 0.95) -> dict[str, float]:
+    """Is the mean percentile of our runs what it would be if each run were one more published run?
+
+    ``published_per_run[i]`` holds the published scores of run ``i``'s game and ``percentiles[i]``
+    its ``percentile_among`` them. Were run ``i`` exchangeable with those runs, its percentile would
+    be distributed like a published run's percentile among the other published runs of its game
+    (ties count one half, as in ``percentile_among``), whose mean is exactly 50. Drawing one such
+    leave-one-out percentile per run, independently, ``draws`` times gives the null distribution
+    of the mean: ``low``/``high`` bound its central ``confidence`` range and ``p_value`` is the
+    fraction of draws at least as far from 50 as ``mean``, our runs' mean percentile."""
+    if len(published_per_run) != len(percentiles) or not percentiles:
+        raise ValueError("one published array per run, and at least one run")
+    rng = np.random.default_rng(seed)
+    sums = np.zeros(draws)
+    for published in published_per_run:
+        scores = np.sort(np.asarray(published, float))
+        if scores.size < 2:
+            raise ValueError("a game needs at least 2 published runs for a leave-one-out percentile")
+        below = np.searchsorted(scores, scores, side="left")
+        ties = np.searchsorted(scores, scores, side="right") - below - 1  # other runs scoring the same
+        leave_one_out = 100.0 * (below + 0.5 * ties) / (scores.size - 1)
+        sums += leave_one_out[rng.integers(0, scores.size, size=draws)]
+    means = sums / len(percentiles)
+    observed = float(np.mean(percentiles))
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    # a small tolerance: a draw equal to the observed mean is "as far", whatever the float rounding
+    far = np.abs(means - 50.0) >= abs(observed - 50.0) - 1e-9
+    return {"runs": len(percentiles), "mean": observed, "low": float(low), "high": float(high),
+            "p_value": float(far.mean()), "draws": draws}
 
 
 def run_score_profile(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
