@@ -661,6 +661,17 @@ def test_against_the_published_runs_by_hand(tmp_path):
     assert "Against the published runs" in (tmp_path / "rep" / "report.html").read_text()
 
 
+def test_a_baseline_of_one_run_per_game_has_no_placement_but_a_report(tmp_path):
+    write_run(tmp_path / "sweep", "atari", "pong", "drq", 0, -10.0)
+    baseline = tmp_path / "means.json"
+    baseline.write_text(json.dumps({"Pong": [-5.0]}))  # a paper's mean: one score per game
+    result = build_report([tmp_path / "sweep"], tmp_path / "rep", baselines=[f"Means={baseline}"], reps=REPS)
+    (comparison,) = result["against_published"]
+    assert comparison["placement"] is None and comparison["per_game"][0]["percentiles"] == [0.0]
+    markdown = (tmp_path / "rep" / "report.md").read_text()
+    assert "| drq |  |  | needs 2 or more published runs of each game |  |" in markdown
+
+
 def test_report_against_a_bundled_baseline_by_name(tmp_path):
     for seed, (pong, breakout) in enumerate([(-5.0, 20.0), (2.0, 12.0)]):
         write_run(tmp_path / "sweep", "atari", "pong", "plastic", seed, pong)

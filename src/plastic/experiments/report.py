@@ -397,8 +397,11 @@ def _game_against_published(game: str, ours: Sequence[Run], published: Sequence[
 
 
 def _placement(per_game: Sequence[dict[str, Any]], published: dict[str, list[Run]], seed: int,
-               confidence: float) -> dict[str, float]:
-    """``stats.percentile_placement`` over every run of ours (each seed a run)."""
+               confidence: float) -> dict[str, float] | None:
+    """``stats.percentile_placement`` over every run of ours (each seed a run); None where a game
+    has a single published run (a baseline of one score per game: no spread to place runs in)."""
+    if any(g["published_runs"] < 2 for g in per_game):
+        return None
     games = [g for g in per_game for _ in g["percentiles"]]
     return stats.percentile_placement(
         [np.array([r.score for r in published[g["game"]]]) for g in games],
@@ -454,6 +457,9 @@ def _placement_rows(group: Sequence[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for c in group:
         placement = c["placement"]
+        if placement is None:
+            rows.append([c["label"], "", "", "needs 2 or more published runs of each game", ""])
+            continue
         rows.append([c["label"], str(placement["runs"]), f"{placement['mean']:.1f}",
                      f"[{placement['low']:.1f}, {placement['high']:.1f}]", f"{placement['p_value']:.3f}"])
     return rows
