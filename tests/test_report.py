@@ -34,6 +34,7 @@ from plastic.experiments.collect import (  # noqa: E402
 from plastic.experiments.plots import compact_number  # noqa: E402
 from plastic.experiments.report import (  # noqa: E402
     _binned_values,
+    _p_value_text,
     _step_values,
     build_report,
     code_text,
@@ -566,6 +567,12 @@ def exact_placement_p(leave_one_out: list[list[float]], observed_mean: float) ->
     return sum(far) / len(combos)
 
 
+def exact_spread_p(leave_one_out: list[list[float]], observed_spread: float) -> float:
+    """The chance of a mean distance from 50 at least as large, by enumerating every combination."""
+    combos = list(itertools.product(*leave_one_out))
+    return sum(np.mean(np.abs(np.array(c) - 50.0)) >= observed_spread - 1e-9 for c in combos) / len(combos)
+
+
 def test_percentile_placement_by_hand():
     # [0, 1, 2]: each run among the other two is below both, between, above both -> 0, 50, 100
     # two runs: their mean is 0, 25, 50, 75, 100 with chances 1, 2, 3, 2, 1 (/9)
@@ -578,6 +585,17 @@ def test_percentile_placement_by_hand():
     # ties count one half: [5, 5, 9] -> 25, 25, 100 (mean 50); a run at 100 is as far as 0
     ties = stats.percentile_placement([np.array([5.0, 5.0, 9.0])], [100.0], seed=2)
     assert ties["p_value"] == pytest.approx(1 / 3, abs=0.005)
+    # the spread: each run's distance from 50 is 50 (chance 2/3) or 0 (1/3); over two runs the
+    # mean distance is 50, 25, 0 with chances 4/9, 4/9, 1/9. Runs at 0 and 100 average 50, which
+    # the mean cannot tell from two runs at 50; the spread can
+    for percentiles, p in (([0.0, 100.0], 4 / 9), ([0.0, 50.0], 8 / 9), ([50.0, 50.0], 1.0)):
+        result = stats.percentile_placement([three, three], percentiles, seed=1)
+        assert result["spread"] == np.mean(np.abs(np.array(percentiles) - 50.0))
+        assert result["spread_p_value"] == pytest.approx(p, abs=0.005)
+    assert (result["spread_low"], result["spread_high"]) == (0.0, 50.0)
+    # in the report, a P of no draw at all is below the draws' resolution, not zero
+    assert [_p_value_text(p) for p in (0.0, 0.0004, 0.0005, 0.07)] == [
+        "< 0.001", "< 0.001", "0.001", "0.070"]
     with pytest.raises(ValueError, match="one published array per run"):
         stats.percentile_placement([three], [0.0, 0.0])
 
@@ -592,6 +610,8 @@ def test_percentile_placement_against_enumeration():
         result = stats.percentile_placement(published, percentiles, seed=3)
         assert result["p_value"] == pytest.approx(exact_placement_p(leave_one_out, np.mean(percentiles)),
                                                   abs=0.005)
+        spread = np.mean(np.abs(np.array(percentiles) - 50.0))
+        assert result["spread_p_value"] == pytest.approx(exact_spread_p(leave_one_out, spread), abs=0.005)
     every_mean = np.sort([np.mean(c) for c in itertools.product(*leave_one_out)])
     result = stats.percentile_placement(published, [50.0, 50.0, 50.0], seed=3)
     assert every_mean[0] <= result["low"] < 50.0 < result["high"] <= every_mean[-1]
@@ -629,6 +649,10 @@ def test_against_the_published_runs_by_hand(tmp_path):
     pong, breakout = [0.0, 100 / 3, 200 / 3, 100.0], [0.0, 50.0, 50.0, 100.0]
     assert placement["p_value"] == pytest.approx(exact_placement_p([pong, pong, breakout, breakout], 46.875),
                                                  abs=0.005)
+    # distances from 50: 12.5, 50, 0, 50
+    assert placement["spread"] == 28.125
+    assert placement["spread_p_value"] == pytest.approx(
+        exact_spread_p([pong, pong, breakout, breakout], 28.125), abs=0.005)
 
     # the IQMs are over the games run only: breakout and pong, not alien (nor boxing)
     def hns(game, score):
@@ -656,7 +680,8 @@ def test_against_the_published_runs_by_hand(tmp_path):
                 "| plastic | pong | 4 | -5.00 | 0.00 | 62.5 | 0.00 | 62.5 |",
                 "drq: left out, as Tiny has no runs of them: boxing", "strictly below ours + half",
                 f"| drq | 4 | 46.9 | [{placement['low']:.1f}, {placement['high']:.1f}] | "
-                f"{placement['p_value']:.3f} |"):
+                f"{placement['p_value']:.3f} | 28.1 | [{placement['spread_low']:.1f}, "
+                f"{placement['spread_high']:.1f}] | {placement['spread_p_value']:.3f} |"):
         assert row in section, row
     assert "Against the published runs" in (tmp_path / "rep" / "report.html").read_text()
 
@@ -669,7 +694,7 @@ def test_a_baseline_of_one_run_per_game_has_no_placement_but_a_report(tmp_path):
     (comparison,) = result["against_published"]
     assert comparison["placement"] is None and comparison["per_game"][0]["percentiles"] == [0.0]
     markdown = (tmp_path / "rep" / "report.md").read_text()
-    assert "| drq |  |  | needs 2 or more published runs of each game |  |" in markdown
+    assert "| drq |  |  | needs 2 or more published runs of each game |  |  |  |  |" in markdown
 
 
 def test_report_against_a_bundled_baseline_by_name(tmp_path):

@@ -34,8 +34,8 @@ REPORT_EXAMPLES = """examples:
 Published Atari-100k baselines shipped with plastic (100 runs per game, released by the rliable
 authors): der, drq, drq-eps (DrQ(ε)), spr. An Atari report with a baseline adds a section
 "Against the published runs": where each of our final scores falls among the published runs of
-its game, our IQM against theirs over the games we ran, and whether our mean percentile is one
-that runs drawn like the published ones would give.
+its game, our IQM against theirs over the games we ran, and whether our mean percentile, and
+our percentiles' spread about the 50th, are what runs drawn like the published ones would give.
 
 The report warns (here and at the top of the report) where it compares runs of different budgets
 (train.steps; DMC: env steps; published Atari-100k runs: 100k agent steps) or env.* settings,

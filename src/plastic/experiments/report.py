@@ -453,15 +453,23 @@ def _published_iqm_rows(group: Sequence[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def _p_value_text(p: float) -> str:
+    """A Monte Carlo P of 0 means below the draws' resolution, not impossible."""
+    return "< 0.001" if p < 0.0005 else f"{p:.3f}"
+
+
 def _placement_rows(group: Sequence[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for c in group:
         placement = c["placement"]
         if placement is None:
-            rows.append([c["label"], "", "", "needs 2 or more published runs of each game", ""])
+            rows.append([c["label"], "", "", "needs 2 or more published runs of each game", "", "", "", ""])
             continue
         rows.append([c["label"], str(placement["runs"]), f"{placement['mean']:.1f}",
-                     f"[{placement['low']:.1f}, {placement['high']:.1f}]", f"{placement['p_value']:.3f}"])
+                     f"[{placement['low']:.1f}, {placement['high']:.1f}]",
+                     _p_value_text(placement["p_value"]), f"{placement['spread']:.1f}",
+                     f"[{placement['spread_low']:.1f}, {placement['spread_high']:.1f}]",
+                     _p_value_text(placement["spread_p_value"])])
     return rows
 
 
@@ -485,7 +493,11 @@ def _published_section(doc: Document, comparisons: Sequence[dict[str, Any]], lev
         "runs one more published run of its game, its percentile would be distributed like a published "
         "run's among the other published runs (mean 50); the mean percentile over our runs (each seed "
         f"a run) would then fall in the {level} range given {level} of the time (Monte Carlo, "
-        "independent draws per run), and P is the chance of a mean at least as far from 50 as ours.")
+        "independent draws per run), and P is the chance of a mean at least as far from 50 as ours. "
+        "The mean sees location only: runs far above the published ones on some games and far below "
+        "on others can average 50. The spread, the mean distance of our percentiles from 50, comes "
+        "from the same draws; its P is the chance of a spread at least as large as ours, small when "
+        "our runs depart from the published ones game by game or seed by seed, in either direction.")
     for baseline in dict.fromkeys(c["baseline"] for c in comparisons):
         group = [c for c in comparisons if c["baseline"] == baseline]
         doc.heading(baseline, level=3)
@@ -496,7 +508,8 @@ def _published_section(doc: Document, comparisons: Sequence[dict[str, Any]], lev
         doc.table(["", "game", "published runs", "published median", "our scores", "percentiles",
                    "our mean", "percentile of our mean"], _published_game_rows(group), text_columns=2)
         doc.table(["", "runs", "mean percentile of our runs",
-                   f"{level} range if our runs were published runs", "P(a mean as far from 50)"],
+                   f"{level} range if our runs were published runs", "P(a mean as far from 50)",
+                  "spread: mean distance from 50", f"{level} range of the spread", "P(a spread as large)"],
                   _placement_rows(group))
 
 

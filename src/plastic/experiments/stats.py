@@ -106,11 +106,17 @@ def percentile_placement(published_per_run: Sequence[np.ndarray], percentiles: S
     (ties count one half, as in ``percentile_among``), whose mean is exactly 50. Drawing one such
     leave-one-out percentile per run, independently, ``draws`` times gives the null distribution
     of the mean: ``low``/``high`` bound its central ``confidence`` range and ``p_value`` is the
-    fraction of draws at least as far from 50 as ``mean``, our runs' mean percentile."""
+    fraction of draws at least as far from 50 as ``mean``, our runs' mean percentile.
+
+    The mean tests location only: runs split between both ends (some games far above the published
+    runs, others far below) can average 50. ``spread``, the mean distance of our percentiles from
+    50, is drawn from the same draws: ``spread_low``/``spread_high`` bound its central range and
+    ``spread_p_value`` is the fraction of draws at least as spread as ours (one-sided: more spread
+    than published runs would give, i.e. game- or seed-dependent departures from them)."""
     if len(published_per_run) != len(percentiles) or not percentiles:
         raise ValueError("one published array per run, and at least one run")
     rng = np.random.default_rng(seed)
-    sums = np.zeros(draws)
+    sums, distances = np.zeros(draws), np.zeros(draws)
     for published in published_per_run:
         scores = np.sort(np.asarray(published, float))
         if scores.size < 2:
@@ -118,15 +124,21 @@ def percentile_placement(published_per_run: Sequence[np.ndarray], percentiles: S
         below = np.searchsorted(scores, scores, side="left")
         ties = np.searchsorted(scores, scores, side="right") - below - 1  # other runs scoring the same
         leave_one_out = 100.0 * (below + 0.5 * ties) / (scores.size - 1)
-        sums += leave_one_out[rng.integers(0, scores.size, size=draws)]
-    means = sums / len(percentiles)
+        drawn = leave_one_out[rng.integers(0, scores.size, size=draws)]
+        sums += drawn
+        distances += np.abs(drawn - 50.0)
+    means, spreads = sums / len(percentiles), distances / len(percentiles)
     observed = float(np.mean(percentiles))
+    observed_spread = float(np.mean(np.abs(np.asarray(percentiles, float) - 50.0)))
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(means, [tail, 100 - tail])
-    # a small tolerance: a draw equal to the observed mean is "as far", whatever the float rounding
+    spread_low, spread_high = np.percentile(spreads, [tail, 100 - tail])
+    # a small tolerance: a draw equal to the observed value counts, whatever the float rounding
     far = np.abs(means - 50.0) >= abs(observed - 50.0) - 1e-9
     return {"runs": len(percentiles), "mean": observed, "low": float(low), "high": float(high),
-            "p_value": float(far.mean()), "draws": draws}
+            "p_value": float(far.mean()), "spread": observed_spread, "spread_low": float(spread_low),
+            "spread_high": float(spread_high),
+            "spread_p_value": float((spreads >= observed_spread - 1e-9).mean()), "draws": draws}
 
 
 def run_score_profile(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
