@@ -59,13 +59,19 @@ def test_a_resumed_run_records_each_segment(tmp_path, monkeypatch, capsys):
     monkeypatch.undo()
     real = provenance.code_version()
     monkeypatch.setattr(provenance, "code_version", lambda: {**real, "commit": "feedbeef", "dirty": False})
-    assert main(train_args(run_dir)) == 0
+    # a speed setting, like train.threads: the run resumes with another value, and records it
+    assert main(train_args(run_dir, 300, "--set", "train.flush_denormal=false")) == 0
     segments = json.loads((run_dir / "summary.json").read_text())["provenance"]
     assert [s["from_step"] for s in segments] == [0, 200]
     assert segments[0]["commit"] == real["commit"] and segments[1]["commit"] == "feedbeef"
     for segment in segments:
         assert segment["torch"] == torch.__version__ and segment["threads"] == 1
         assert segment["cpu"] == runtime.cpu_model()[0] and segment["gpu"] is None
+    with runtime.denormals_flushed() as can_flush:
+        pass
+    # flushed while the first segment trained (the default) where the CPU can; after the runs, as before
+    assert [s["denormals_flushed"] for s in segments] == [can_flush, False]
+    assert not runtime.denormals_are_flushed()
 
 
 def test_an_installed_package_has_no_commit(tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
 """plastic.runtime: freed tensors' memory is kept for reuse (no page fault per page per update);
-one torch thread by default."""
+one torch thread by default; subnormal floats flushed to zero where asked."""
 
 from __future__ import annotations
 
@@ -67,3 +67,54 @@ def test_threads_default_to_one_and_a_positive_count_is_kept():
             runtime.configure_threads(-1)
     finally:
         torch.set_num_threads(before)
+
+
+def subnormal_product() -> float:
+    import torch
+
+    return (torch.tensor([1e-20]) * torch.tensor([1e-20])).item()  # 1e-40: subnormal in float32
+
+
+def test_denormals_are_flushed_inside_the_block_only():
+    import torch
+
+    assert not runtime.denormals_are_flushed()
+    assert subnormal_product() == pytest.approx(1e-40, rel=1e-4)  # kept: IEEE gradual underflow
+    with runtime.denormals_flushed() as flushed:
+        if not flushed:
+            pytest.skip("this CPU cannot flush subnormal floats")
+        assert subnormal_product() == 0.0 and runtime.denormals_are_flushed()
+        normal = (torch.tensor([3e-38]) * torch.tensor([0.5])).item()  # 1.5e-38: still a normal float
+        assert normal == pytest.approx(1.5e-38, rel=1e-6)
+        with runtime.denormals_flushed(False) as inner:
+            assert not inner and subnormal_product() == pytest.approx(1e-40, rel=1e-4)
+        assert runtime.denormals_are_flushed()  # the outer block's setting is back
+    assert not runtime.denormals_are_flushed() and subnormal_product() != 0.0
+
+
+# How many of 4M subnormal products two intra-op threads leave subnormal, the block entered before
+# or after the threads first ran (argv[1]).
+FLUSH_IN_THREADS = """
+import sys, torch
+from plastic.runtime import denormals_flushed
+torch.set_num_threads(2)
+if sys.argv[1] == "after":
+    torch.ones(1 << 22).sum()  # the intra-op threads start here
+with denormals_flushed() as flushed:
+    x = torch.full((1 << 22,), 1e-20)
+    print(flushed, int(((x * x) != 0).sum()))
+"""
+
+
+def test_intra_op_threads_flush_when_they_start_inside_the_block():
+    def left(when: str) -> tuple[bool, int]:
+        out = subprocess.run([sys.executable, "-c", FLUSH_IN_THREADS, when], capture_output=True,
+                             text=True, check=True).stdout.split()
+        return out[0] == "True", int(out[1])
+
+    flushed, kept = left("before")
+    if not flushed:
+        pytest.skip("this CPU cannot flush subnormal floats")
+    assert kept == 0  # a training run enters the block first: every thread flushes
+    # threads started before keep their own setting: only the calling thread's share flushes
+    assert 0 < left("after")[1] < 1 << 22

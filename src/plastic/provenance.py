@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 import plastic
-from plastic.runtime import cpu_model
+from plastic.runtime import cpu_model, denormals_are_flushed
 
 
 def _git(directory: Path, *args: str) -> str | None:
@@ -50,5 +50,6 @@ def describe(device: torch.device, step: int) -> dict[str, Any]:
         "from_step": step, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **code_version(),
         "torch": torch.__version__, "python": platform.python_version(), "cpu": cpu_model()[0],
         "cpu_simd": list(cpu_model()[1]), "threads": torch.get_num_threads(),
+        "denormals_flushed": denormals_are_flushed(),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
     }

@@ -148,6 +148,9 @@ class TrainConfig:
     # Replay the Rainbow update as one CUDA graph (CUDA only; fp32 or bf16): the update's ~1,300
     # small kernels are launched as one, which is what a batch-32 update costs on a GPU.
     cuda_graph: bool = False
+    # Flush subnormal floats to zero on the CPU while training: Adam's moments of weights without
+    # gradients pass through them, and x86 CPUs compute them slowly (plastic.runtime says why).
+    flush_denormal: bool = True
     eval_at_start: bool = False  # evaluate once after the first agent step too (the authors' DMC)
     # Keep a finished run's final checkpoint (Atari: about 0.7 GB, mostly the replay), so that a
     # larger train.steps can extend the run later; off: deleted once summary.json is written.
@@ -315,11 +318,13 @@ def check_agent_section(suite: str, keys: Iterable[str]) -> None:
                          f"are {own.config_section}.*{hint}")
 
 
-# Keys that change only what is logged, how often or where (not what a run computes): a run
-# directory resumes with other values for them.
+# Keys that change only what is logged, how often, where or how fast (not what a run computes,
+# beyond the order of float sums or values below 1e-38): a run directory resumes with other
+# values for them.
 LOGGING_KEYS = frozenset({
     "device", "train.log_interval", "train.metrics_interval", "train.checkpoint_interval",
     "train.threads", "train.wandb_project", "train.keep_final_checkpoint", "train.cuda_graph",
+    "train.flush_denormal",
 })
 
 

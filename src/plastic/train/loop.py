@@ -38,7 +38,7 @@ from plastic.envs import get_env_state, set_env_state
 from plastic.envs.scores import RANDOM_SCORES, human_normalized_score
 from plastic.replay.buffer import ReplayBuffer
 from plastic.reset import ResetSchedule
-from plastic.runtime import configure_threads, keep_freed_memory, resolve_device
+from plastic.runtime import configure_threads, denormals_flushed, keep_freed_memory, resolve_device
 from plastic.suites import get_suite
 from plastic.train.checkpoint import (
     CheckpointError,
@@ -241,14 +241,16 @@ class Trainer:
         if check_run_dir(self.run_dir, cfg) == "finished":  # reporting needs no lock, no writes
             return self._report_finished()
         try:
-            self._setup()  # before touching the run directory: bad game names etc. fail here
-            try:
-                self.run_dir.mkdir(parents=True, exist_ok=True)
-                with run_lock(self.run_dir):
-                    return self._run_locked(cfg)
-            finally:
-                if hasattr(self, "env"):
-                    self.env.close()
+            # first: torch's intra-op threads follow the setting if they start after it
+            with denormals_flushed(cfg.train.flush_denormal):
+                self._setup()  # before touching the run directory: bad game names etc. fail here
+                try:
+                    self.run_dir.mkdir(parents=True, exist_ok=True)
+                    with run_lock(self.run_dir):
+                        return self._run_locked(cfg)
+                finally:
+                    if hasattr(self, "env"):
+                        self.env.close()
         except RunInterrupted:
             raise
         except KeyboardInterrupt:

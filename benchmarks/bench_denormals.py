@@ -1,0 +1,97 @@
+"""Time a trained run's update with subnormal floats kept (IEEE) and flushed to zero
+(``train.flush_denormal``, the default), in alternating rounds in one process.
+
+Subnormals appear only after training (Adam's moments of weights without gradients decay through
+them; ``plastic.runtime``), so this benchmark starts from a run's checkpoint: it rebuilds the run's
+agent and replay as a resumed run would, samples the batches once, and times the same updates from
+the same restored agent state in both modes. One JSON line: ms per update in each mode, their
+ratio, and the fraction of the Adam moments that were subnormal at the checkpoint.
+
+    python benchmarks/bench_denormals.py RUN_DIR --rounds 4 --per-round 5
+
+RUN_DIR is read, never written (checkpoint.pt and config.json of a Rainbow run, Atari or MinAtar).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness import print_result, run_main
+from plastic.configs import Config
+from plastic.runtime import denormals_flushed
+from plastic.train.checkpoint import read_json
+from plastic.train.loop import Trainer
+
+FLOAT32_TINY = torch.finfo(torch.float32).tiny  # the smallest normal float32
+
+
+def subnormal_fraction(optimizer: torch.optim.Optimizer) -> float:
+    """The fraction of the optimizer's floating-point state entries that are subnormal."""
+    subnormal = total = 0
+    for state in optimizer.state.values():
+        for value in state.values():
+            if torch.is_tensor(value) and value.is_floating_point() and value.numel() > 1:
+                subnormal += int(((value != 0) & (value.abs() < FLOAT32_TINY)).sum())
+                total += value.numel()
+    return subnormal / max(total, 1)
+
+
+def bench_denormals(run_dir: Path, *, rounds: int = 4, per_round: int = 5) -> dict[str, Any]:
+    if not (run_dir / "checkpoint.pt").is_file():
+        raise ValueError(f"{run_dir} has no checkpoint.pt: the benchmark needs a run that trained a while")
+    config = Config.from_dict(read_json(run_dir / "config.json"))
+    if config.suite not in ("atari", "minatar"):
+        raise ValueError(f"{run_dir} is a {config.suite} run; this benchmark times the Rainbow "
+                         "agent's update (atari, minatar)")
+    trainer = Trainer(config, run_dir, progress=False)
+    trainer._setup()  # what a resumed run does first: its env, agent and replay, then the checkpoint
+    trainer._load()
+    agent, replay = trainer.agent, trainer.replay
+    saved = copy.deepcopy(agent.state_dict())
+    batches = [replay.sample(trainer.replay_settings.batch_size) for _ in range(per_round)]
+    modes = {"kept": False, "flushed": True}
+    times: dict[str, list[float]] = {name: [] for name in modes}
+    for r in range(rounds + 1):  # round 0 warms up
+        for name in modes if r % 2 == 0 else reversed(modes):
+            agent.load_state_dict(copy.deepcopy(saved))
+            with denormals_flushed(modes[name]):
+                start = time.perf_counter()
+                for batch in batches:
+                    agent.update(batch)
+                elapsed = (time.perf_counter() - start) / per_round * 1e3
+            if r:
+                times[name].append(elapsed)
+    agent.load_state_dict(saved)
+    median = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+    return {
+        "bench": "denormals", "run": str(run_dir), "suite": config.suite, "game": config.game,
+        "preset": config.preset, "step": trainer.state.step,
+        "subnormal_optimizer_state": round(subnormal_fraction(agent.optimizer), 4),
+        "ms_per_update_kept": round(median["kept"], 2), "ms_per_update_flushed": round(median["flushed"], 2),
+        "speedup": round(median["kept"] / median["flushed"], 2), "rounds": rounds,
+        "updates_per_round": per_round, "threads": torch.get_num_threads(),
+        "loadavg_1m": round(os.getloadavg()[0], 2), "torch": torch.__version__,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="time a trained run's update with subnormal floats kept and flushed")
+    parser.add_argument("run_dir", type=Path, help="a run directory with checkpoint.pt and config.json")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating timing rounds")
+    parser.add_argument("--per-round", type=int, default=5, help="updates per round")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    args = parser.parse_args(argv)
+    return print_result(args, lambda: bench_denormals(args.run_dir.expanduser().resolve(), rounds=args.rounds,
+                                                      per_round=args.per_round))
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))
