@@ -4,8 +4,9 @@
 Subnormals appear only after training (Adam's moments of weights without gradients decay through
 them; ``plastic.runtime``), so this benchmark starts from a run's checkpoint: it rebuilds the run's
 agent and replay as a resumed run would, samples the batches once, and times the same updates from
-the same restored agent state in both modes. One JSON line: ms per update in each mode, their
-ratio, and the fraction of the Adam moments that were subnormal at the checkpoint.
+the same restored agent state and random draws in both modes. One JSON line: ms per update in each
+mode, their ratio, the fraction of the optimizer state that was subnormal at the checkpoint, and
+how far apart the two modes left the online parameters (bit-identical or the largest difference).
 
     python benchmarks/bench_denormals.py RUN_DIR --rounds 4 --per-round 5
 
@@ -58,9 +59,11 @@ def bench_denormals(run_dir: Path, *, rounds: int = 4, per_round: int = 5) -> di
     batches = [replay.sample(trainer.replay_settings.batch_size) for _ in range(per_round)]
     modes = {"kept": False, "flushed": True}
     times: dict[str, list[float]] = {name: [] for name in modes}
+    after: dict[str, list[torch.Tensor]] = {}  # the online parameters after each mode's updates
     for r in range(rounds + 1):  # round 0 warms up
         for name in modes if r % 2 == 0 else reversed(modes):
             agent.load_state_dict(copy.deepcopy(saved))
+            torch.manual_seed(0)  # the same noise and augmentation draws in both modes
             with denormals_flushed(modes[name]):
                 start = time.perf_counter()
                 for batch in batches:
@@ -68,14 +71,20 @@ def bench_denormals(run_dir: Path, *, rounds: int = 4, per_round: int = 5) -> di
                 elapsed = (time.perf_counter() - start) / per_round * 1e3
             if r:
                 times[name].append(elapsed)
+            after[name] = [p.detach().clone() for p in agent.online.parameters()]
     agent.load_state_dict(saved)
     median = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+    differences = [float((a - b).abs().max()) for a, b in zip(after["kept"], after["flushed"])]
     return {
         "bench": "denormals", "run": str(run_dir), "suite": config.suite, "game": config.game,
         "preset": config.preset, "step": trainer.state.step,
         "subnormal_optimizer_state": round(subnormal_fraction(agent.optimizer), 4),
         "ms_per_update_kept": round(median["kept"], 2), "ms_per_update_flushed": round(median["flushed"], 2),
-        "speedup": round(median["kept"] / median["flushed"], 2), "rounds": rounds,
+        "speedup": round(median["kept"] / median["flushed"], 2),
+        # what flushing changed in the parameters after the same updates from the same state
+        "max_abs_parameter_difference": max(differences),
+        "parameters_bit_identical": all(torch.equal(a, b) for a, b in zip(after["kept"], after["flushed"])),
+        "rounds": rounds,
         "updates_per_round": per_round, "threads": torch.get_num_threads(),
         "loadavg_1m": round(os.getloadavg()[0], 2), "torch": torch.__version__,
     }
