@@ -21,8 +21,8 @@
 # Settings (environment): EVIDENCE_COMMIT (default below), EVIDENCE_WORKTREE, EVIDENCE_RUNS, PYTHON.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-commit="${EVIDENCE_COMMIT:-0c5dec7}"
-worktree="${EVIDENCE_WORKTREE:-/work/evidence4}"
+commit="${EVIDENCE_COMMIT:-625806b}"
+worktree="${EVIDENCE_WORKTREE:-/work/evidence5}"
 runs="${EVIDENCE_RUNS:-/work/evidence-runs}"
 python="${PYTHON:-$root/.venv/bin/python}"
 
@@ -63,6 +63,11 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # checkpoints of 50739a6 resumed by each): the runs begun at 50739a6 were resumed by a2243f1.
 # Then 0c5dec7 (/work/evidence4; shared sweeps), after `same_results.py --old a2243f1` found the same
 # bits (resume-minatar-plastic-bf16, minatar-drq-bf16, resume-atari-plastic).
+# Then 625806b (/work/evidence5; 2026-12-06), which flushes subnormal floats to zero on the CPU
+# (train.flush_denormal: 1.35-1.45x a drq Atari update late in a run), after `same_results.py --old
+# 0c5dec7` found the same bits (atari-drq, resume-atari-plastic, minatar-drq, minatar-plastic) and
+# `benchmarks/bench_denormals.py` the same parameters, bit for bit, after updates from a drq
+# checkpoint with 12 % of its Adam state subnormal, flushed or not.
 # Move it again only after the same check (`same_results.py --old <pinned commit>` from main).
 # 2026-12-06: a fresh machine (the checkpoints were gone, Breakout plastic's 57 % lost with them), so
 # the Atari slot first takes the 80k Reset-interval runs beside the MinAtar slot's 20k ones: the
