@@ -25,10 +25,11 @@ Subnormal floats (``denormals_flushed``): on x86 CPUs an operation that reads or
 below 1.2e-38 takes a slow microcode path, tens of times slower than a normal one. Training makes
 many: Adam's first moment of a weight that gets no gradient (a dead ReLU unit's) shrinks by β1 =
 0.9 each update, passing through the subnormal range for about 150 updates on its way to zero. In
-a DrQ run's checkpoint at 13k steps (Atari KungFuMaster) 22-27 % of the moments of the large
-linear layers were subnormal, and Adam's step on that state took 51 ms instead of 10 ms with
-subnormals flushed to zero (benchmarks/README.md). Flushing changes only values below 1.2e-38,
-which are far below anything that moves a weight here (Adam divides by sqrt(v) + ε, ε ≥ 1e-8).
+a DrQ run's checkpoint at step 12,500 (Atari KungFuMaster) 22-27 % of the moments of the large
+linear layers were subnormal; from it an update took 1.35-1.45x longer with them kept than
+flushed to zero, and left the same parameters, bit for bit (benchmarks/README.md). Flushing
+changes only values below 1.2e-38, far below anything that moves a weight here (Adam divides by
+sqrt(v) + ε, ε ≥ 1e-8).
 """
 
 from __future__ import annotations
