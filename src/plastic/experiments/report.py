@@ -509,7 +509,7 @@ def _published_section(doc: Document, comparisons: Sequence[dict[str, Any]], lev
                    "our mean", "percentile of our mean"], _published_game_rows(group), text_columns=2)
         doc.table(["", "runs", "mean percentile of our runs",
                    f"{level} range if our runs were published runs", "P(a mean as far from 50)",
-                  "spread: mean distance from 50", f"{level} range of the spread", "P(a spread as large)"],
+                   "spread: mean distance from 50", f"{level} range of the spread", "P(a spread as large)"],
                   _placement_rows(group))
 
 
