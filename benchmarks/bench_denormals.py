@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,8 @@ def bench_denormals(run_dir: Path, *, rounds: int = 4, per_round: int = 5) -> di
                 times[name].append(elapsed)
             after[name] = [p.detach().clone() for p in agent.online.parameters()]
     agent.load_state_dict(saved)
-    median = {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+    trainer.env.close()
+    median = {name: statistics.median(values) for name, values in times.items()}
     differences = [float((a - b).abs().max()) for a, b in zip(after["kept"], after["flushed"])]
     return {
         "bench": "denormals", "run": str(run_dir), "suite": config.suite, "game": config.game,
