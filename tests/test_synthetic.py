@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 import tarfile
 import urllib.error
 from collections import defaultdict
@@ -14,6 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from plastic import runtime
 from plastic.synthetic import data as data_mod
 from plastic.synthetic.artifacts import read_csv
 from plastic.synthetic.cli import main as cli_main
@@ -312,6 +315,73 @@ def test_cli_defaults_to_the_authors_profile(tmp_path):
     saved = json.loads((tmp_path / "b" / "config.json").read_text())
     assert saved["fidelity"] == "intent" and saved["normalization"] == "data"
     assert saved["reset_momentum"] is False  # an explicit option wins over the profile
+
+
+def skip_where_subnormals_cannot_be_flushed() -> None:
+    with runtime.denormals_flushed() as flushed:
+        if not flushed:
+            pytest.skip("this CPU cannot flush subnormal floats")
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_a_run_trains_with_subnormals_flushed_unless_told_and_restores_the_setting(tiny_dataset, flush):
+    skip_where_subnormals_cannot_be_flushed()
+    before = runtime.denormals_are_flushed()
+    seen = set()
+
+    def observer(event: str, **info) -> None:  # the setting, and what it does to a subnormal 1e-39
+        seen.add((runtime.denormals_are_flushed(), (torch.tensor([1e-39]) * 1.0).item() == 0.0))
+
+    config = tiny_config(chunks=1, iters_per_chunk=2, **({} if flush else {"flush_denormal": False}))
+    run_synthetic(config, dataset=tiny_dataset, observer=observer)
+    assert seen == {(flush, flush)}
+    assert runtime.denormals_are_flushed() == before
+
+
+def test_flush_denormal_is_a_cli_option_and_never_makes_a_finished_run_differ(tmp_path):
+    common = ["input", "--method", "vanilla", "--dataset", "digits", "--chunks", "1",
+              "--iters-per-chunk", "1", "--batch-size", "8", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert cli_main([*common, "--no-flush-denormal"]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["flush_denormal"] is False
+    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    # the same run asked for with flushing on is the finished one, not a different config
+    config = SyntheticConfig.from_dict({**json.loads((tmp_path / "run" / "config.json").read_text()),
+                                        "flush_denormal": True})
+    assert run_synthetic(config, tmp_path / "run") == {**saved, "skipped": True}
+    with pytest.raises(ValueError, match="flush_denormal must be true or false, got 'yes'"):
+        tiny_config(flush_denormal="yes").resolved()
+
+
+_CHECK_EVERY_THREAD_FLUSHES = """
+import sys, torch
+from plastic.synthetic import cli, data, experiment
+load, run = data.load_dataset, experiment.run_synthetic
+def load_dataset(*args, **kwargs):  # a parallel op first, as converting a large dataset may be
+    torch.ones(4_000_000).sum()
+    return load(*args, **kwargs)
+def run_synthetic(*args, **kwargs):  # where the run starts: a 2-thread op on subnormals
+    subnormals = torch.full((4_000_000,), 1 << 20, dtype=torch.int32).view(torch.float32)  # 1.5e-39
+    result = subnormals * 1.0
+    print("ZEROS", int((result == 0).sum()), result.numel(), flush=True)
+    return run(*args, **kwargs)
+data.load_dataset, experiment.run_synthetic = load_dataset, run_synthetic
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_the_cli_flushes_in_every_torch_thread_with_two_threads(tmp_path, flush):
+    """torch's worker threads copy the setting when they start, at the first parallel op: the CLI
+    enters it before it loads the data, so the second thread's half of an op flushes too."""
+    skip_where_subnormals_cannot_be_flushed()
+    args = ["input", "--method", "vanilla", "--dataset", "digits", "--chunks", "1", "--iters-per-chunk", "1",
+            "--batch-size", "8", "--threads", "2", "--out", str(tmp_path / "run"),
+            "--flush-denormal" if flush else "--no-flush-denormal"]  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", _CHECK_EVERY_THREAD_FLUSHES, *args], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    zeros, total = (int(v) for v in done.stdout.split("ZEROS ")[1].split()[:2])
+    assert zeros == (total if flush else 0)
 
 
 # ---------------------------------------------------------------------------------------------

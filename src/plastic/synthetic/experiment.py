@@ -40,6 +40,7 @@ from plastic.humanize import duration_text
 from plastic.metrics import active_units, hessian_top_eigenvalue
 from plastic.optim.sam import SAM
 from plastic.reset import reset_
+from plastic.runtime import denormals_flushed
 from plastic.synthetic.artifacts import read_json, write_csv, write_json
 from plastic.synthetic.data import NORMALIZATIONS, ImageDataset, load_dataset, with_normalization
 from plastic.synthetic.models import METHODS, build_model, get_method
@@ -63,8 +64,9 @@ FIDELITY_PROFILES: dict[str, dict[str, Any]] = {
     "intent": {"reset_schedule": "before_chunk", "normalization": "data", "reset_momentum": True},
     "authors": {"reset_schedule": "after_chunk", "normalization": "cifar", "reset_momentum": False},
 }
-# Keys that say where a run ran and where its data lay: they never change a result.
-PLACEMENT_KEYS = frozenset({"device", "data_dir"})
+# Keys that say where a run ran, where its data lay and whether subnormal floats were flushed:
+# they never change a result beyond values below 1.2e-38.
+PLACEMENT_KEYS = frozenset({"device", "data_dir", "flush_denormal"})
 DEFAULT_FIDELITY = "authors"  # of synthetic_config() and the CLI: the update behind the paper's numbers
 METRIC_FIELDS = (
     "chunk",
@@ -122,6 +124,10 @@ class SyntheticConfig:
     # Whether a Reset clears the reset head's SGD momentum (True, intent) or keeps it (False,
     # authors: they re-initialise the layers in place and keep the optimizer and its state).
     reset_momentum: bool | None = None
+    # Flush subnormal floats to zero on the CPU while training, as the RL runs do
+    # (train.flush_denormal): SGD momentum of a dead unit's weights decays through them and x86
+    # CPUs compute them slowly (benchmarks/README.md). False keeps IEEE arithmetic.
+    flush_denormal: bool = True
 
     def resolved(self) -> SyntheticConfig:
         """A validated copy with the task's default lr and weight decay and the fidelity
@@ -139,8 +145,9 @@ class SyntheticConfig:
                 values[key] = default
         _check_choice("reset_schedule", values["reset_schedule"], RESET_SCHEDULES)
         _check_choice("normalization", values["normalization"], NORMALIZATIONS)
-        if not isinstance(values["reset_momentum"], bool):
-            raise ValueError(f"reset_momentum must be true or false, got {values['reset_momentum']!r}")
+        for name in ("reset_momentum", "flush_denormal"):
+            if not isinstance(values[name], bool):
+                raise ValueError(f"{name} must be true or false, got {values[name]!r}")
         return SyntheticConfig(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -289,9 +296,24 @@ def run_synthetic(
     ``observer(event, **info)``, if given, sees the run from inside (used by the tests):
     ``"batch"`` (stage, indices, labels), ``"step"`` after each update (stage, loss, model,
     optimizer), ``"pre_reset"``/``"reset"`` (stage, model, optimizer, names), ``"eval"`` (stage,
-    labels).
+    labels). Subnormal floats are flushed to zero while it trains unless
+    ``config.flush_denormal`` is False (``plastic.runtime.denormals_flushed``). torch's worker
+    threads copy that setting when they start: with more than one thread, a caller that ran a
+    parallel op before should enter ``denormals_flushed`` itself first (as the CLI does).
     """
     config = config.resolved()
+    with denormals_flushed(config.flush_denormal):
+        return _run_synthetic(config, out_dir, dataset=dataset, observer=observer, verbose=verbose)
+
+
+def _run_synthetic(
+    config: SyntheticConfig,
+    out_dir: str | Path | None,
+    *,
+    dataset: ImageDataset | None,
+    observer: Observer | None,
+    verbose: bool,
+) -> dict[str, Any]:
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         finished = _finished_summary(out, config)
