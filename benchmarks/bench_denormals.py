@@ -20,6 +20,7 @@ import copy
 import os
 import statistics
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,31 @@ def subnormal_fraction(optimizer: torch.optim.Optimizer) -> float:
     return subnormal / max(total, 1)
 
 
+def time_kept_and_flushed(restore: Callable[[], None], run_steps: Callable[[], None],
+                          parameters: Callable[[], Iterable[torch.Tensor]], *,
+                          rounds: int) -> tuple[dict[str, float], dict[str, list[torch.Tensor]]]:
+    """Time ``run_steps`` from the state ``restore`` sets up, with subnormals kept and flushed in
+    alternating order over ``rounds`` rounds after one warm-up round.
+
+    Returns the median milliseconds of one ``run_steps`` call in each mode ("kept", "flushed") and
+    copies of ``parameters()`` as each mode left them.
+    """
+    modes = {"kept": False, "flushed": True}
+    times: dict[str, list[float]] = {name: [] for name in modes}
+    after: dict[str, list[torch.Tensor]] = {}
+    for r in range(rounds + 1):  # round 0 warms up
+        for name in modes if r % 2 == 0 else reversed(modes):
+            restore()
+            with denormals_flushed(modes[name]):
+                start = time.perf_counter()
+                run_steps()
+                elapsed = (time.perf_counter() - start) * 1e3
+            if r:
+                times[name].append(elapsed)
+            after[name] = [p.detach().clone() for p in parameters()]
+    return {name: statistics.median(values) for name, values in times.items()}, after
+
+
 def bench_denormals(run_dir: Path, *, rounds: int = 4, per_round: int = 5) -> dict[str, Any]:
     if not (run_dir / "checkpoint.pt").is_file():
         raise ValueError(f"{run_dir} has no checkpoint.pt: the benchmark needs a run that trained a while")
@@ -58,24 +84,20 @@ def bench_denormals(run_dir: Path, *, rounds: int = 4, per_round: int = 5) -> di
     agent, replay = trainer.agent, trainer.replay
     saved = copy.deepcopy(agent.state_dict())
     batches = [replay.sample(trainer.replay_settings.batch_size) for _ in range(per_round)]
-    modes = {"kept": False, "flushed": True}
-    times: dict[str, list[float]] = {name: [] for name in modes}
-    after: dict[str, list[torch.Tensor]] = {}  # the online parameters after each mode's updates
-    for r in range(rounds + 1):  # round 0 warms up
-        for name in modes if r % 2 == 0 else reversed(modes):
-            agent.load_state_dict(copy.deepcopy(saved))
-            torch.manual_seed(0)  # the same noise and augmentation draws in both modes
-            with denormals_flushed(modes[name]):
-                start = time.perf_counter()
-                for batch in batches:
-                    agent.update(batch)
-                elapsed = (time.perf_counter() - start) / per_round * 1e3
-            if r:
-                times[name].append(elapsed)
-            after[name] = [p.detach().clone() for p in agent.online.parameters()]
+
+    def restore() -> None:
+        agent.load_state_dict(copy.deepcopy(saved))
+        torch.manual_seed(0)  # the same noise and augmentation draws in both modes
+
+    def run_updates() -> None:
+        for batch in batches:
+            agent.update(batch)
+
+    median, after = time_kept_and_flushed(restore, run_updates, agent.online.parameters, rounds=rounds)
+    for name in median:
+        median[name] /= per_round
     agent.load_state_dict(saved)
     trainer.env.close()
-    median = {name: statistics.median(values) for name, values in times.items()}
     differences = [float((a - b).abs().max()) for a, b in zip(after["kept"], after["flushed"])]
     return {
         "bench": "denormals", "run": str(run_dir), "suite": config.suite, "game": config.game,

@@ -18,15 +18,12 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import statistics
-import time
 from typing import Any
 
 import torch
 
-from bench_denormals import subnormal_fraction
+from bench_denormals import subnormal_fraction, time_kept_and_flushed
 from harness import print_result, run_main
-from plastic.runtime import denormals_flushed
 from plastic.synthetic import experiment
 from plastic.synthetic.data import load_dataset
 
@@ -54,23 +51,19 @@ def bench_synthetic_denormals(task: str, method: str, *, chunks: int = 10, iters
     batches = [(images.prepare(images.x_train[indices], device), labels.to(device))
                for indices, labels in seen["batches"]]
     saved_model, saved_optimizer = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
-    modes = {"kept": False, "flushed": True}
-    times: dict[str, list[float]] = {name: [] for name in modes}
-    after: dict[str, list[torch.Tensor]] = {}
-    for r in range(rounds + 1):  # round 0 warms up
-        for name in modes if r % 2 == 0 else reversed(modes):
-            model.load_state_dict(saved_model)
-            optimizer.load_state_dict(copy.deepcopy(saved_optimizer))
-            with denormals_flushed(modes[name]):
-                start = time.perf_counter()
-                for x, y in batches:
-                    experiment._train_step(model, optimizer, x, y)
-                elapsed = (time.perf_counter() - start) / len(batches) * 1e3
-            if r:
-                times[name].append(elapsed)
-            after[name] = [p.detach().clone() for p in model.parameters()]
+
+    def restore() -> None:
+        model.load_state_dict(saved_model)
+        optimizer.load_state_dict(copy.deepcopy(saved_optimizer))
+
+    def run_steps() -> None:
+        for x, y in batches:
+            experiment._train_step(model, optimizer, x, y)
+
+    median, after = time_kept_and_flushed(restore, run_steps, model.parameters, rounds=rounds)
+    for name in median:
+        median[name] /= len(batches)
     optimizer.load_state_dict(saved_optimizer)
-    median = {name: statistics.median(values) for name, values in times.items()}
     return {
         "bench": "synthetic_denormals", "task": task, "method": method, "dataset": config.dataset,
         "trained_steps": chunks * iters_per_chunk,

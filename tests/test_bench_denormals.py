@@ -32,6 +32,31 @@ def test_subnormal_share_of_the_optimizer_state_by_hand():
     assert bench.subnormal_fraction(optimizer) == 3 / 8
 
 
+def test_kept_and_flushed_rounds_alternate_from_the_restored_state():
+    with runtime.denormals_flushed() as flushed:
+        if not flushed:
+            pytest.skip("this CPU cannot flush subnormal floats")
+    weight = torch.zeros(3)
+    calls: list[str] = []
+
+    def restore() -> None:
+        calls.append("restore")
+        weight.copy_(torch.tensor([1e-40, 1.0, -3e-39]))  # two subnormals and a normal float
+
+    def run_steps() -> None:
+        calls.append("flushed" if runtime.denormals_are_flushed() else "kept")
+        weight.mul_(1.0)
+
+    median, after = bench.time_kept_and_flushed(restore, run_steps, lambda: [weight], rounds=3)
+    assert set(median) == {"kept", "flushed"} and all(ms >= 0 for ms in median.values())
+    # a warm-up round and three timed ones, each mode once a round, in alternating order
+    assert calls == ["restore", "kept", "restore", "flushed", "restore", "flushed", "restore", "kept",
+                     "restore", "kept", "restore", "flushed", "restore", "flushed", "restore", "kept"]
+    assert after["kept"][0].tolist() == pytest.approx([1e-40, 1.0, -3e-39], rel=1e-6)
+    assert after["flushed"][0].tolist() == [0.0, 1.0, 0.0]  # flushing zeroed the subnormals
+    assert not runtime.denormals_are_flushed()  # and the mode was restored after
+
+
 def test_the_benchmark_times_a_runs_checkpoint_without_writing_it(tmp_path):
     run = tmp_path / "run"
     assert plastic_main(["train", "minatar", "--game", "breakout", "--preset", "drq", "--steps", "300",
