@@ -18,7 +18,7 @@ from plastic.configs import Config, build_config
 from plastic.configs.presets import ALIASES
 from plastic.envs.atari import make_atari_env
 from plastic.replay.buffer import ReplayBuffer
-from plastic.train.checkpoint import write_json
+from plastic.train.checkpoint import load_checkpoint, write_json
 from plastic.train.evaluate import evaluation_seeds, play_games
 from plastic.train.logger import RunLogger, read_csv
 from plastic.train.loop import TIME_PARTS, ConfigMismatchError, Trainer, check_run_dir, train
@@ -180,6 +180,38 @@ def test_run_killed_before_its_first_checkpoint_starts_its_logs_afresh(tmp_path)
         return [e.step for e in events.Scalars("train/updates")]
 
     assert tensorboard_steps(killed) == tensorboard_steps(straight) == list(range(50, 301, 50))
+
+
+def test_cpu_time_leaves_out_waiting_and_is_kept_across_a_resume(tmp_path, monkeypatch):
+    """summary.json's "cpu_time" is what the process computed: a step that sleeps (as a run stopped
+    by SIGSTOP, or waiting for a core) adds wall time only, and the CPU time before the checkpoint
+    a run resumed from is counted."""
+    config = build_config("minatar", "breakout", "drq", overrides={
+        **TINY_MINATAR, "train.checkpoint_interval": 100, "train.threads": 1})
+    real_step = Trainer._env_step
+
+    def step_with_extra_time(self):
+        started = time.process_time()
+        if self.state.step < 100:  # before the checkpoint: 5 ms of computing a step
+            while time.process_time() - started < 0.005:
+                pass
+        else:  # after it: 2 ms of waiting a step
+            time.sleep(0.002)
+        real_step(self)
+
+    monkeypatch.setattr(Trainer, "_env_step", step_with_extra_time)
+    kill_at_step(config, tmp_path, 150)
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert checkpoint["loop"]["step"] == 100
+    assert checkpoint["loop"]["part_cpu_seconds"]["acting"] >= 100 * 0.005
+    summary = train(config, tmp_path, progress=False)  # resumed from step 100
+    wall, cpu = summary["time"], summary["cpu_time"]
+    assert set(cpu) == set(wall) == {*TIME_PARTS, "other", "total"}
+    assert cpu["acting"] >= 100 * 0.005  # the first process's computing, from the checkpoint
+    assert wall["acting"] - cpu["acting"] >= 200 * 0.002 * 0.9  # the resumed steps' waiting is not in it
+    assert cpu["updates"] > 0 and cpu["evaluation"] > 0
+    assert cpu["total"] == pytest.approx(sum(cpu[part] for part in TIME_PARTS) + cpu["other"], abs=5e-3)
+    assert cpu["total"] < wall["total"]
 
 
 def test_a_checkpoint_on_the_update_of_a_reset_resumes_to_the_same_run(tmp_path):

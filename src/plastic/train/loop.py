@@ -84,6 +84,10 @@ class LoopState:
     wall_seconds: float = 0.0
     # Seconds per part of TIME_PARTS, and "final_evaluation"; kept across resumes like wall_seconds.
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    # The same in the process's CPU time (all its threads), which a stopped process (SIGSTOP) or one
+    # waiting for a core does not spend: summary.json's "cpu_time" beside the wall-clock "time".
+    cpu_seconds: float = 0.0
+    part_cpu_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     # Each start or resume: its step, code and machine (plastic.provenance); summary.json's "provenance".
     segments: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
@@ -359,6 +363,7 @@ class Trainer:
         cfg, state, bar = self.config, self.state, self._bar
         window_start, window_step, window_updates = time.perf_counter(), state.step, self.agent.updates
         started = time.perf_counter() - state.wall_seconds
+        cpu_started = time.process_time() - state.cpu_seconds
         while state.step < total:
             with self._timed("acting"):
                 self._env_step()
@@ -406,10 +411,12 @@ class Trainer:
             if due or stopping:
                 with self._timed("checkpoints"):
                     state.wall_seconds = time.perf_counter() - started
+                    state.cpu_seconds = time.process_time() - cpu_started
                     self._save()
             if stopping:
                 raise self._stopped(stop)
         state.wall_seconds = time.perf_counter() - started
+        state.cpu_seconds = time.process_time() - cpu_started
 
     def _stopped(self, stop: StopRequest) -> RunInterrupted:
         step = self.state.step
@@ -419,12 +426,13 @@ class Trainer:
 
     @contextlib.contextmanager
     def _timed(self, part: str) -> Iterator[None]:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
-            seconds = self.state.seconds
+            seconds, cpu_seconds = self.state.seconds, self.state.part_cpu_seconds
             seconds[part] = seconds.get(part, 0.0) + time.perf_counter() - started
+            cpu_seconds[part] = cpu_seconds.get(part, 0.0) + time.process_time() - cpu_started
 
     def _env_step(self) -> None:
         cfg, state = self.config, self.state
@@ -564,7 +572,9 @@ class Trainer:
             "steps": self.state.step, "env_steps": self.state.step * self.action_repeat,
             "updates": self.agent.updates, "resets": self.state.resets,
             "train_episodes": self.state.episodes, "wall_seconds": self.state.wall_seconds,
-            "time": self._time_breakdown(), "device": str(self.device), **result,
+            "time": _time_breakdown(self.state.seconds, self.state.wall_seconds),
+            "cpu_time": _time_breakdown(self.state.part_cpu_seconds, self.state.cpu_seconds),
+            "device": str(self.device), **result,
             # which evaluation of the run the final one was: its start states' seeds come from it
             "evaluation_index": self.state.evaluations - 1,
             "provenance": self.state.segments,
@@ -578,18 +588,17 @@ class Trainer:
         return summary
 
 
-    def _time_breakdown(self) -> dict[str, float]:
-        """Seconds per part of ``TIME_PARTS``; "other" (logging, the loop itself) is what the
-        training loop's wall time (``wall_seconds``) holds beyond its parts, and "total" adds the
-        final evaluation, which runs after the loop."""
-        measured = self.state.seconds
-        final_evaluation = measured.get("final_evaluation", 0.0)
-        in_loop = sum(measured.get(part, 0.0) for part in TIME_PARTS)
-        seconds = {part: measured.get(part, 0.0) for part in TIME_PARTS}
-        seconds["evaluation"] += final_evaluation
-        seconds["other"] = max(0.0, self.state.wall_seconds - in_loop)
-        seconds["total"] = self.state.wall_seconds + final_evaluation
-        return {part: round(value, 3) for part, value in seconds.items()}
+def _time_breakdown(measured: dict[str, float], loop_seconds: float) -> dict[str, float]:
+    """Seconds per part of ``TIME_PARTS`` (wall-clock or CPU, as ``measured`` and ``loop_seconds``,
+    the training loop's whole, are); "other" (logging, the loop itself) is what the loop holds beyond
+    its parts, and "total" adds the final evaluation, which runs after the loop."""
+    final_evaluation = measured.get("final_evaluation", 0.0)
+    in_loop = sum(measured.get(part, 0.0) for part in TIME_PARTS)
+    seconds = {part: measured.get(part, 0.0) for part in TIME_PARTS}
+    seconds["evaluation"] += final_evaluation
+    seconds["other"] = max(0.0, loop_seconds - in_loop)
+    seconds["total"] = loop_seconds + final_evaluation
+    return {part: round(value, 3) for part, value in seconds.items()}
 
 
 def _stacked(pending: list[dict[str, Any]], keys: tuple[str, ...] | list[str]) -> dict[str, torch.Tensor]:
