@@ -391,19 +391,24 @@ def test_a_damaged_plasticity_file_leaves_the_run_in_the_report(tmp_path, capsys
     assert at_end["seeds"] == 1 and at_end["feature_srank"] == 30.0  # the torn run's last whole row
 
 
-def test_per_run_table_gives_the_longest_evaluation_game(tmp_path):
+def test_per_run_table_gives_the_longest_evaluation_game_and_the_cpu_time(tmp_path):
     recorded = write_run(tmp_path, "minatar", "breakout", "drq", 0, 3.0)
     summary = json.loads((recorded / "summary.json").read_text())
     summary["lengths"] = [812, 27000, 95]
+    summary["cpu_time"] = {"updates": 6.0, "total": 9.4}
     (recorded / "summary.json").write_text(json.dumps(summary))
-    write_run(tmp_path, "minatar", "breakout", "drq", 1, 4.0)  # from before lengths were recorded
+    write_run(tmp_path, "minatar", "breakout", "drq", 1, 4.0)  # from before both were recorded
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "rep"), "--reps", "200"]) == 0
     table = (tmp_path / "rep" / "report.md").read_text().split("## Per-run scores")[1]
     header = [c.strip() for c in table.split("\n")[2].strip("|").split("|")]
-    cells = {int(row[header.index("seed")]): row[header.index("longest game")]
+    cells = {int(row[header.index("seed")]): (row[header.index("longest game")],
+                                              row[header.index("wall time (s)")],
+                                              row[header.index("CPU time (s)")])
              for row in ([c.strip() for c in line.strip("|").split("|")]
                          for line in table.split("\n")[4:6])}
-    assert cells == {0: "27000", 1: ""}
+    assert cells == {0: ("27000", "12", "9"), 1: ("", "12", "")}
+    scores = {row["seed"]: row["cpu_seconds"] for row in read_scores(tmp_path / "rep" / "scores.csv")}
+    assert scores == {"0": "9.4", "1": ""}
 
 
 def test_code_column_names_each_commit_once_in_order():

@@ -366,15 +366,22 @@ def _label_order(runs: Sequence[Run]) -> list[str]:
     return ours + sorted({r.label for r in runs if r.baseline})
 
 
+def cpu_seconds_text(summary: dict[str, Any]) -> str:
+    """A run's CPU seconds (summary.json's ``cpu_time`` total), or "" where it predates that record."""
+    total = (summary.get("cpu_time") or {}).get("total")
+    return "" if total is None else f"{float(total):.0f}"
+
+
 def _scores_csv(runs: Sequence[Run]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["label", "preset", "game", "seed", "score", "normalized", "steps", "updates",
-                     "wall_seconds", "path"])
+                     "wall_seconds", "cpu_seconds", "path"])
     for r in runs:
         writer.writerow([r.label, r.preset, r.game, r.seed, f"{r.score:.6g}", f"{r.normalized:.6g}",
                          r.summary.get("steps", ""), r.summary.get("updates", ""),
                          r.summary.get("wall_seconds", r.summary.get("wall_time_s", "")),
+                         (r.summary.get("cpu_time") or {}).get("total", ""),
                          "" if r.path is None else str(r.path)])
     return buffer.getvalue()
 
@@ -711,14 +718,18 @@ def build_report(directories: Sequence[str | Path], out: str | Path | None = Non
 
     doc.heading("Per-run scores")
     doc.table(["label", "game", "seed", "score", score_name if norm != "none" else "normalised", "steps",
-               "updates", "wall time (s)", "longest game", "code"],
+               "updates", "wall time (s)", "CPU time (s)", "longest game", "code"],
               [[r.label, r.game, str(r.seed), f"{r.score:.4g}", f"{r.normalized:.3f}",
                 str(r.summary.get("steps", "")), str(r.summary.get("updates", "")),
                 f"{float(r.summary.get('wall_seconds', r.summary.get('wall_time_s', 0)) or 0):.0f}",
-                longest_game_text(r.summary.get("lengths")), code_text(r.summary.get("provenance"))]
+                cpu_seconds_text(r.summary), longest_game_text(r.summary.get("lengths")),
+                code_text(r.summary.get("provenance"))]
                for r in sorted((r for r in runs if not r.baseline), key=lambda r: (r.label, r.game, r.seed))],
               text_columns=2)
-    doc.paragraph("Longest game: of the final evaluation, in agent steps (empty for runs that predate "
+    doc.paragraph("Wall time: the training loop's. CPU time: the whole run's, final evaluation "
+                  "included, in the process's CPU seconds, which a paused run or one waiting for a "
+                  "core does not spend (empty for runs that predate its record). "
+                  "Longest game: of the final evaluation, in agent steps (empty for runs that predate "
                   "its record); one that ran to the env's horizon is a policy stuck somewhere. "
                   "Code: the commit of each start and resume of the run, `+` where its `src/` had "
                   "uncommitted changes (summary.json's provenance; empty for runs that predate it).")
