@@ -21,8 +21,8 @@
 # Settings (environment): EVIDENCE_COMMIT (default below), EVIDENCE_WORKTREE, EVIDENCE_RUNS, PYTHON.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-commit="${EVIDENCE_COMMIT:-625806b}"
-worktree="${EVIDENCE_WORKTREE:-/work/evidence5}"
+commit="${EVIDENCE_COMMIT:-397f4e2}"
+worktree="${EVIDENCE_WORKTREE:-/work/evidence6}"
 runs="${EVIDENCE_RUNS:-/work/evidence-runs}"
 python="${PYTHON:-$root/.venv/bin/python}"
 
@@ -68,6 +68,9 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # 0c5dec7` found the same bits (atari-drq, resume-atari-plastic, minatar-drq, minatar-plastic) and
 # `benchmarks/bench_denormals.py` the same parameters, bit for bit, after updates from a drq
 # checkpoint with 12 % of its Adam state subnormal, flushed or not.
+# Then 397f4e2 (/work/evidence6; 2026-12-06, late), whose summary.json adds cpu_time (the time
+# breakdown in CPU seconds, which `evidence.sh pause` does not inflate), after `same_results.py --old
+# 625806b` found the same bits (atari-drq, resume-atari-plastic, minatar-drq, minatar-plastic).
 # Move it again only after the same check (`same_results.py --old <pinned commit>` from main).
 # 2026-12-06: a fresh machine (the checkpoints were gone, Breakout plastic's 57 % lost with them), so
 # the Atari slot first takes the 80k Reset-interval runs beside the MinAtar slot's 20k ones: the
