@@ -6,11 +6,12 @@ them; ``plastic.runtime``), so this benchmark starts from a run's checkpoint: it
 agent and replay as a resumed run would, samples the batches once, and times the same updates from
 the same restored agent state and random draws in both modes. One JSON line: ms per update in each
 mode, their ratio, the fraction of the optimizer state that was subnormal at the checkpoint, and
-how far apart the two modes left the online parameters (bit-identical or the largest difference).
+how far apart the two modes left the trained parameters (bit-identical or the largest difference).
 
     python benchmarks/bench_denormals.py RUN_DIR --rounds 4 --per-round 5
 
-RUN_DIR is read, never written (checkpoint.pt and config.json of a Rainbow run, Atari or MinAtar).
+RUN_DIR is read, never written: checkpoint.pt and config.json of a Rainbow run (Atari, MinAtar) or of
+a DrQ-SAC one (DMC; its critic's, actor's and temperature's optimizers and parameters together).
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ from plastic.train.loop import Trainer
 FLOAT32_TINY = torch.finfo(torch.float32).tiny  # the smallest normal float32
 
 
-def subnormal_fraction(optimizer: torch.optim.Optimizer) -> float:
-    """The fraction of the optimizer's floating-point state entries that are subnormal."""
+def subnormal_fraction(*optimizers: torch.optim.Optimizer) -> float:
+    """The fraction of the optimizers' floating-point state entries that are subnormal."""
     subnormal = total = 0
-    for state in optimizer.state.values():
+    for state in (state for optimizer in optimizers for state in optimizer.state.values()):
         for value in state.values():
             if torch.is_tensor(value) and value.is_floating_point() and value.numel() > 1:
                 subnormal += int(((value != 0) & (value.abs() < FLOAT32_TINY)).sum())
@@ -71,13 +72,24 @@ def time_kept_and_flushed(restore: Callable[[], None], run_steps: Callable[[], N
     return {name: statistics.median(values) for name, values in times.items()}, after
 
 
+def agent_optimizers(agent: Any) -> list[torch.optim.Optimizer]:
+    """The Rainbow agent's optimizer, or the DrQ-SAC agent's three."""
+    if hasattr(agent, "optimizer"):
+        return [agent.optimizer]
+    return [agent.critic_optimizer, agent.actor_optimizer, agent.alpha_optimizer]
+
+
+def trained_parameters(agent: Any) -> list[torch.Tensor]:
+    """What the agent's updates train: the Rainbow online network, or SAC's critic, actor and log α."""
+    if hasattr(agent, "online"):
+        return list(agent.online.parameters())
+    return [*agent.critic.parameters(), *agent.actor.parameters(), agent.log_alpha]
+
+
 def bench_denormals(run_dir: Path, *, rounds: int = 4, per_round: int = 5) -> dict[str, Any]:
     if not (run_dir / "checkpoint.pt").is_file():
         raise ValueError(f"{run_dir} has no checkpoint.pt: the benchmark needs a run that trained a while")
     config = Config.from_dict(read_json(run_dir / "config.json"))
-    if config.suite not in ("atari", "minatar"):
-        raise ValueError(f"{run_dir} is a {config.suite} run; this benchmark times the Rainbow "
-                         "agent's update (atari, minatar)")
     trainer = Trainer(config, run_dir, progress=False)
     trainer._setup()  # what a resumed run does first: its env, agent and replay, then the checkpoint
     trainer._load()
@@ -93,7 +105,8 @@ def bench_denormals(run_dir: Path, *, rounds: int = 4, per_round: int = 5) -> di
         for batch in batches:
             agent.update(batch)
 
-    median, after = time_kept_and_flushed(restore, run_updates, agent.online.parameters, rounds=rounds)
+    median, after = time_kept_and_flushed(restore, run_updates, lambda: trained_parameters(agent),
+                                          rounds=rounds)
     for name in median:
         median[name] /= per_round
     agent.load_state_dict(saved)
@@ -102,7 +115,7 @@ def bench_denormals(run_dir: Path, *, rounds: int = 4, per_round: int = 5) -> di
     return {
         "bench": "denormals", "run": str(run_dir), "suite": config.suite, "game": config.game,
         "preset": config.preset, "step": trainer.state.step,
-        "subnormal_optimizer_state": round(subnormal_fraction(agent.optimizer), 4),
+        "subnormal_optimizer_state": round(subnormal_fraction(*agent_optimizers(agent)), 4),
         "ms_per_update_kept": round(median["kept"], 2), "ms_per_update_flushed": round(median["flushed"], 2),
         "speedup": round(median["kept"] / median["flushed"], 2),
         # what flushing changed in the parameters after the same updates from the same state

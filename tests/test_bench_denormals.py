@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,38 @@ def test_the_benchmark_times_a_runs_checkpoint_without_writing_it(tmp_path):
     assert not runtime.denormals_are_flushed()  # each timed mode was a block: the setting is back
     with pytest.raises(ValueError, match="no checkpoint.pt"):
         bench.bench_denormals(tmp_path / "elsewhere")
+
+
+def test_the_benchmark_times_a_dmc_runs_sac_update(tmp_path):
+    pytest.importorskip("dm_control", reason="dm_control is not installed (pip install -e '.[dmc]')")
+    run = tmp_path / "run"
+    assert plastic_main(["train", "dmc", "--task", "cartpole-swingup", "--obs", "state",
+                         "--preset", "plastic", "--steps", "150", "--run-dir", str(run), "--no-progress",
+                         "--set", "env.action_repeat=8", "--set", "train.learning_starts=100",
+                         "--set", "sac.batch_size=16", "--set", "sac.hidden=32",
+                         "--set", "sac.state_encoder_hidden=32", "--set", "train.eval_episodes=1",
+                         "--set", "train.eval_envs=1", "--set", "train.keep_final_checkpoint=true"]) == 0
+    result = bench.bench_denormals(run, rounds=2, per_round=2)
+    assert (result["suite"], result["preset"], result["step"]) == ("dmc", "plastic", 150)
+    assert result["ms_per_update_kept"] > 0 and result["ms_per_update_flushed"] > 0
+    assert result["parameters_bit_identical"] and result["max_abs_parameter_difference"] == 0.0
+
+
+def test_the_sac_agents_three_optimizers_and_trained_tensors_are_counted():
+    critic, actor = torch.nn.Linear(2, 3), torch.nn.Linear(3, 1)
+    log_alpha = torch.zeros((), requires_grad=True)
+    optimizers = [torch.optim.Adam(critic.parameters()), torch.optim.Adam(actor.parameters()),
+                  torch.optim.Adam([log_alpha])]
+    for optimizer, tensors in zip(optimizers, ([critic.weight], [actor.weight], [log_alpha])):
+        for tensor in tensors:
+            optimizer.state[tensor] = {"exp_avg": torch.full((4,), 1e-39)}  # 4 subnormal entries each
+    optimizers[0].state[critic.bias] = {"exp_avg": torch.ones(4)}
+    sac = types.SimpleNamespace(critic=critic, actor=actor, log_alpha=log_alpha,
+                                critic_optimizer=optimizers[0], actor_optimizer=optimizers[1],
+                                alpha_optimizer=optimizers[2])
+    assert bench.agent_optimizers(sac) == optimizers
+    assert bench.subnormal_fraction(*bench.agent_optimizers(sac)) == 12 / 16
+    assert [t.shape for t in bench.trained_parameters(sac)] == [(3, 2), (3,), (1, 3), (1,), ()]
+    rainbow = types.SimpleNamespace(online=actor, optimizer=optimizers[1])
+    assert bench.agent_optimizers(rainbow) == [optimizers[1]]
+    assert bench.trained_parameters(rainbow) == list(actor.parameters())
