@@ -162,6 +162,12 @@ def test_a_run_directory_alone(tmp_path, capsys):
     (run_dir / "summary.json").write_text(json.dumps({"score": 3.25, "wall_seconds": 7200}))
     assert main(["status", str(run_dir)]) == 0
     assert capsys.readouterr().out.split() == ["finished", str(run_dir), "score", "3.25", "(2.0", "h)"]
+    # with its CPU time (summary.json's cpu_time, since b15da68): a run paused for half its wall time
+    (run_dir / "summary.json").write_text(json.dumps({"score": 3.25, "wall_seconds": 7200,
+                                                      "cpu_time": {"updates": 3000, "total": 3600}}))
+    assert main(["status", str(run_dir)]) == 0
+    assert capsys.readouterr().out.split() == ["finished", str(run_dir), "score", "3.25", "(2.0", "h;",
+                                               "60", "min", "CPU)"]
 
 
 def test_a_run_starting_while_status_looks_waits_a_moment_rather_than_fail(tmp_path, monkeypatch):

@@ -34,6 +34,7 @@ class RunState:
     seconds_left: float | None = None  # a running run's time left at its recent pace (_seconds_left)
     score: float | None = None
     seconds: float | None = None  # a finished run's wall time
+    cpu_seconds: float | None = None  # and its CPU time (summary.json's cpu_time; older runs lack it)
     error: str | None = None
     # False: only an earlier command of the sweep asked for it, so re-running its last one skips it
     in_last_command: bool = True
@@ -130,7 +131,8 @@ def _run_state(bench: Benchmark | None, run_dir: Path, run_id: str, recorded: di
         except (OSError, ValueError):
             summary = {}
         return RunState(run_id, "finished", fraction=1.0, score=summary_score(summary),
-                        seconds=summary.get("wall_seconds", summary.get("wall_time_s")))
+                        seconds=summary.get("wall_seconds", summary.get("wall_time_s")),
+                        cpu_seconds=(summary.get("cpu_time") or {}).get("total"))
     if not (run_dir / "config.json").exists():
         if recorded.get("status") == "failed":  # refused before it began (e.g. another config there)
             return RunState(run_id, "failed", error=recorded.get("error"))
@@ -159,7 +161,9 @@ def format_status(out: Path, sweep: dict[str, Any] | None, states: list[RunState
         text = f"  {s.state:<11}  {s.run_id:<{width}}"
         if s.state == "finished":
             text += f"  score {s.score:.4g}" if s.score is not None else "  score ?"
-            text += f"  ({duration_text(s.seconds)})" if s.seconds is not None else ""
+            if s.seconds is not None:
+                cpu = f"; {duration_text(s.cpu_seconds)} CPU" if s.cpu_seconds is not None else ""
+                text += f"  ({duration_text(s.seconds)}{cpu})"
         else:
             text += f"  {100 * s.fraction:3.0f}%" if s.fraction is not None else ""
             text += f"  ~{duration_text(s.seconds_left)} left" if s.seconds_left is not None else ""
