@@ -127,8 +127,11 @@ signal_sweeps() {  # each slot was started with setsid: its sweeps and their wor
         [[ $signalled == *" $name "* ]] && continue
         signalled+="$name "
         for pid in $(pgrep -f -- "plastic.cli sweep .*--out $runs/$name( |$)"); do
-            group="$(process_group "$pid")"
-            [[ -n $group ]] && kill "-$1" -- "-$group" && echo "$name: SIG$1 sent to process group $group"
+            # a sweep that ended since pgrep listed it (say, at the TERM just sent) is passed over
+            group="$(process_group "$pid")" || continue
+            if [[ -n $group ]] && kill "-$1" -- "-$group" 2>/dev/null; then
+                echo "$name: SIG$1 sent to process group $group"
+            fi
         done
     done
 }

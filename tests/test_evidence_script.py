@@ -37,8 +37,10 @@ echo "end $out" >> {shlex.quote(str(calls))}
            # the checkout itself stands in for the pinned worktree (same commit), so no worktree is made
            "EVIDENCE_WORKTREE": str(ROOT), "EVIDENCE_COMMIT": "HEAD"}
 
-    def run(*command: str, status: int = 0) -> str:
-        done = subprocess.run(["bash", str(SCRIPT), *command], env=env, capture_output=True, text=True,
+    def run(*command: str, status: int = 0, path: str | None = None) -> str:
+        """``path``: a directory to put first on PATH (stand-ins for system commands)."""
+        run_env = env if path is None else {**env, "PATH": f"{path}:{env['PATH']}"}
+        done = subprocess.run(["bash", str(SCRIPT), *command], env=run_env, capture_output=True, text=True,
                               timeout=60)
         assert done.returncode == status, done.stderr
         return done.stdout if status == 0 else done.stderr
@@ -126,6 +128,25 @@ def test_stop_ends_every_slot_and_start_begins_again(evidence):
     assert "atari: started" in run("start")
     wait_for(lambda: len(lines(calls)) == 4)
     assert sorted(lines(calls)[2:]) == sorted(lines(calls)[:2])  # the same sweeps, begun again
+
+
+def test_stop_passes_over_a_sweep_that_ended_after_it_was_listed(evidence, tmp_path):
+    """A sweep can exit between ``pgrep`` listing it and ``ps`` reading its process group (it does,
+    at the TERM that ``stop`` sends before the CONT): ``stop`` goes on and exits 0."""
+    run, calls, release, runs = evidence
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # its pid is now no process's
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real_pgrep = subprocess.run(["bash", "-c", "command -v pgrep"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+    (bin_dir / "pgrep").write_text(f"""#!/bin/bash
+[[ "$*" == *"plastic.cli sweep"* ]] && echo {ended.pid}
+exec {real_pgrep} "$@"
+""")
+    (bin_dir / "pgrep").chmod(0o755)
+    said = run("stop", path=str(bin_dir))
+    assert "SIG" not in said  # nothing was signalled: the one listed sweep was gone
 
 
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git checkout")
