@@ -287,6 +287,13 @@ def get_benchmark(name: str) -> Benchmark:
     return BENCHMARKS[name]
 
 
+def summary_cpu_seconds(summary: dict[str, Any]) -> float | None:
+    """A run's CPU seconds, final evaluation included (``cpu_time``'s total); None for runs that
+    predate that record."""
+    total = (summary.get("cpu_time") or {}).get("total")
+    return None if total is None else float(total)
+
+
 def summary_score(summary: dict[str, Any]) -> float | None:
     """The headline score of a run: mean evaluation return (RL) or final test accuracy."""
     for key in ("score", "final_test_acc"):

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from plastic.experiments import plots, stats
+from plastic.experiments.benchmarks import summary_cpu_seconds
 from plastic.experiments.collect import (
     Run,
     collect_runs,
@@ -368,8 +369,8 @@ def _label_order(runs: Sequence[Run]) -> list[str]:
 
 def cpu_seconds_text(summary: dict[str, Any]) -> str:
     """A run's CPU seconds (summary.json's ``cpu_time`` total), or "" where it predates that record."""
-    total = (summary.get("cpu_time") or {}).get("total")
-    return "" if total is None else f"{float(total):.0f}"
+    total = summary_cpu_seconds(summary)
+    return "" if total is None else f"{total:.0f}"
 
 
 def _scores_csv(runs: Sequence[Run]) -> str:
@@ -381,7 +382,7 @@ def _scores_csv(runs: Sequence[Run]) -> str:
         writer.writerow([r.label, r.preset, r.game, r.seed, f"{r.score:.6g}", f"{r.normalized:.6g}",
                          r.summary.get("steps", ""), r.summary.get("updates", ""),
                          r.summary.get("wall_seconds", r.summary.get("wall_time_s", "")),
-                         (r.summary.get("cpu_time") or {}).get("total", ""),
+                         "" if (cpu := summary_cpu_seconds(r.summary)) is None else cpu,
                          "" if r.path is None else str(r.path)])
     return buffer.getvalue()
 

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plastic.experiments.benchmarks import BENCHMARKS, Benchmark, get_benchmark, last_log_rows, summary_score
+from plastic.experiments.benchmarks import (
+    BENCHMARKS,
+    Benchmark,
+    get_benchmark,
+    last_log_rows,
+    summary_cpu_seconds,
+    summary_score,
+)
 from plastic.experiments.sweep import STATUS_FILE, SWEEP_FILE, run_id
 from plastic.humanize import duration_text
 from plastic.train.lock import is_locked
@@ -132,7 +139,7 @@ def _run_state(bench: Benchmark | None, run_dir: Path, run_id: str, recorded: di
             summary = {}
         return RunState(run_id, "finished", fraction=1.0, score=summary_score(summary),
                         seconds=summary.get("wall_seconds", summary.get("wall_time_s")),
-                        cpu_seconds=(summary.get("cpu_time") or {}).get("total"))
+                        cpu_seconds=summary_cpu_seconds(summary))
     if not (run_dir / "config.json").exists():
         if recorded.get("status") == "failed":  # refused before it began (e.g. another config there)
             return RunState(run_id, "failed", error=recorded.get("error"))
