@@ -1,7 +1,8 @@
 """The README's examples keep working: every ```python block runs, and every `plastic ...` line
 of its ```bash blocks parses with the CLI's own parser (a renamed flag, subcommand, preset or
-config key in the README fails here). Nothing here trains: train lines only resolve their config
-(--print-config), sweep lines only plan their runs (--dry-run)."""
+config key in the README fails here), and so does the run command's sweep and report
+(scripts/run.sh). Nothing here trains: train lines only resolve their config (--print-config),
+sweep lines only plan their runs (--dry-run)."""
 
 from __future__ import annotations
 
@@ -48,31 +49,35 @@ def _logical_lines(code: str, first: int) -> list[tuple[int, str]]:
 
 
 def plastic_commands(text: str) -> list[tuple[int, list[str]]]:
-    """(README line, argv after `plastic`) of every plastic invocation in the ```bash blocks.
+    """(README line, argv after `plastic`) of every plastic invocation in the ```bash blocks."""
+    return [command for first, code in fenced_blocks(text, "bash") for command in shell_commands(code, first)]
+
+
+def shell_commands(code: str, first: int = 1) -> list[tuple[int, list[str]]]:
+    """(line, argv after `plastic`) of every plastic invocation in shell code whose first line is ``first``.
 
     `for VAR in A B ...; do` loops are expanded over their values; leading VAR=value assignments
     are dropped; lines that do not run `plastic` / `.venv/bin/plastic` are skipped."""
     commands = []
-    for first, code in fenced_blocks(text, "bash"):
-        loop: tuple[str, list[str]] | None = None
-        for number, line in _logical_lines(code, first):
-            header = re.match(r"\s*for (\w+) in ([^;]+); do\s*$", line)
-            if header:
-                loop = (header.group(1), header.group(2).split())
-                continue
-            if re.match(r"\s*done\b", line):
-                loop = None
-                continue
-            values = loop[1] if loop else [None]
-            for value in values:
-                expanded = line
-                if loop:
-                    expanded = re.sub(rf"\$\{{{loop[0]}\}}|\${loop[0]}\b", value, expanded)
-                words = shlex.split(expanded, comments=True)
-                while words and re.match(r"^\w+=", words[0]):
-                    words = words[1:]
-                if words and (words[0] == "plastic" or words[0].endswith("/bin/plastic")):
-                    commands.append((number, words[1:]))
+    loop: tuple[str, list[str]] | None = None
+    for number, line in _logical_lines(code, first):
+        header = re.match(r"\s*for (\w+) in ([^;]+); do\s*$", line)
+        if header:
+            loop = (header.group(1), header.group(2).split())
+            continue
+        if re.match(r"\s*done\b", line):
+            loop = None
+            continue
+        values = loop[1] if loop else [None]
+        for value in values:
+            expanded = line
+            if loop:
+                expanded = re.sub(rf"\$\{{{loop[0]}\}}|\${loop[0]}\b", value, expanded)
+            words = shlex.split(expanded, comments=True)
+            while words and re.match(r"^\w+=", words[0]):
+                words = words[1:]
+            if words and (words[0] == "plastic" or words[0].endswith("/bin/plastic")):
+                commands.append((number, words[1:]))
     return commands
 
 
@@ -123,3 +128,30 @@ def test_plastic_command_parses(line, argv, tmp_path, monkeypatch, capsys):
     else:
         return
     assert rc == 0, f"README.md:{line}: `plastic {shlex.join(argv)}` is refused: {capsys.readouterr().err}"
+
+
+RUN_SCRIPT = README.parent / "scripts" / "run.sh"
+
+
+def test_the_run_commands_main_job_is_one_the_cli_accepts(tmp_path, monkeypatch, capsys):
+    """The README's run command (scripts/run.sh) trains a sweep and reports it: its sweep must plan
+    the four runs the README describes (drq and plastic, 2 seeds each) and its report must parse,
+    with OUT set to a fresh folder."""
+    commands = shell_commands(RUN_SCRIPT.read_text(encoding="utf-8"))
+    assert [argv[0] for _, argv in commands] == ["sweep", "report"], commands
+    monkeypatch.chdir(tmp_path)
+    out = str(tmp_path / "demo")
+    for line, argv in commands:
+        argv = [word.replace("$out", out) for word in argv]
+        assert "$out" not in " ".join(argv), f"scripts/run.sh:{line}: an unexpanded variable in {argv}"
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"scripts/run.sh:{line}: `plastic {shlex.join(argv)}` does not parse: "
+                        f"{capsys.readouterr().err.strip()}")
+        assert callable(args.func)
+        if argv[0] == "sweep":
+            capsys.readouterr()
+            assert main([*argv, "--dry-run"]) == 0, capsys.readouterr().err
+            planned = capsys.readouterr()
+            assert planned.out.count("would run") + planned.err.count("would run") == 4, planned
