@@ -68,6 +68,8 @@ def test_bad_presets_and_suites():
         build_config("atari", "pong", "drq+foo")
     with pytest.raises(ValueError, match="unknown preset 'dqn'.*plastic-dagger"):
         build_config("atari", "pong", "dqn")
+    with pytest.raises(ValueError, match="preset 'drq\\+reset\\+ln\\+reset' names 'reset' more than once"):
+        build_config("atari", "pong", "drq+reset+ln+reset")
     with pytest.raises(ValueError, match="valid suites: atari, minatar"):
         build_config("mujoco", "x", "drq")
     assert {"drq", "plastic", "plastic-dagger", "drq+ln", "drq+sam"} <= set(preset_names())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,21 @@ def test_seeds_resources_and_spec_checks(tmp_path):
             make_spec(benchmark, overrides=overrides)
     with pytest.raises(ValueError, match="--set plastic:preset=...: preset names"):
         make_spec("minatar", preset_overrides={"plastic": {"preset": "drq"}})
+
+
+def test_two_labels_for_one_agent_are_refused_unless_a_per_preset_setting_tells_them_apart(tmp_path):
+    for presets, first, second in (("plastic,drq+ln+crelu+sam+reset", "plastic", "drq+ln+crelu+sam+reset"),
+                                   ("drq,drq+sam,drq+ln+sam,drq+sam+ln", "drq+ln+sam", "drq+sam+ln")):
+        same = f"'{re.escape(first)}' and '{re.escape(second)}' make the same agent"
+        with pytest.raises(ValueError, match=same):
+            make_spec("minatar", presets=presets, seeds=1, out=tmp_path)
+    # a Reset-interval ablation under its own label is another agent
+    spec = make_spec("minatar", presets="plastic,drq+ln+crelu+sam+reset", seeds=1, games="breakout",
+                     out=tmp_path, preset_overrides={"drq+ln+crelu+sam+reset": {"reset.interval": "5000"}})
+    intervals = {job["config"]["preset"]: job["config"]["reset"]["interval"] for job in plan_jobs(spec)}
+    assert intervals["drq+ln+crelu+sam+reset"] == 5000 != intervals["plastic"]
+    with pytest.raises(ValueError, match="preset 'drq\\+sam\\+sam' names 'sam' more than once"):
+        make_spec("minatar", presets="drq+sam+sam", seeds=1, out=tmp_path)
 
 
 def test_plan_covers_every_game_preset_seed_with_its_config(tmp_path):

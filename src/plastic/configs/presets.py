@@ -109,8 +109,8 @@ def _did_you_mean(word: str, candidates: list[str]) -> str:
     return f" (did you mean {' or '.join(matches)}?)" if matches else ""
 
 
-def resolve_preset(preset: str) -> dict[str, Any]:
-    """Overrides of a preset name like ``plastic`` or ``drq+ln+sam``."""
+def preset_components(preset: str) -> tuple[str, ...]:
+    """The components of a preset name like ``plastic`` or ``drq+ln+sam``, in the order given."""
     expanded = ALIASES.get(preset, preset)
     base, *components = expanded.split("+")
     if base != BASE:
@@ -119,13 +119,23 @@ def resolve_preset(preset: str) -> dict[str, Any]:
             f"base ({BASE}) plus components ({', '.join(COMPONENTS)}) joined by '+', "
             f"or one of: {', '.join(preset_names())}"
         )
-    overrides: dict[str, Any] = {}
     for component in components:
         if component not in COMPONENTS:
             raise ValueError(
                 f"unknown component {component!r}{_did_you_mean(component, list(COMPONENTS))} in "
                 f"preset {preset!r}; valid components: {', '.join(COMPONENTS)}"
             )
+    repeated = sorted({c for c in components if components.count(c) > 1}, key=components.index)
+    if repeated:
+        raise ValueError(f"preset {preset!r} names {', '.join(map(repr, repeated))} more than once; "
+                         f"name each component once")
+    return tuple(components)
+
+
+def resolve_preset(preset: str) -> dict[str, Any]:
+    """Overrides of a preset name like ``plastic`` or ``drq+ln+sam``."""
+    overrides: dict[str, Any] = {}
+    for component in preset_components(preset):
         overrides.update(COMPONENTS[component])
     return overrides
 
