@@ -46,8 +46,8 @@ setup() {
     fi
     [[ -d /tmp/site ]] && export PYTHONPATH="$PYTHONPATH:/tmp/site"
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
-    "$python" -c 'import torch, gymnasium, ale_py, plastic; print("torch", torch.__version__,
-        "cuda", torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else "")'
+    # versions, the GPUs torch sees, and each suite's environment made here (DMC needs no GPU run)
+    "$python" -m plastic.cli info || say "plastic info: a suite is not usable here (above)"
     lscpu | grep -E "Model name|^CPU\(s\)"
 }
 

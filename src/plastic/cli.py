@@ -13,21 +13,12 @@ from plastic.errors import MissingDependencyError
 from plastic.suites import SUITES
 
 
-def _info(_: argparse.Namespace) -> int:
-    import platform
+def _info(args: argparse.Namespace) -> int:
+    from plastic.info import gather, info_text
 
-    import torch
-
-    import plastic
-
-    print(json.dumps({
-        "plastic": plastic.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda_available": torch.cuda.is_available(),
-        "threads": torch.get_num_threads(),
-    }))
-    return 0
+    info = gather(args.suites)
+    print(json.dumps(info) if args.json else info_text(info))
+    return 0 if all(check["ok"] for check in info["suites"].values()) else 1
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -133,7 +124,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plastic", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    info = sub.add_parser("info", help="versions and devices")
+    info = sub.add_parser(
+        "info", help="versions, CPU, GPUs, and whether each suite's environments work here",
+        description="Versions, the CPU and GPUs, and a check of each suite: its environment is made "
+                    "and reset as a run would (DMC from pixels, so rendering is tried); where that "
+                    "fails, what to install. Exits 1 when a checked suite is not usable.")
+    info.add_argument("--suite", dest="suites", action="append", choices=list(SUITES),
+                      help="check only this suite (repeatable; default: all)")
+    info.add_argument("--json", action="store_true", help="one JSON object instead of text")
     info.set_defaults(func=_info)
 
     train = sub.add_parser("train", help="train an agent (Atari-100k, MinAtar, DeepMind Control)",
