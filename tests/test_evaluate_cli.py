@@ -104,6 +104,8 @@ def test_evaluate_errors_are_one_line(finished_run, tmp_path, capsys):
     bare = tmp_path / "bare"
     shutil.copytree(run_dir, bare)
     (bare / "final_model.pt").unlink()
+    (tmp_path / "unstarted").mkdir()  # a run that has not reached its first checkpoint
+    (tmp_path / "unstarted" / "config.json").write_text((run_dir / "config.json").read_text())
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "config.json").write_text((run_dir / "config.json").read_text())
     (tmp_path / "junk" / "final_model.pt").write_bytes(b"not a model")
@@ -113,7 +115,8 @@ def test_evaluate_errors_are_one_line(finished_run, tmp_path, capsys):
         torch.save(content, tmp_path / name / ("final_model.pt" if name == "foreign" else "checkpoint.pt"))
     cases = [
         ([str(tmp_path)], "config.json not found"),
-        ([str(bare)], "has neither final_model.pt nor checkpoint.pt"),
+        ([str(bare)], "holds a finished run's records (summary.json) but not its model (final_model.pt)"),
+        ([str(tmp_path / "unstarted")], "has neither final_model.pt nor checkpoint.pt"),
         ([str(tmp_path / "junk")], "final_model.pt cannot be read"),
         ([str(tmp_path / "foreign")], "final_model.pt does not hold the networks of the run's config.json"),
         ([str(tmp_path / "checkpointed")], "checkpoint.pt does not hold an agent of the run's config.json"),

@@ -92,6 +92,10 @@ def load_trained_agent(run_dir: str | Path, device: str = "cpu") -> TrainedAgent
                                 "`plastic train` (it holds config.json)")
     config = Config.from_dict(read_json(config_path))
     source = next((run_dir / name for name in (FINAL_MODEL, CHECKPOINT) if (run_dir / name).is_file()), None)
+    if source is None and (run_dir / "summary.json").is_file():  # e.g. a copy of its small artifacts
+        raise FileNotFoundError(f"{run_dir} holds a finished run's records (summary.json) but not its "
+                                f"model ({FINAL_MODEL}): evaluate the run directory it trained in; "
+                                "copies of finished runs, such as those under benchmarks/, leave models out")
     if source is None:
         raise FileNotFoundError(f"{run_dir} has neither {FINAL_MODEL} nor {CHECKPOINT}: the run saved no "
                                 "model yet; let it train to its first checkpoint or to the end")
