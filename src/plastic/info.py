@@ -21,7 +21,7 @@ from plastic.errors import MissingDependencyError
 from plastic.runtime import cpu_has_native_bf16, cpu_model
 from plastic.suites import SUITES
 
-# The environment each suite's check makes: the first of its games a run would use.
+# The environment each suite's check makes (any of the suite's games would tell the same).
 CHECK_GAMES = {"atari": "pong", "minatar": "breakout", "dmc": "cartpole-swingup"}
 
 
@@ -42,8 +42,8 @@ def check_suite(suite: str, game: str | None = None) -> dict[str, Any]:
         finally:
             env.close()
     except Exception as error:  # a check reports whatever stops the env, never a traceback
-        hint = "" if isinstance(error, MissingDependencyError) else f"{type(error).__name__}: "
-        message = hint + (" ".join(str(error).split()) or "no message")
+        kind = "" if isinstance(error, MissingDependencyError) else f"{type(error).__name__}: "
+        message = kind + (" ".join(str(error).split()) or "no message")
         return {"ok": False, "game": game, "error": message}
     return {"ok": True, "game": game, "seconds": round(time.perf_counter() - started, 2)}
 
