@@ -2,6 +2,7 @@
 
     python benchmarks/run_digest.py benchmarks/atari100k/rr2/breakout/plastic/seed0 [RUN_DIR ...]
     python benchmarks/run_digest.py --window 5000 RUN_DIR      # training means per 5k steps
+    python benchmarks/run_digest.py --row RUN_DIR              # and its README table row
 
 For each finished run (a directory with ``summary.json``): the final score with its spread, the
 human-normalised score where there is one, the time breakdown in wall-clock and, for runs that
@@ -97,10 +98,24 @@ def digest_text(result: dict[str, Any], window: int = 10_000) -> str:
     return "\n".join(lines)
 
 
+def table_row(result: dict[str, Any]) -> str:
+    """The run's row of the ratio-2 table in benchmarks/atari100k/README.md (game, preset, seed,
+    final score, HNS, wall time with CPU time, commit, machine); the machine is left to fill in."""
+    game, preset, seed = result["run"].split("/")
+    std = f" ± {result['score_std']:.2f} (std)" if result["score_std"] is not None else ""
+    hns = f"{result['human_normalized_score']:.3f}" if result["human_normalized_score"] is not None else ""
+    duration = result["wall"] or ""
+    if result["cpu"]:
+        duration += f"; CPU time {result['cpu']}"
+    return (f"| {game} | {preset} | {seed.removeprefix('seed')} | {result['score']:.2f}{std} | {hns} | "
+            f"{duration} | {result['code']} | MACHINE |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
     parser.add_argument("--window", type=int, default=10_000, help="steps per training-return window")
+    parser.add_argument("--row", action="store_true", help="also the run's README table row")
     args = parser.parse_args(argv)
     if args.window < 1000 or args.window % 1000:
         parser.error(f"--window must be a positive multiple of 1000, got {args.window}")
@@ -110,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{run_dir}: no summary.json (not a finished run)", file=sys.stderr)
             status = 1
             continue
-        print(digest_text(digest(run_dir, args.window), args.window))
+        result = digest(run_dir, args.window)
+        print(digest_text(result, args.window))
+        if args.row:
+            print(table_row(result))
     return status
 
 

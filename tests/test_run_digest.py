@@ -53,6 +53,9 @@ def test_digest_reads_scores_times_games_and_windows(tmp_path):
             "longest evaluation game 2,000 steps") in text
     assert "the last ending at step 25,000 of 30,000" in text
     assert "0k–10k 2.00 (2); 10k–20k 10.00 (1); 20k–30k 4.00 (1)" in text
+    row = _MODULE.table_row(result)
+    assert row.startswith("| boxing | plastic | 3 | 12.35 ± 4.50 (std) | 1.020 | 3 min (175 s: ")
+    assert row.endswith("; CPU time " + result["cpu"] + " | aaaaaaa → bbbbbbb+ | MACHINE |")
     wide = _MODULE.digest(run_dir, window=20_000)["windows"]
     assert wide == [(0, (1 + 3 + 10) / 3, 3), (20_000, 4.0, 1)]
 
