@@ -56,7 +56,7 @@ def digest(run_dir: Path, window: int = 10_000) -> dict[str, Any]:
     episodes_csv = run_dir / "episodes.csv"
     episodes = read_csv(episodes_csv) if episodes_csv.exists() else []
     updates = int(summary.get("updates", 0))
-    result: dict[str, Any] = {
+    return {
         "run": f"{summary.get('game')}/{summary.get('preset')}/seed{summary.get('seed')}",
         "score": summary["score"], "score_std": summary.get("score_std"),
         "games": summary.get("episodes"),
@@ -68,14 +68,13 @@ def digest(run_dir: Path, window: int = 10_000) -> dict[str, Any]:
         "training_games": len(episodes),
         "longest_training_game": int(max((g["length"] for g in episodes), default=0)),
         "last_game_end": int(episodes[-1]["step"]) if episodes else None,
-        "windows": window_means(episodes, window),
+        "window": window, "windows": window_means(episodes, window),
         "code": code_text(summary.get("provenance")),
     }
-    return result
 
 
-def digest_text(result: dict[str, Any], window: int = 10_000) -> str:
-    std = result["score_std"]
+def digest_text(result: dict[str, Any]) -> str:
+    std, window = result["score_std"], result["window"]
     lines = [result["run"],
              f"  final score: {result['score']:.2f}" + (f" ± {std:.2f} (std)" if std is not None else "")
              + f" over {result['games']} games"
@@ -126,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
             continue
         result = digest(run_dir, args.window)
-        print(digest_text(result, args.window))
+        print(digest_text(result))
         if args.row:
             print(table_row(result))
     return status
