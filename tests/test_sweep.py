@@ -81,7 +81,7 @@ def test_two_labels_for_one_agent_are_refused_unless_a_per_preset_setting_tells_
                                    ("drq,drq+sam,drq+ln+sam,drq+sam+ln", "drq+ln+sam", "drq+sam+ln")):
         same = f"'{re.escape(first)}' and '{re.escape(second)}' make the same agent"
         with pytest.raises(ValueError, match=same):
-            make_spec("minatar", presets=presets, seeds=1, out=tmp_path)
+            plan_jobs(make_spec("minatar", presets=presets, seeds=1, out=tmp_path))
     # a Reset-interval ablation under its own label is another agent
     spec = make_spec("minatar", presets="plastic,drq+ln+crelu+sam+reset", seeds=1, games="breakout",
                      out=tmp_path, preset_overrides={"drq+ln+crelu+sam+reset": {"reset.interval": "5000"}})

@@ -135,27 +135,9 @@ def make_spec(benchmark: str, *, presets: str | Sequence[str] | None = None, see
             raise ValueError(f"--set {preset}:{key}=...: {preset!r} is not a preset of this sweep "
                              f"({', '.join(preset_list)}); name one of them, or drop '{preset}:' to set "
                              "the key for every run")
-    spec = SweepSpec(benchmark=bench.name, presets=preset_list, seeds=parse_seeds(seeds), games=game_list,
+    return SweepSpec(benchmark=bench.name, presets=preset_list, seeds=parse_seeds(seeds), games=game_list,
                      overrides=settings, out=Path(out) if out is not None else Path("sweeps") / bench.name,
                      preset_overrides={p: dict(v) for p, v in (preset_overrides or {}).items() if v})
-    _refuse_one_agent_twice(bench, spec)
-    return spec
-
-
-def _refuse_one_agent_twice(bench: Benchmark, spec: SweepSpec) -> None:
-    """Two presets that make the same agent with the same settings (``plastic`` and
-    ``drq+ln+crelu+sam+reset``, or ``drq+ln+sam`` and ``drq+sam+ln``) would train it twice under
-    two labels; a per-preset ``--set`` that tells them apart makes them two agents."""
-    game, seed = spec.games[0], spec.seeds[0]
-    first_named: dict[str, str] = {}
-    for preset in spec.presets:
-        config = bench.job_config(game, preset, seed, spec.settings(preset))
-        config.pop("preset", None)
-        agent = json.dumps(config, sort_keys=True, default=str)
-        if agent in first_named:
-            raise ValueError(f"--presets {first_named[agent]!r} and {preset!r} make the same agent with "
-                             "the same settings: the sweep would train it twice under two labels; keep one")
-        first_named[agent] = preset
 
 
 def plan_jobs(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -172,7 +154,23 @@ def plan_jobs(spec: SweepSpec) -> list[dict[str, Any]]:
                     "id": job_id, "benchmark": bench.name, "run_dir": str(out / job_id),
                     "config": bench.job_config(game, preset, seed, spec.settings(preset)),
                 })
+    _refuse_one_agent_twice(spec.presets, jobs[:len(spec.presets)])
     return jobs
+
+
+def _refuse_one_agent_twice(presets: Sequence[str], jobs: Sequence[dict[str, Any]]) -> None:
+    """Two presets that make the same agent with the same settings (``plastic`` and
+    ``drq+ln+crelu+sam+reset``, or ``drq+ln+sam`` and ``drq+sam+ln``) would train it twice under
+    two labels; a per-preset ``--set`` that tells them apart makes them two agents. ``jobs``: one
+    game and seed's, a job per preset."""
+    first_named: dict[str, str] = {}
+    for preset, job in zip(presets, jobs):
+        agent = json.dumps({k: v for k, v in job["config"].items() if k != "preset"}, sort_keys=True,
+                           default=str)
+        if agent in first_named:
+            raise ValueError(f"--presets {first_named[agent]!r} and {preset!r} make the same agent with "
+                             "the same settings: the sweep would train it twice under two labels; keep one")
+        first_named[agent] = preset
 
 
 def check_devices_here(jobs: Sequence[dict[str, Any]]) -> None:
