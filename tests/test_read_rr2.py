@@ -21,8 +21,7 @@ def put(sweep: Path, game: str, preset: str, seed: int, score: float) -> None:
     (run / "summary.json").write_text(json.dumps({"score": score}))
 
 
-def make(tmp_path: Path, pairs: dict[str, tuple[float, float]],
-         games: str | None = None) -> tuple[Path, Path]:
+def make(tmp_path: Path, pairs: dict[str, tuple[float, float]]) -> tuple[Path, Path]:
     rr1, rr2 = tmp_path / "rr1", tmp_path / "rr2"
     # ratio-1 drq seeds: spreads 2.0 (a), 10.0 (b), 100.0 (c)
     for game, (low, high) in {"a": (10.0, 12.0), "b": (30.0, 20.0), "c": (900.0, 1000.0)}.items():
@@ -31,10 +30,6 @@ def make(tmp_path: Path, pairs: dict[str, tuple[float, float]],
     for game, (drq, plastic) in pairs.items():
         put(rr2, game, "drq", 0, drq)
         put(rr2, game, "plastic", 0, plastic)
-    rr2.mkdir(exist_ok=True)
-    if games:
-        record = {"games": ["pong"], "command": ["sweep", "--games", games]}
-        (rr2 / "sweep.json").write_text(json.dumps(record))
     return rr2, rr1
 
 
@@ -56,18 +51,27 @@ def test_verdicts_and_the_reading_follow_the_rule(tmp_path, pairs, verdicts, rea
 
 
 def test_games_planned_but_unfinished_are_pending_and_a_lone_seed_sets_no_threshold(tmp_path):
-    rr2, rr1 = make(tmp_path, {"a": (12.0, 14.5)}, games="a,b,d")
-    put(rr2, "b", "drq", 0, 20.0)  # its plastic run is still going
-    put(rr2, "d", "drq", 0, 1.0)
-    put(rr2, "d", "plastic", 0, 9.0)  # no ratio-1 seeds of d
+    rr1, rr2 = tmp_path / "rr1", tmp_path / "rr2"
+    for seed, score in ((0, 10.0), (1, 12.0)):
+        put(rr1, "breakout", "drq", seed, score)
+    put(rr1, "seaquest", "drq", 0, 300.0)  # one seed only
+    put(rr2, "breakout", "drq", 0, 12.0)
+    put(rr2, "breakout", "plastic", 0, 14.5)
+    put(rr2, "boxing", "drq", 0, 20.0)  # its plastic run is still going
+    put(rr2, "seaquest", "drq", 0, 1.0)
+    put(rr2, "seaquest", "plastic", 0, 9.0)
+    # the last command plans ms_pacman too; pong was asked for by an earlier command only
+    command = ["plastic", "sweep", "atari100k", "--games", "breakout,boxing,seaquest,ms_pacman",
+               "--presets", "drq,plastic", "--seeds", "1", "--replay-ratio", "2"]
+    (rr2 / "sweep.json").write_text(json.dumps({"games": ["breakout", "pong"], "command": command}))
     result = _MODULE.read_pairs(rr2, rr1)
-    assert list(result["games"]) == ["a"]
-    assert result["pending"] == {"b": "no finished pair yet",
-                                 "d": "fewer than two ratio-1 drq seeds to set its threshold"}
+    assert list(result["games"]) == ["breakout"]
+    assert result["pending"] == {"boxing": "no finished pair yet", "ms_pacman": "no finished pair yet",
+                                 "seaquest": "fewer than two ratio-1 drq seeds to set its threshold"}
     text = _MODULE.reading_text(result)
-    assert "| a | 12.00 | 14.50 | +2.50 | 2.00 | ahead |" in text
-    assert text.endswith("no sign either way (so far, 2 game(s) pending)")
-    assert "pong" not in text  # asked for by an earlier command only
+    assert "| breakout | 12.00 | 14.50 | +2.50 | 2.00 | ahead |" in text
+    assert text.endswith("no sign either way (so far, 3 game(s) pending)")
+    assert "pong" not in text
 
 
 def test_the_committed_runs_read_as_the_readme_says():

@@ -32,14 +32,14 @@ def final_scores(sweep: Path, preset: str) -> dict[str, dict[int, float]]:
 
 def planned_games(sweep: Path) -> list[str]:
     """The games the sweep's last command asks for (sweep.json), or none where it has no record."""
+    from plastic.experiments.cli import planned_by_command
+
     try:
         record = json.loads((sweep / "sweep.json").read_text())
     except (OSError, ValueError):
         return []
-    command = record.get("command") or []
-    if "--games" in command[:-1]:
-        return command[command.index("--games") + 1].split(",")
-    return list(record.get("games") or [])
+    planned = planned_by_command(record.get("command") or [])
+    return planned[0] if planned is not None else list(record.get("games") or [])
 
 
 def read_pairs(rr2: Path, rr1: Path, seed: int = 0) -> dict:
