@@ -449,8 +449,9 @@ def test_sampling_with_another_generator_leaves_the_buffers_draws_alone(prioriti
 
 
 # ---------------------------------------------------------------------------- checkpointing
+@pytest.mark.parametrize("compress_frames", [True, False], ids=["compressed", "raw"])
 @pytest.mark.parametrize("prioritized", [False, True], ids=["uniform", "prioritized"])
-def test_state_dict_round_trip_continues_identically(prioritized: bool) -> None:
+def test_state_dict_round_trip_continues_identically(prioritized: bool, compress_frames: bool) -> None:
     rng = np.random.default_rng(5)
     steps = record_episodes(rng, (4, 4), np.uint8, (), np.int64, num_episodes=20)
     kwargs = dict(frame_stack=4, n_step=3, prioritized=prioritized)
@@ -460,7 +461,8 @@ def test_state_dict_round_trip_continues_identically(prioritized: bool) -> None:
         batch = original.sample(16)
         original.update_priorities(batch.index, rng.random(16))
 
-    saved = copy.deepcopy(original.state_dict())
+    saved = copy.deepcopy(original.state_dict(compress_frames=compress_frames))
+    assert isinstance(saved["frames"], dict) == compress_frames
     restored = ReplayBuffer(60, (4, 4), seed=999, **kwargs)
     restored.load_state_dict(saved)
     assert restored.nbytes == original.nbytes and len(restored) == len(original)
@@ -487,7 +489,7 @@ def test_state_dict_shares_storage_and_checkpoints_without_copies(tmp_path) -> N
     kwargs = dict(frame_stack=4, n_step=3, prioritized=True, stack_padding="first")
     original = ReplayBuffer(400, (84, 84), seed=1, **kwargs)
     fill(original, steps[:450])  # wrapped around
-    state = original.state_dict()
+    state = original.state_dict(compress_frames=False)
     assert np.shares_memory(np.asarray(state["frames"]), original._frames)
     assert np.shares_memory(np.asarray(state["actions"]), original._actions)
 
@@ -502,7 +504,7 @@ def test_state_dict_shares_storage_and_checkpoints_without_copies(tmp_path) -> N
 
     restored = ReplayBuffer(400, (84, 84), seed=999, **kwargs)
     restored.load_state_dict(torch.load(path, weights_only=False))
-    mine, theirs = restored.state_dict(), original.state_dict()
+    mine, theirs = restored.state_dict(compress_frames=False), original.state_dict(compress_frames=False)
     assert mine.keys() == theirs.keys()
     for key in mine:
         if key in ("config", "rng_state"):
@@ -519,6 +521,71 @@ def test_state_dict_shares_storage_and_checkpoints_without_copies(tmp_path) -> N
     zero_padded = ReplayBuffer(400, (84, 84), frame_stack=4, n_step=3, prioritized=True)
     with pytest.raises(ValueError, match="stack_padding"):
         zero_padded.load_state_dict(state)
+
+
+def screen_like_frames(rng: np.random.Generator, count: int) -> np.ndarray:
+    """84x84 frames as a game draws them: a constant background, a border, two moving sprites."""
+    frames = np.full((count, 84, 84), 40, dtype=np.uint8)
+    frames[:, :6], frames[:, -6:] = 200, 200
+    for t in range(count):
+        for sprite in range(2):
+            row, col = (t * (3 + sprite) + 17 * sprite) % 70 + 6, (t * 5 + 31 * sprite) % 76
+            frames[t, row:row + 8, col:col + 8] = rng.integers(0, 256, size=(8, 8))
+    return frames
+
+
+def test_compressed_frames_are_much_smaller_exact_and_read_in_chunks(tmp_path, monkeypatch) -> None:
+    import plastic.replay.buffer as buffer_module
+
+    rng = np.random.default_rng(3)
+    frames = screen_like_frames(rng, 600)
+    original = ReplayBuffer(500, (84, 84), frame_stack=4, n_step=3, prioritized=True, seed=2)
+    for t, frame in enumerate(frames):  # wraps around; an episode ends every 90 steps
+        original.add(frame, t % 6, float(t % 3), t % 90 == 89, t % 90 == 89)
+    monkeypatch.setattr(buffer_module, "_CHUNK_BYTES", 84 * 84 * 64)  # 64 frames a chunk
+    tracemalloc.start()
+    state = original.state_dict()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 0.3 * original._frames.nbytes  # compressed from the live array, never copied
+    assert len(state["frames"]["zlib_chunks"]) == 8  # 500 frames: 7 of 64 and one of 52
+    raw_path, packed_path = tmp_path / "raw.pt", tmp_path / "packed.pt"
+    torch.save(original.state_dict(compress_frames=False), raw_path)
+    torch.save(state, packed_path)
+    frame_bytes = original._frames.nbytes
+    assert raw_path.stat().st_size > frame_bytes  # uncompressed: every frame byte is written
+    assert packed_path.stat().st_size < 0.25 * frame_bytes  # such frames compress > 4x
+
+    restored = ReplayBuffer(500, (84, 84), frame_stack=4, n_step=3, prioritized=True, seed=9)
+    restored.load_state_dict(torch.load(packed_path, weights_only=False))
+    np.testing.assert_array_equal(restored._frames, original._frames)
+    for _ in range(3):
+        a, b = original.sample(8), restored.sample(8)
+        np.testing.assert_array_equal(a.obs, b.obs)
+        np.testing.assert_array_equal(a.next_obs, b.next_obs)
+
+
+def test_version_1_states_load_and_corrupt_frames_are_named() -> None:
+    rng = np.random.default_rng(4)
+    frames = screen_like_frames(rng, 50)
+    original = ReplayBuffer(100, (84, 84), frame_stack=4, n_step=3, seed=2)
+    for t, frame in enumerate(frames):
+        original.add(frame, t % 6, 1.0, False, False)
+    old = {**original.state_dict(compress_frames=False), "version": 1}  # as plastic wrote before
+    restored = ReplayBuffer(100, (84, 84), frame_stack=4, n_step=3, seed=9)
+    restored.load_state_dict(old)
+    np.testing.assert_array_equal(restored._frames, original._frames)
+
+    packed = original.state_dict()
+    torn = {**packed, "frames": {**packed["frames"],
+                                 "zlib_chunks": [packed["frames"]["zlib_chunks"][0][:-40]]}}
+    with pytest.raises(ValueError, match="'frames' is corrupt"):
+        ReplayBuffer(100, (84, 84), frame_stack=4, n_step=3).load_state_dict(torn)
+    wrong_dtype = {**packed, "frames": {**packed["frames"], "dtype": "<f4"}}
+    with pytest.raises(ValueError, match="'frames' holds float32, expected uint8"):
+        ReplayBuffer(100, (84, 84), frame_stack=4, n_step=3).load_state_dict(wrong_dtype)
+    with pytest.raises(ValueError, match="version 7; this version of plastic reads 1, 2"):
+        ReplayBuffer(100, (84, 84), frame_stack=4, n_step=3).load_state_dict({**packed, "version": 7})
 
 
 # ---------------------------------------------------------------------------- bad input, memory

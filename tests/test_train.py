@@ -22,7 +22,7 @@ from plastic.train.checkpoint import load_checkpoint, write_json
 from plastic.train.evaluate import evaluation_seeds, play_games
 from plastic.train.logger import RunLogger, read_csv
 from plastic.train.loop import TIME_PARTS, ConfigMismatchError, Trainer, check_run_dir, train
-from run_helpers import RESUME_ARGS, killed_and_straight_runs
+from run_helpers import RESUME_ARGS, kill_after_first_checkpoint, killed_and_straight_runs
 
 TINY_ATARI = {
     "train.steps": 320, "train.learning_starts": 240, "train.replay_ratio": 0.25,
@@ -121,7 +121,18 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, fidelity, precision
 
 
 def test_killed_atari_run_resumes_to_the_same_parameters(tmp_path):
-    killed, straight = killed_and_straight_runs(ATARI_RESUME_ARGS, tmp_path)
+    # Its checkpoint holds the replay's frames raw (train.compress_replay=false, as plastic wrote
+    # them before compressing); the resumed process compresses its own (the MinAtar runs above
+    # checkpoint compressed frames and resume from them).
+    killed, straight = tmp_path / "killed", tmp_path / "straight"
+    kill_after_first_checkpoint([*ATARI_RESUME_ARGS, "--set", "train.compress_replay=false"], killed)
+    assert isinstance(load_checkpoint(killed / "checkpoint.pt")["replay"]["frames"], torch.Tensor)
+    keep = ("--set", "train.keep_final_checkpoint=true")
+    assert main([*ATARI_RESUME_ARGS, *keep, "--run-dir", str(killed)]) == 0
+    assert main([*ATARI_RESUME_ARGS, "--run-dir", str(straight)]) == 0
+    assert "zlib_chunks" in load_checkpoint(killed / "checkpoint.pt")["replay"]["frames"]
+    segments = json.loads((killed / "summary.json").read_text())["provenance"]
+    assert len(segments) == 2 and 0 < segments[1]["from_step"] < 360, segments  # it resumed
     config = json.loads((killed / "config.json").read_text())  # the paper's preset: the authors' update
     assert config["fidelity"] == "authors" and config["sam"]["perturbed_pass"] == "fresh"
     assert_same_runs(killed, straight, ("episodes", "train", "eval", "plasticity", "resets"))

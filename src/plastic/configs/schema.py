@@ -152,8 +152,13 @@ class TrainConfig:
     # gradients pass through them, and x86 CPUs compute them slowly (plastic.runtime says why).
     flush_denormal: bool = True
     eval_at_start: bool = False  # evaluate once after the first agent step too (the authors' DMC)
-    # Keep a finished run's final checkpoint (Atari: about 0.7 GB, mostly the replay), so that a
-    # larger train.steps can extend the run later; off: deleted once summary.json is written.
+    # Checkpoints hold the replay's frames zlib-compressed: an Atari-100k replay of about 0.7 GB
+    # in about 35-65 MB, for a few seconds of one core per checkpoint (ReplayBuffer.state_dict;
+    # benchmarks/bench_checkpoint.py). false: raw frames, faster to write and read, 10-20x larger.
+    compress_replay: bool = True
+    # Keep a finished run's final checkpoint (Atari: about 0.2 GB, the agent's state and the
+    # compressed replay), so that a larger train.steps can extend the run later; off: deleted
+    # once summary.json is written.
     keep_final_checkpoint: bool = False
     wandb_project: str = ""  # log to Weights & Biases too (needs `pip install wandb`); "" = off
 
@@ -324,7 +329,7 @@ def check_agent_section(suite: str, keys: Iterable[str]) -> None:
 LOGGING_KEYS = frozenset({
     "device", "train.log_interval", "train.metrics_interval", "train.checkpoint_interval",
     "train.threads", "train.wandb_project", "train.keep_final_checkpoint", "train.cuda_graph",
-    "train.flush_denormal",
+    "train.flush_denormal", "train.compress_replay",
 })
 
 

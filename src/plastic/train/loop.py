@@ -197,7 +197,8 @@ class Trainer:
         """``final_eval``: the final evaluation's result, which the final checkpoint keeps (a run
         stopped after it resumes without evaluating again)."""
         save_checkpoint(self.run_dir / CHECKPOINT, {
-            "agent": self.agent.state_dict(), "replay": self.replay.state_dict(),
+            "agent": self.agent.state_dict(),
+            "replay": self.replay.state_dict(compress_frames=self.config.train.compress_replay),
             "env": get_env_state(self.env), "obs": self.obs, "loop": dataclasses.asdict(self.state),
             "rng": self.rng.bit_generator.state, "metrics_rng": self.metrics_rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
@@ -581,7 +582,7 @@ class Trainer:
         }
         save_checkpoint(self.run_dir / "final_model.pt", network_states(self.agent))
         write_json(self.run_dir / "summary.json", summary)  # last: the mark of a finished run
-        if not cfg.train.keep_final_checkpoint:  # ~0.7 GB an Atari run; kept only to extend it
+        if not cfg.train.keep_final_checkpoint:  # ~0.2 GB an Atari run; kept only to extend it
             (self.run_dir / CHECKPOINT).unlink(missing_ok=True)
         line = without_per_game(summary)
         print(f"finished {self.run_dir}: {line}", file=sys.stderr)
