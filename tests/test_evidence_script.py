@@ -29,6 +29,7 @@ def evidence(tmp_path):
 trap 'sleep 0.5; exit 143' TERM
 out="${{@: -1}} $(tr '\\0' ' ' < /proc/$PPID/cmdline | sed -n 's/.*evidence-slot=\\([a-z]*\\) .*/\\1/p')"
 echo "start $out" >> {shlex.quote(str(calls))}
+echo "${{@: -1}} $(grep -o -- '--threads [0-9]*' <<< "$*" | tail -n 1)" >> {shlex.quote(str(calls))}.threads
 while [[ ! -e {shlex.quote(str(release))} ]]; do sleep 0.05; done
 echo "end $out" >> {shlex.quote(str(calls))}
 """)
@@ -88,7 +89,7 @@ def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
     time.sleep(0.3)
     assert len(lines(calls)) == 2
     release.touch()
-    wait_for(lambda: lines(calls).count(f"end {runs}/bf16-study minatar") == 3)
+    wait_for(lambda: f"end {runs}/si-reset-80k minatar" in lines(calls))
     wait_for(lambda: lines(calls).count(f"end {runs}/atari100k-rr2 atari") == 1)
 
     def slot_events(slot: str) -> list[str]:
@@ -97,12 +98,16 @@ def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
     assert slot_events("atari") == [f"{event} {runs}/{name} atari" for name in atari
                                     for event in ("start", "end")]
     # the MinAtar slot: bf16's seed 0, fp32's seeds 0-1, bf16's seed 1, fp32's seed 2 (space_invaders
-    # first), space_invaders' Reset-interval runs, the ratio-2 Atari grid beside the Atari slot, and
-    # bf16's seed 2 last
+    # first), space_invaders' Reset-interval runs; then it ends, and the ratio-2 Atari grid has
+    # both cores (its runs get two threads)
     minatar = ("bf16-study", "minatar-all", "bf16-study", "minatar-all", "minatar-all", "si-reset-20k",
-               "si-reset-80k", "atari100k-rr2", "bf16-study")
+               "si-reset-80k")
     assert slot_events("minatar") == [f"{event} {runs}/{name} minatar" for name in minatar
                                       for event in ("start", "end")]
+    # one thread a run (argparse keeps an option's last value), but two for the ratio-2 grid
+    threads = set(lines(calls.with_name("calls.txt.threads")))
+    assert threads == {f"{runs}/{name} --threads {2 if name == 'atari100k-rr2' else 1}"
+                       for name in {*atari, *minatar}}
     # the committed runs were copied into the fresh sweep directories, so a sweep skips them
     committed = sorted(p.relative_to(ROOT / "benchmarks/atari100k/drq-rr1")
                        for p in (ROOT / "benchmarks/atari100k/drq-rr1").rglob("summary.json"))
@@ -166,8 +171,7 @@ def test_one_slot_stops_and_starts_alone(evidence):
     # atari (running) is not even looked at: no "atari: already running"
     assert run("start", "minatar").splitlines() == [
         f"minatar: started from {ROOT} ({short_head()}): bf16-study then minatar-all then bf16-study "
-        "then minatar-all then minatar-all then si-reset-20k then si-reset-80k then atari100k-rr2 "
-        "then bf16-study; "
+        "then minatar-all then minatar-all then si-reset-20k then si-reset-80k; "
         f"logs in {runs}"]
     wait_for(lambda: lines(calls).count(f"start {runs}/bf16-study minatar") == 2)
     assert "unknown slot 'dmc'; the slots are: atari minatar" in run("stop", "dmc", status=2)
