@@ -153,8 +153,9 @@ class TrainConfig:
     flush_denormal: bool = True
     eval_at_start: bool = False  # evaluate once after the first agent step too (the authors' DMC)
     # Checkpoints hold the replay's frames zlib-compressed: an Atari-100k replay of about 0.7 GB
-    # in about 35-65 MB, for a few seconds of one core per checkpoint (ReplayBuffer.state_dict;
-    # benchmarks/bench_checkpoint.py). false: raw frames, faster to write and read, 10-20x larger.
+    # in tens of MB (62 MB for Boxing played at random), for a few seconds of one core per
+    # checkpoint (ReplayBuffer.state_dict; benchmarks/bench_checkpoint.py). false: raw frames,
+    # faster to write and read, 10-40x larger.
     compress_replay: bool = True
     # Keep a finished run's final checkpoint (Atari: about 0.2 GB, the agent's state and the
     # compressed replay), so that a larger train.steps can extend the run later; off: deleted

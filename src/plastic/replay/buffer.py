@@ -60,8 +60,8 @@ Randomness comes from a ``numpy.random.Generator`` made from ``seed``; its state
 
 Checkpoints
     ``state_dict`` holds the frames zlib-compressed (level 1) in chunks of about 32 MiB, read
-    straight from the live array: Atari frames shrink about 20-fold (an Atari-100k replay from
-    about 0.7 GB to a few tens of MB) for a few seconds of one core per checkpoint, and no
+    straight from the live array: Atari frames shrink 10- to 40-fold (an Atari-100k replay of
+    0.7 GB to tens of MB) for a few seconds of one core per checkpoint, and no
     uncompressed copy is made (``benchmarks/bench_checkpoint.py``). Dopamine gzips its replay
     checkpoints for the same reason. With ``compress_frames=False`` the frames, like every other
     stored array always, are CPU tensors that share memory with the live arrays (no copy):
@@ -87,7 +87,7 @@ from plastic.replay.sum_tree import SumTree
 _STATE_VERSION = 2
 _READABLE_VERSIONS = (1, 2)
 _CHUNK_BYTES = 32 * 2**20
-_COMPRESSION_LEVEL = 1  # zlib's fastest: ~20x on Atari frames at 200+ MB/s; level 6 is 2x slower
+_COMPRESSION_LEVEL = 1  # zlib's fastest (Atari frames: 10-40x, 100-230 MB/s); level 6: 2x slower
 _MAX_REJECTION_ROUNDS = 4
 STACK_PADDINGS = ("zero", "first")
 
