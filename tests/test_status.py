@@ -93,7 +93,9 @@ def test_no_time_left_is_said_before_learning_starts(tmp_path):
     # once it updates, the pace is the learning pace
     (run_dir / "train.csv").write_text(rows + "3000,3000,1000,2,0,20.0,20.0,0.5\n")
     with run_lock(run_dir):
-        assert run_state(run_dir).seconds_left == pytest.approx(97_000 / 20.0)
+        resumed = run_state(run_dir)
+    assert resumed.seconds_left == pytest.approx(97_000 / 20.0)
+    assert resumed.seconds_whole == pytest.approx(100_000 / 20.0)  # all its steps at that pace
 
 
 def test_one_window_that_holds_a_pause_does_not_set_the_time_left(tmp_path):
@@ -248,12 +250,35 @@ def test_run_time_left_by_hand():
            RunState("kung_fu_master/drq/seed0", "not started", preset="drq")]
     assert run_time_left(two) == (pytest.approx(2400.0), 0)
     assert format_status(Path("sweep"), {"benchmark": "atari100k"}, two).endswith(
-        "≈ 40 min of run time left (one run at a time; runs not running at the mean of this sweep's "
-        "finished runs of their preset); ≈ 20 min with 2 runs at a time, as now")
+        "≈ 40 min of run time left (one run at a time; runs not running at the pace of a running "
+        "run of their preset, else at the mean of this sweep's finished runs of it); ≈ 20 min with 2 "
+        "runs at a time, as now")
     two[2] = dataclasses.replace(two[2], seconds_left=3000.0)  # 4,800 s in all, but one run needs 3,000
     assert format_status(Path("sweep"), {"benchmark": "atari100k"}, two).endswith(
         "; ≈ 50 min with 2 runs at a time, as now")
     assert "at a time, as now" not in format_status(Path("sweep"), {"benchmark": "atari100k"}, two[:3:2])
+
+
+def test_runs_not_running_are_timed_at_the_present_pace_of_their_preset():
+    # plastic's finished run took 10 h (one thread, paused at times); its running run would take
+    # 4 h at its present pace (two threads): the interrupted and the waiting plastic run count 4 h
+    # a run, not 10. drq has no finished run, but a running one: 2 h a run, not "unknown".
+    states = [RunState("breakout/plastic/seed0", "finished", preset="plastic", seconds=36_000.0),
+              RunState("boxing/plastic/seed0", "running", preset="plastic", fraction=0.5,
+                       seconds_left=7_200.0, seconds_whole=14_400.0),
+              RunState("pong/plastic/seed0", "interrupted", preset="plastic", fraction=0.25),
+              RunState("seaquest/plastic/seed0", "not started", preset="plastic"),
+              RunState("boxing/drq/seed0", "running", preset="drq", fraction=0.5, seconds_left=3_000.0,
+                       seconds_whole=6_000.0),
+              RunState("pong/drq/seed0", "running", preset="drq", fraction=0.2, seconds_left=9_600.0,
+                       seconds_whole=12_000.0),
+              RunState("seaquest/drq/seed0", "not started", preset="drq")]
+    assert run_time_left(states) == (pytest.approx(
+        7_200 + 0.75 * 14_400 + 14_400 + 3_000 + 9_600 + (6_000 + 12_000) / 2), 0)
+    # a running run still filling its replay has no pace yet: the finished runs' mean again
+    states[1] = dataclasses.replace(states[1], seconds_left=None, seconds_whole=None)
+    assert run_time_left(states)[0] == pytest.approx(
+        0.75 * 36_000 + 36_000 + 3_000 + 9_600 + 9_000)
 
 
 def test_runs_that_only_an_earlier_command_asked_for_are_shown_apart_and_not_timed(tmp_path):

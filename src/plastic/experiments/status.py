@@ -39,6 +39,7 @@ class RunState:
     preset: str = ""  # in a sweep's plan
     fraction: float | None = None  # of the run's steps (chunks for synthetic), where known
     seconds_left: float | None = None  # a running run's time left at its recent pace (_seconds_left)
+    seconds_whole: float | None = None  # and all its steps' time at that pace
     score: float | None = None
     seconds: float | None = None  # a finished run's wall time
     cpu_seconds: float | None = None  # and its CPU time (summary.json's cpu_time; older runs lack it)
@@ -47,11 +48,12 @@ class RunState:
     in_last_command: bool = True
 
 
-def _seconds_left(run_dir: Path, config: dict[str, Any], windows: int = 3) -> float | None:
-    """(steps to go) / (the median pace of the last ``windows`` logged windows that learned), for
-    runs that log both in train.csv. The median, because one window can hold a pause (a stopped
-    process, a suspended machine) and alone would put hours on the estimate. None before the first
-    update: steps that only act run hundreds of times faster than the rest."""
+def _seconds_left(run_dir: Path, config: dict[str, Any], windows: int = 3) -> tuple[float, float] | None:
+    """(steps to go, and all the run's steps) / (the median pace of the last ``windows`` logged
+    windows that learned), for runs that log both in train.csv. The median, because one window can
+    hold a pause (a stopped process, a suspended machine) and alone would put hours on the
+    estimate. None before the first update: steps that only act run hundreds of times faster than
+    the rest."""
     rows = last_log_rows(run_dir / "train.csv", windows)
     try:
         steps = float(config["train"]["steps"])
@@ -62,7 +64,7 @@ def _seconds_left(run_dir: Path, config: dict[str, Any], windows: int = 3) -> fl
                                  if float(row.get("updates", 1)) > 0)
     except (KeyError, TypeError, ValueError):
         return None
-    return (steps - done) / pace if pace > 0 else None
+    return ((steps - done) / pace, steps / pace) if pace > 0 else None
 
 
 def status_text(directory: Path) -> tuple[str, bool]:
@@ -150,7 +152,8 @@ def _run_state(bench: Benchmark | None, run_dir: Path, run_id: str, recorded: di
         config = {}
     fraction = bench.progress({"run_dir": str(run_dir), "config": config}) if config and bench else None
     if is_locked(run_dir):
-        return RunState(run_id, "running", fraction=fraction, seconds_left=_seconds_left(run_dir, config))
+        left, whole = _seconds_left(run_dir, config) or (None, None)
+        return RunState(run_id, "running", fraction=fraction, seconds_left=left, seconds_whole=whole)
     if recorded.get("status") == "failed":
         return RunState(run_id, "failed", fraction=fraction, error=recorded.get("error"))
     return RunState(run_id, "interrupted", fraction=fraction)
@@ -196,8 +199,8 @@ def format_status(out: Path, sweep: dict[str, Any] | None, states: list[RunState
     if left or unknown:
         text = f"  ≈ {duration_text(left)} of run time left" if left else "  run time left unknown"
         if left:
-            text += " (one run at a time; runs not running at the mean of this sweep's finished runs " \
-                    "of their preset)"
+            text += " (one run at a time; runs not running at the pace of a running run of their " \
+                    "preset, else at the mean of this sweep's finished runs of it)"
         if left and unknown:
             text += f", + {unknown} run(s) of no known length yet"
         running = [s for s in states if s.state == "running"]
@@ -214,13 +217,19 @@ def run_time_left(states: list[RunState]) -> tuple[float, int]:
     """(seconds of run time the sweep's unfinished runs still need, one after another; how many
     runs it could not estimate: a preset with no finished run, or a running run before its first
     update). A running run counts its own time left; an interrupted or not started one (a failed
-    one is retried too) the mean wall time of the finished runs of its preset, for the part of it
-    not yet done. Runs that the sweep's last command does not ask for are left out: running that
-    command again would not run them."""
+    one is retried too), for the part of it not yet done, the length that the running runs of its
+    preset would have at their present pace (the machine and threads as they are now), or where
+    none runs, the mean wall time of the finished runs of its preset. Runs that the sweep's last
+    command does not ask for are left out: running that command again would not run them."""
     walls: dict[str, list[float]] = {}
     for s in states:
         if s.state == "finished" and s.seconds:
             walls.setdefault(s.preset, []).append(s.seconds)
+    paced: dict[str, list[float]] = {}
+    for s in states:
+        if s.state == "running" and s.seconds_whole:
+            paced.setdefault(s.preset, []).append(s.seconds_whole)
+    walls.update(paced)  # the present pace first
     left, unknown = 0.0, 0
     for s in states:
         if s.state == "finished" or (not s.in_last_command and s.state != "running"):
