@@ -7,7 +7,7 @@ A real game (random actions, the Atari-100k protocol of ``make_atari_env``) is p
 ``--record`` steps; its frames are added to a ``ReplayBuffer`` of ``--capacity`` steps, repeated
 in order until the buffer is full (zlib's window is 32 KiB, under five frames, so a repeat far
 back compresses no better than a new frame would). Then, in alternating rounds, the buffer's state
-is saved with ``torch.save`` to a file beside ``--dir`` (fsynced, as a checkpoint is) and loaded
+is saved with ``torch.save`` to a file in ``--dir`` (fsynced, as a checkpoint is) and loaded
 back into a second buffer, once with ``state_dict()`` (frames zlib-compressed, the default) and
 once with ``state_dict(compress_frames=False)`` (the raw frames, as plastic wrote them before).
 A whole Atari checkpoint adds the agent's state to these figures (≈ 120 MB for ``drq``).
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness import run_main
 from plastic.envs.atari import make_atari_env
 from plastic.replay import ReplayBuffer
 
@@ -111,4 +112,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))  # as when run as a script: its `from harness import ...`
 _SPEC = importlib.util.spec_from_file_location("bench_checkpoint", BENCHMARKS / "bench_checkpoint.py")
 bench = importlib.util.module_from_spec(_SPEC)
 sys.modules[_SPEC.name] = bench
