@@ -3,21 +3,14 @@ on disk have, and the compressed state is the smaller one."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-if str(BENCHMARKS) not in sys.path:
-    sys.path.insert(0, str(BENCHMARKS))  # as when run as a script: its `from harness import ...`
-_SPEC = importlib.util.spec_from_file_location("bench_checkpoint", BENCHMARKS / "bench_checkpoint.py")
-bench = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = bench
-_SPEC.loader.exec_module(bench)
+from script_module import load_script
+
+bench = load_script("benchmarks/bench_checkpoint.py")
 
 
 def test_the_recording_repeats_in_order_and_the_buffer_holds_it():

@@ -3,24 +3,16 @@ on a real (tiny) run's checkpoint, which it reads and leaves as it was."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import types
-from pathlib import Path
 
 import pytest
 import torch
 
 from plastic import runtime
 from plastic.cli import main as plastic_main
+from script_module import load_script
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-if str(BENCHMARKS) not in sys.path:
-    sys.path.insert(0, str(BENCHMARKS))  # as when run as a script: its `from harness import ...`
-_SPEC = importlib.util.spec_from_file_location("bench_denormals", BENCHMARKS / "bench_denormals.py")
-bench = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = bench
-_SPEC.loader.exec_module(bench)
+bench = load_script("benchmarks/bench_denormals.py")
 
 
 def test_subnormal_share_of_the_optimizer_state_by_hand():

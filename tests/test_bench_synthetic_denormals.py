@@ -3,22 +3,12 @@ steps from the same trained state, the setting restored, and bad names as one-li
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 from plastic import runtime
+from script_module import load_script
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-if str(BENCHMARKS) not in sys.path:
-    sys.path.insert(0, str(BENCHMARKS))  # as when run as a script: its `from harness import ...`
-_SPEC = importlib.util.spec_from_file_location("bench_synthetic_denormals",
-                                               BENCHMARKS / "bench_synthetic_denormals.py")
-bench = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = bench
-_SPEC.loader.exec_module(bench)
+bench = load_script("benchmarks/bench_synthetic_denormals.py")
 
 
 def test_the_benchmark_times_the_last_steps_of_a_trained_run_in_both_modes():

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-_SPEC = importlib.util.spec_from_file_location(
-    "copy_finished_runs", Path(__file__).resolve().parents[1] / "benchmarks" / "copy_finished_runs.py")
-_MODULE = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_MODULE)
-main = _MODULE.main
+from script_module import load_script
+
+main = load_script("benchmarks/copy_finished_runs.py").main
 
 
 def make_sweep(root: Path) -> None:

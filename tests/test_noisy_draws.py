@@ -4,9 +4,7 @@ actions at each draw), and ‖σ‖/‖μ‖ by hand."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +15,9 @@ from plastic.cli import main as plastic_main
 from plastic.nn.layers import NoisyLinear
 from plastic.train.evaluate import play_games
 from plastic.train.evaluate_cli import _env_maker, load_trained_agent
+from script_module import load_script
 
-_SPEC = importlib.util.spec_from_file_location(
-    "noisy_draws", Path(__file__).resolve().parents[1] / "benchmarks" / "noisy_draws.py")
-_MODULE = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = _MODULE
-_SPEC.loader.exec_module(_MODULE)
+_MODULE = load_script("benchmarks/noisy_draws.py")
 
 
 @pytest.fixture(scope="module")

@@ -3,16 +3,15 @@ verdicts worked out by hand, and on the committed runs."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from script_module import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-_SPEC = importlib.util.spec_from_file_location("read_rr2", ROOT / "benchmarks" / "atari100k" / "read_rr2.py")
-_MODULE = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_MODULE)
+_MODULE = load_script("benchmarks/atari100k/read_rr2.py")
 
 
 def put(sweep: Path, game: str, preset: str, seed: int, score: float) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-_SPEC = importlib.util.spec_from_file_location(
-    "run_digest", Path(__file__).resolve().parents[1] / "benchmarks" / "run_digest.py")
-_MODULE = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_MODULE)
+from script_module import load_script
+
+_MODULE = load_script("benchmarks/run_digest.py")
 
 
 def make_run(run_dir: Path) -> None:

@@ -3,20 +3,16 @@ training; here two hand-made directories that differ in one place at a time)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-_SPEC = importlib.util.spec_from_file_location(
-    "same_results", Path(__file__).resolve().parents[1] / "benchmarks" / "same_results.py")
-_MODULE = importlib.util.module_from_spec(_SPEC)
-sys.modules[_SPEC.name] = _MODULE  # its dataclass looks its module up there
-_SPEC.loader.exec_module(_MODULE)
+from script_module import load_script
+
+_MODULE = load_script("benchmarks/same_results.py")  # registered: its dataclass looks it up
 differences, main = _MODULE.differences, _MODULE.main
 
 
