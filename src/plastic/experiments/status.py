@@ -215,9 +215,10 @@ def format_status(out: Path, sweep: dict[str, Any] | None, states: list[RunState
 
 def run_time_left(states: list[RunState]) -> tuple[float, int]:
     """(seconds of run time the sweep's unfinished runs still need, one after another; how many
-    runs it could not estimate: a preset with no finished run, or a running run before its first
-    update). A running run counts its own time left; an interrupted or not started one (a failed
-    one is retried too), for the part of it not yet done, the length that the running runs of its
+    runs it could not estimate: a preset with no finished run and no running one past its first
+    update, or a running run before its first update). A running run counts its own time left;
+    an interrupted or not started one (a failed one is retried too), for the part of it not yet
+    done, the length that the running runs of its
     preset would have at their present pace (the machine and threads as they are now), or where
     none runs, the mean wall time of the finished runs of its preset. Runs that the sweep's last
     command does not ask for are left out: running that command again would not run them."""
