@@ -48,8 +48,13 @@ def record_frames(game: str, steps: int, seed: int) -> tuple[np.ndarray, np.ndar
     return frames, ends
 
 
+def atari_buffer(capacity: int) -> ReplayBuffer:
+    """An Atari-100k replay: 84x84 frames in 4-frame stacks, 10-step returns, prioritized."""
+    return ReplayBuffer(capacity, (84, 84), frame_stack=4, n_step=10, prioritized=True, seed=0)
+
+
 def filled_buffer(frames: np.ndarray, ends: np.ndarray, capacity: int) -> ReplayBuffer:
-    buffer = ReplayBuffer(capacity, (84, 84), frame_stack=4, n_step=10, prioritized=True, seed=0)
+    buffer = atari_buffer(capacity)
     for t in range(capacity):
         i = t % len(frames)
         end = bool(ends[i]) or i == len(frames) - 1  # the recording's end closes an episode
@@ -65,7 +70,7 @@ def save_and_load(buffer: ReplayBuffer, path: Path, compress: bool) -> dict[str,
         handle.flush()
         os.fsync(handle.fileno())
     saved = time.perf_counter()
-    restored = ReplayBuffer(buffer.capacity, (84, 84), frame_stack=4, n_step=10, prioritized=True)
+    restored = atari_buffer(buffer.capacity)
     restored.load_state_dict(torch.load(path, weights_only=False))
     loaded = time.perf_counter()
     if not np.array_equal(restored._frames, buffer._frames):

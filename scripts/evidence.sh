@@ -92,9 +92,9 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # takes ≈ 7 h and `drq` ≈ 4.5 h, so a pair finished only if the machine survived two session
 # boundaries in a row; on two threads (82 and 48 ms an update benched quiet on an AMD EPYC; the
 # live Boxing run did 4.8-6 steps/s) `plastic` takes ≈ 5-5.5 h, one survived boundary, and `drq`
-# ≈ 3 h, about one whole session. The MinAtar slot
-# gives the Atari slot its core: it no longer joins the grid, and bf16's seed 2 (not needed for
-# the speed issue's verdict, which rests on seeds 0 and 1) is left out.
+# ≈ 3 h, about one whole session. The MinAtar slot gives the Atari slot its core: it no longer
+# joins the grid, and bf16's seed 2 (not needed for the speed issue's verdict, which rests on
+# seeds 0 and 1) is left out.
 SWEEPS=(
     "atari|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2 --set train.precision=bf16"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"

@@ -218,27 +218,26 @@ def run_time_left(states: list[RunState]) -> tuple[float, int]:
     runs it could not estimate: a preset with no finished run and no running one past its first
     update, or a running run before its first update). A running run counts its own time left;
     an interrupted or not started one (a failed one is retried too), for the part of it not yet
-    done, the length that the running runs of its
-    preset would have at their present pace (the machine and threads as they are now), or where
-    none runs, the mean wall time of the finished runs of its preset. Runs that the sweep's last
-    command does not ask for are left out: running that command again would not run them."""
-    walls: dict[str, list[float]] = {}
-    for s in states:
-        if s.state == "finished" and s.seconds:
-            walls.setdefault(s.preset, []).append(s.seconds)
+    done, the length that the running runs of its preset would have at their present pace (the
+    machine and threads as they are now), or where none runs, the mean wall time of the finished
+    runs of its preset. Runs that the sweep's last command does not ask for are left out: running
+    that command again would not run them."""
+    finished: dict[str, list[float]] = {}
     paced: dict[str, list[float]] = {}
     for s in states:
-        if s.state == "running" and s.seconds_whole:
+        if s.state == "finished" and s.seconds:
+            finished.setdefault(s.preset, []).append(s.seconds)
+        elif s.state == "running" and s.seconds_whole:
             paced.setdefault(s.preset, []).append(s.seconds_whole)
-    walls.update(paced)  # the present pace first
+    lengths = {**finished, **paced}  # a preset's present pace, where it has one
     left, unknown = 0.0, 0
     for s in states:
         if s.state == "finished" or (not s.in_last_command and s.state != "running"):
             continue
         if s.state == "running" and s.seconds_left is not None:
             left += s.seconds_left
-        elif s.state != "running" and s.preset in walls:
-            mean = sum(walls[s.preset]) / len(walls[s.preset])
+        elif s.state != "running" and s.preset in lengths:
+            mean = sum(lengths[s.preset]) / len(lengths[s.preset])
             left += mean * (1.0 - (s.fraction or 0.0))
         else:
             unknown += 1
