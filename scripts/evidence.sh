@@ -91,7 +91,7 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # beside another needs about half as many this way. On one core beside another run, `plastic`
 # takes ≈ 7 h and `drq` ≈ 4.5 h, so a pair finished only if the machine survived two session
 # boundaries in a row; on two threads (82 and 48 ms an update benched quiet on an AMD EPYC; the
-# live Boxing run did 4.8-6 steps/s) `plastic` takes ≈ 5-5.5 h, one survived boundary, and `drq`
+# live Boxing run did 4.6-6.3 steps/s) `plastic` takes ≈ 5-5.5 h, one survived boundary, and `drq`
 # ≈ 3 h, about one whole session. The MinAtar slot gives the Atari slot its core: it no longer
 # joins the grid, and bf16's seed 2 (not needed for the speed issue's verdict, which rests on
 # seeds 0 and 1) is left out.
