@@ -14,6 +14,8 @@
 #                                      # `start` again after changing SWEEPS
 #   bash scripts/evidence.sh stop SLOT # end one slot's chain (say, to free its core for a check),
 #   bash scripts/evidence.sh start SLOT   then start it again alone; slots: atari, minatar
+#   bash scripts/evidence.sh beside CMD...   # run CMD (the tests, say) at the lowest CPU priority, so
+#                                      # that the sweeps keep their cores; its exit status is CMD's
 #
 # A sweep resumes its unfinished runs from their checkpoints (if this machine still has them) and
 # skips finished ones. On a fresh machine `start` makes the worktree and seeds each sweep directory
@@ -283,6 +285,24 @@ collect() {
     fi
 }
 
+# Linux's autogroup scheduling (/proc/sys/kernel/sched_autogroup_enabled) shares the CPU equally
+# between sessions, whatever the nice value of their processes: the sweeps run in sessions of their
+# own (setsid), and `nice -n 19` alone left a run beside the test suite a third of its CPU. Measured
+# on 2026-12-07 (AMD EPYC, 2 vCPUs): a ratio-2 Atari run on two threads got 3,967 CPU ticks in 20 s
+# alone, 1,321 beside two busy loops in another session at nice 19, and 3,845 beside the same
+# loops in a session whose autogroup is niced to 19, which is what `beside` makes.
+beside() {
+    (( $# )) || { echo "usage: bash scripts/evidence.sh beside CMD [ARG...]" >&2; exit 2; }
+    local pid
+    # a background job of this (non-interactive) shell is no group leader: setsid makes the new
+    # session in place, so $pid is its leader and its process group
+    setsid bash -c '[[ -w /proc/self/autogroup ]] && echo 19 >/proc/self/autogroup; exec nice -n 19 "$@"' \
+        beside "$@" &
+    pid=$!
+    trap 'kill -TERM -- "-$pid" 2>/dev/null' INT TERM
+    wait "$pid"
+}
+
 [[ -x "$python" ]] || {
     echo "no Python at $python: set up the repository first (bash scripts/setup.sh), or set PYTHON" >&2
     exit 2
@@ -290,5 +310,6 @@ collect() {
 case "${1:-}" in
     start|stop|pause|resume) known_slot "${2:-}"; "$1" "${2:-}" ;;
     status|collect) "$1" ;;
-    *) echo "usage: bash scripts/evidence.sh start|stop|pause|resume [SLOT] | status|collect" >&2; exit 2 ;;
+    beside) shift; beside "$@" ;;
+    *) echo "usage: bash scripts/evidence.sh start|stop|pause|resume [SLOT] | status|collect | beside CMD..." >&2; exit 2 ;;
 esac

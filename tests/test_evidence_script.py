@@ -192,3 +192,21 @@ def test_one_slot_pauses_and_resumes_alone(evidence):
     assert run("resume", "minatar").startswith("minatar: SIGCONT sent to process group")
     wait_for(lambda: f"end {runs}/bf16-study minatar" in lines(calls))
     assert "unknown slot 'dmc'; the slots are: atari minatar" in run("pause", "dmc", status=2)
+
+
+
+def test_beside_runs_a_command_at_the_lowest_priority_in_its_own_session(evidence):
+    run = evidence[0]
+    done = subprocess.run(["bash", str(SCRIPT), "beside", "sh", "-c",
+                           "nice; ps -o sid= -p $$; cat /proc/self/autogroup 2>/dev/null; exit 3"],
+                          env={**os.environ, "PYTHON": "/bin/true"}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 3, done.stderr  # the command's own exit status
+    niceness, session, *autogroup = done.stdout.splitlines()
+    assert niceness == "19"
+    # a session of its own, whose autogroup (where the kernel has them) is niced, not the caller's
+    assert int(session) != os.getsid(0)
+    if Path("/proc/self/autogroup").exists():
+        ours = Path("/proc/self/autogroup").read_text().split()[0]
+        assert autogroup[0].endswith(" nice 19") and autogroup[0].split()[0] != ours
+    assert "usage" in run("beside", status=2)
