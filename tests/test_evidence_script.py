@@ -194,7 +194,6 @@ def test_one_slot_pauses_and_resumes_alone(evidence):
     assert "unknown slot 'dmc'; the slots are: atari minatar" in run("pause", "dmc", status=2)
 
 
-
 def test_beside_runs_a_command_at_the_lowest_priority_in_its_own_session(evidence):
     run = evidence[0]
     done = subprocess.run(["bash", str(SCRIPT), "beside", "sh", "-c",
