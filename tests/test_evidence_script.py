@@ -72,9 +72,10 @@ def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
     run, calls, release, runs = evidence
     said = run("start")
     # the Atari slot helps with bf16's seed 1 first, then ratio 1's seed 0 of six games, its seed 1
-    # of two, space_invaders' 80k Reset interval, seed 1 of the other four ratio-1 games, then ratio 2
+    # of two, space_invaders' 80k Reset interval, seed 1 of the other four ratio-1 games, Breakout's
+    # seed 2, then ratio 2
     atari = ("bf16-study", "atari100k-drq-rr1", "atari100k-drq-rr1", "si-reset-80k",
-             "atari100k-drq-rr1", "atari100k-rr2")
+             "atari100k-drq-rr1", "atari100k-drq-rr1", "atari100k-rr2")
     assert f"atari: started from {ROOT} " in said and " then ".join(atari) in said
     assert "minatar: started" in said
     # one sweep per slot at a time; both slots begin with the bf16 study, each in its own process
@@ -89,7 +90,7 @@ def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
     time.sleep(0.3)
     assert len(lines(calls)) == 2
     release.touch()
-    wait_for(lambda: f"end {runs}/si-reset-80k minatar" in lines(calls))
+    wait_for(lambda: f"end {runs}/atari100k-drq-rr1 minatar" in lines(calls))
     wait_for(lambda: lines(calls).count(f"end {runs}/atari100k-rr2 atari") == 1)
 
     def slot_events(slot: str) -> list[str]:
@@ -98,10 +99,10 @@ def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
     assert slot_events("atari") == [f"{event} {runs}/{name} atari" for name in atari
                                     for event in ("start", "end")]
     # the MinAtar slot: bf16's seed 0, fp32's seeds 0-1, bf16's seed 1, fp32's seed 2 (space_invaders
-    # first), space_invaders' Reset-interval runs; then it ends, and the ratio-2 Atari grid has
-    # both cores (its runs get two threads)
+    # first), space_invaders' Reset-interval runs, MsPacman's ratio-1 seed 2 beside Breakout's; then
+    # it ends, and the ratio-2 Atari grid has both cores (its runs get two threads)
     minatar = ("bf16-study", "minatar-all", "bf16-study", "minatar-all", "minatar-all", "si-reset-20k",
-               "si-reset-80k")
+               "si-reset-80k", "atari100k-drq-rr1")
     assert slot_events("minatar") == [f"{event} {runs}/{name} minatar" for name in minatar
                                       for event in ("start", "end")]
     # one thread a run (argparse keeps an option's last value), but two for the ratio-2 grid
@@ -171,7 +172,7 @@ def test_one_slot_stops_and_starts_alone(evidence):
     # atari (running) is not even looked at: no "atari: already running"
     assert run("start", "minatar").splitlines() == [
         f"minatar: started from {ROOT} ({short_head()}): bf16-study then minatar-all then bf16-study "
-        "then minatar-all then minatar-all then si-reset-20k then si-reset-80k; "
+        "then minatar-all then minatar-all then si-reset-20k then si-reset-80k then atari100k-drq-rr1; "
         f"logs in {runs}"]
     wait_for(lambda: lines(calls).count(f"start {runs}/bf16-study minatar") == 2)
     assert "unknown slot 'dmc'; the slots are: atari minatar" in run("stop", "dmc", status=2)
