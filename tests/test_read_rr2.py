@@ -66,7 +66,7 @@ def test_games_planned_but_unfinished_are_pending_and_a_lone_seed_sets_no_thresh
     result = _MODULE.read_pairs(rr2, rr1)
     assert list(result["games"]) == ["breakout"]
     assert result["pending"] == {"boxing": "no finished pair yet", "ms_pacman": "no finished pair yet",
-                                 "seaquest": "fewer than two ratio-1 drq seeds to set its threshold"}
+                                 "seaquest": "ratio-1 drq seeds 0 and 1 not both finished, so no threshold"}
     text = _MODULE.reading_text(result)
     assert "| breakout | 12.00 | 14.50 | +2.50 | 2.00 | ahead |" in text
     assert text.endswith("no sign either way (so far, 3 game(s) pending)")
@@ -79,3 +79,15 @@ def test_the_committed_runs_read_as_the_readme_says():
     breakout = result["games"]["breakout"]
     assert (breakout["drq"], breakout["plastic"], breakout["verdict"]) == (12.83, 21.5, "ahead")
     assert breakout["threshold"] == pytest.approx(15.60 - 13.39, abs=0.005)
+
+
+def test_later_ratio1_seeds_leave_the_pre_registered_threshold_alone(tmp_path):
+    rr2, rr1 = make(tmp_path, {"a": (12.0, 14.5)})
+    put(rr1, "a", "drq", 2, 30.0)  # would widen the spread from 2 to 20
+    put(rr1, "c", "drq", 2, 0.0)
+    result = _MODULE.read_pairs(rr2, rr1)
+    assert result["games"]["a"]["threshold"] == 2.0 and result["games"]["a"]["verdict"] == "ahead"
+    rr1_lone = tmp_path / "lone"
+    for seed, score in ((0, 10.0), (2, 40.0)):  # seeds 0 and 2: no seed 1, no threshold
+        put(rr1_lone, "a", "drq", seed, score)
+    assert "a" in _MODULE.read_pairs(rr2, rr1_lone)["pending"]

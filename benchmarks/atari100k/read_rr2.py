@@ -5,9 +5,11 @@ will be read"), before Boxing and MsPacman finished:
 
 A game counts `plastic` ahead (or behind) only where its `plastic`-`drq` pair at ratio 2 differs by
 more than the ratio-1 `drq` seeds of that game differ from each other (the spread of their final
-scores); otherwise it is a tie. Over the games with a finished pair: "in the paper's direction" if
-`plastic` is ahead on at least two and behind on none, "against it" if the reverse, else "no sign
-either way". Games without a finished pair, or without two ratio-1 seeds, are listed as pending.
+scores); otherwise it is a tie. The rule was fixed with seeds 0 and 1, so those two set the
+threshold even where later seeds of ratio 1 have finished. Over the games with a finished pair: "in
+the paper's direction" if `plastic` is ahead on at least two and behind on none, "against it" if the
+reverse, else "no sign either way". Games without a finished pair, or without ratio-1 seeds 0 and 1,
+are listed as pending.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+THRESHOLD_SEEDS = (0, 1)  # the ratio-1 seeds the rule was written with
 
 
 def final_scores(sweep: Path, preset: str) -> dict[str, dict[int, float]]:
@@ -49,12 +52,12 @@ def read_pairs(rr2: Path, rr1: Path, seed: int = 0) -> dict:
     games, pending = {}, {}
     for game in sorted(set(drq) | set(plastic) | set(planned_games(rr2))):
         pair = (drq.get(game, {}).get(seed), plastic.get(game, {}).get(seed))
-        seeds = sorted(ratio1.get(game, {}).values())
+        seeds = sorted(score for s, score in ratio1.get(game, {}).items() if s in THRESHOLD_SEEDS)
         if None in pair:
             pending[game] = "no finished pair yet"
             continue
         if len(seeds) < 2:
-            pending[game] = "fewer than two ratio-1 drq seeds to set its threshold"
+            pending[game] = "ratio-1 drq seeds 0 and 1 not both finished, so no threshold"
             continue
         threshold = seeds[-1] - seeds[0]
         difference = pair[1] - pair[0]
