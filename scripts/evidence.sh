@@ -100,15 +100,16 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # 2026-12-07, afternoon: the seventh fresh machine in eight sessions (Boxing plastic's 50 % lost).
 # A ratio-2 run finishes only where a machine survives a boundary, so each session first spends
 # both cores on runs that one session finishes: seed 2 of the ratio-1 games, two at a time, one
-# thread each (drq: ≈ 2.3 h on one core; the MinAtar slot's chain is done, so it takes the second).
-# The ratio-2 grid resumes after them.
+# thread each (drq: ≈ 2.3 h on one core; the MinAtar slot's chain is done, so it takes the second),
+# Breakout and MsPacman first (both seeds below DrQ(eps)'s median), Pong last (it learns nothing).
+# The third seed gives the ratio-1 IQM a CI over three runs a game. The ratio-2 grid resumes after.
 SWEEPS=(
     "atari|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2 --set train.precision=bf16"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games pong,breakout --presets drq --seeds 1-1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|si-reset-80k|benchmarks/minatar-all/reset-interval/80k|minatar --games space_invaders --presets plastic --seeds 2 --replay-ratio 2 --set reset.interval=80000"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games boxing,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1-1 --replay-ratio 1 --set train.checkpoint_interval=2500"
-    "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout --presets drq --seeds 2-2 --replay-ratio 1 --set train.checkpoint_interval=2500"
+    "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,kung_fu_master,seaquest --presets drq --seeds 2-2 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|atari100k-rr2|benchmarks/atari100k/rr2|atari100k --games breakout,boxing,ms_pacman --presets plastic,drq --seeds 1 --replay-ratio 2 --set train.checkpoint_interval=2500 --threads 2"
     "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 0-0 --replay-ratio 2 --set train.precision=bf16"
     "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2"
@@ -117,7 +118,7 @@ SWEEPS=(
     "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds 3 --replay-ratio 2"
     "minatar|si-reset-20k|benchmarks/minatar-all/reset-interval/20k|minatar --games space_invaders --presets plastic --seeds 2 --replay-ratio 2 --set reset.interval=20000"
     "minatar|si-reset-80k|benchmarks/minatar-all/reset-interval/80k|minatar --games space_invaders --presets plastic --seeds 2 --replay-ratio 2 --set reset.interval=80000"
-    "minatar|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games ms_pacman --presets drq --seeds 2-2 --replay-ratio 1 --set train.checkpoint_interval=2500"
+    "minatar|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games ms_pacman,boxing,pong --presets drq --seeds 2-2 --replay-ratio 1 --set train.checkpoint_interval=2500"
 )
 
 running() { pgrep -f -- "--out $runs/$1( |$)" >/dev/null; }

@@ -72,8 +72,8 @@ def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
     run, calls, release, runs = evidence
     said = run("start")
     # the Atari slot helps with bf16's seed 1 first, then ratio 1's seed 0 of six games, its seed 1
-    # of two, space_invaders' 80k Reset interval, seed 1 of the other four ratio-1 games, Breakout's
-    # seed 2, then ratio 2
+    # of two, space_invaders' 80k Reset interval, seed 1 of the other four ratio-1 games, seed 2
+    # of Breakout, KungFuMaster and Seaquest, then ratio 2
     atari = ("bf16-study", "atari100k-drq-rr1", "atari100k-drq-rr1", "si-reset-80k",
              "atari100k-drq-rr1", "atari100k-drq-rr1", "atari100k-rr2")
     assert f"atari: started from {ROOT} " in said and " then ".join(atari) in said
@@ -99,8 +99,9 @@ def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
     assert slot_events("atari") == [f"{event} {runs}/{name} atari" for name in atari
                                     for event in ("start", "end")]
     # the MinAtar slot: bf16's seed 0, fp32's seeds 0-1, bf16's seed 1, fp32's seed 2 (space_invaders
-    # first), space_invaders' Reset-interval runs, MsPacman's ratio-1 seed 2 beside Breakout's; then
-    # it ends, and the ratio-2 Atari grid has both cores (its runs get two threads)
+    # first), space_invaders' Reset-interval runs, ratio-1 seed 2 of MsPacman, Boxing and Pong beside
+    # the Atari slot's; then it ends, and the ratio-2 Atari grid has both cores (its runs get two
+    # threads)
     minatar = ("bf16-study", "minatar-all", "bf16-study", "minatar-all", "minatar-all", "si-reset-20k",
                "si-reset-80k", "atari100k-drq-rr1")
     assert slot_events("minatar") == [f"{event} {runs}/{name} minatar" for name in minatar
