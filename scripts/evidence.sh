@@ -100,7 +100,8 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # 2026-12-07, afternoon: the seventh fresh machine in eight sessions (Boxing plastic's 50 % lost).
 # A ratio-2 run finishes only where a machine survives a boundary, so each session first spends
 # both cores on runs that one session finishes: seed 2 of the ratio-1 games, two at a time, one
-# thread each (drq: ≈ 2.3 h on one core; the MinAtar slot's chain is done, so it takes the second),
+# thread each (drq: 2.0 h on one EPYC core beside another; the MinAtar slot's chain is done, so it
+# takes the second),
 # Breakout and MsPacman first (both seeds below DrQ(eps)'s median), Pong last (it learns nothing).
 # The third seed gives the ratio-1 IQM a CI over three runs a game. The ratio-2 grid resumes after.
 SWEEPS=(
