@@ -101,9 +101,9 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # A ratio-2 run finishes only where a machine survives a boundary, so each session first spends
 # both cores on runs that one session finishes: seed 2 of the ratio-1 games, two at a time, one
 # thread each (drq: 2.0 h on one EPYC core beside another; the MinAtar slot's chain is done, so it
-# takes the second),
-# Breakout and MsPacman first (both seeds below DrQ(eps)'s median), Pong last (it learns nothing).
-# The third seed gives the ratio-1 IQM a CI over three runs a game. The ratio-2 grid resumes after.
+# takes the second), Breakout and MsPacman first (both seeds below DrQ(eps)'s median), Pong last (it
+# learns nothing). The third seed gives the ratio-1 IQM a CI over three runs a game. The ratio-2
+# grid resumes after.
 SWEEPS=(
     "atari|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2 --set train.precision=bf16"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"

@@ -205,7 +205,8 @@ def test_beside_runs_a_command_at_the_lowest_priority_in_its_own_session(evidenc
     # a session of its own, whose autogroup (where the kernel has them) is niced, not the caller's
     assert int(session) != os.getsid(0)
     # the file is empty for a task outside the root cgroup (containers, CI): no autogroup applies
-    ours = Path("/proc/self/autogroup").read_text().split() if Path("/proc/self/autogroup").exists() else []
+    autogroup_file = Path("/proc/self/autogroup")
+    ours = autogroup_file.read_text().split() if autogroup_file.exists() else []
     if ours:
         assert autogroup[0].endswith(" nice 19") and autogroup[0].split()[0] != ours[0]
     assert "usage" in run("beside", status=2)
