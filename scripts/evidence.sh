@@ -10,8 +10,10 @@
 #   bash scripts/evidence.sh pause     # SIGSTOP every sweep (for a quiet timing), then `resume`
 #                                      # (a paused run's wall time and that interval's steps/s include the pause)
 #   bash scripts/evidence.sh pause SLOT   # SIGSTOP one slot (say, to run the tests beside the other), `resume SLOT`
-#   bash scripts/evidence.sh stop      # end every sweep (its runs keep their checkpoints), e.g. to
-#                                      # `start` again after changing SWEEPS
+#   bash scripts/evidence.sh stop      # end every sweep, each run checkpointed where it stands: at a
+#                                      # session's end (which kills the runs, even where the machine
+#                                      # survives, without that checkpoint), or to `start` again
+#                                      # after changing SWEEPS
 #   bash scripts/evidence.sh stop SLOT # end one slot's chain (say, to free its core for a check),
 #   bash scripts/evidence.sh start SLOT   then start it again alone; slots: atari, minatar
 #   bash scripts/evidence.sh beside CMD...   # run CMD (the tests, say) at the lowest CPU priority, so
@@ -100,7 +102,7 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # 2026-12-07, afternoon: the seventh fresh machine in eight sessions (Boxing plastic's 50 % lost).
 # A ratio-2 run finishes only where a machine survives a boundary, so each session first spends
 # both cores on runs that one session finishes: seed 2 of the ratio-1 games, two at a time, one
-# thread each (drq: 2.0 h on one EPYC core beside another; the MinAtar slot's chain is done, so it
+# thread each (drq: 2.0-2.4 h on one EPYC core beside another; the MinAtar slot's chain is done, so it
 # takes the second), Breakout and MsPacman first (both seeds below DrQ(eps)'s median), Pong last (it
 # learns nothing). The third seed gives the ratio-1 IQM a CI over three runs a game. The ratio-2
 # grid resumes after.
