@@ -106,6 +106,12 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # takes the second), Breakout and MsPacman first (both seeds below DrQ(eps)'s median), Pong last (it
 # learns nothing). The third seed gives the ratio-1 IQM a CI over three runs a game. The ratio-2
 # grid resumes after.
+# 2026-12-07, evening: the machine survived the 19:55 boundary (Boxing plastic stopped at 12 %) and
+# ratio 1 is done, so the ratio-2 grid takes both cores again, one run each on one thread: the two
+# threads of one run do ≈ 30 % less work than two single-thread runs side by side (a pair: ≈ 16.5
+# core-hours on two threads, ≈ 11.5 on one each). On two threads Boxing's pair ends ≈ 7.5 h after a
+# restart from 12 %, side by side ≈ 6 h; the grid ≈ 16 h against ≈ 11.5 h. The plan lists plastic
+# first, so the second slot takes Boxing drq and, after it, MsPacman plastic.
 SWEEPS=(
     "atari|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2 --set train.precision=bf16"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"
@@ -113,7 +119,7 @@ SWEEPS=(
     "atari|si-reset-80k|benchmarks/minatar-all/reset-interval/80k|minatar --games space_invaders --presets plastic --seeds 2 --replay-ratio 2 --set reset.interval=80000"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games boxing,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1-1 --replay-ratio 1 --set train.checkpoint_interval=2500"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,kung_fu_master,seaquest --presets drq --seeds 2-2 --replay-ratio 1 --set train.checkpoint_interval=2500"
-    "atari|atari100k-rr2|benchmarks/atari100k/rr2|atari100k --games breakout,boxing,ms_pacman --presets plastic,drq --seeds 1 --replay-ratio 2 --set train.checkpoint_interval=2500 --threads 2"
+    "atari|atari100k-rr2|benchmarks/atari100k/rr2|atari100k --games breakout,boxing,ms_pacman --presets plastic,drq --seeds 1 --replay-ratio 2 --set train.checkpoint_interval=2500"
     "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 0-0 --replay-ratio 2 --set train.precision=bf16"
     "minatar|minatar-all|benchmarks/minatar-all/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2"
     "minatar|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2 --set train.precision=bf16"
@@ -122,6 +128,7 @@ SWEEPS=(
     "minatar|si-reset-20k|benchmarks/minatar-all/reset-interval/20k|minatar --games space_invaders --presets plastic --seeds 2 --replay-ratio 2 --set reset.interval=20000"
     "minatar|si-reset-80k|benchmarks/minatar-all/reset-interval/80k|minatar --games space_invaders --presets plastic --seeds 2 --replay-ratio 2 --set reset.interval=80000"
     "minatar|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games ms_pacman,boxing,pong --presets drq --seeds 2-2 --replay-ratio 1 --set train.checkpoint_interval=2500"
+    "minatar|atari100k-rr2|benchmarks/atari100k/rr2|atari100k --games breakout,boxing,ms_pacman --presets plastic,drq --seeds 1 --replay-ratio 2 --set train.checkpoint_interval=2500"
 )
 
 running() { pgrep -f -- "--out $runs/$1( |$)" >/dev/null; }

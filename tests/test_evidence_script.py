@@ -90,7 +90,7 @@ def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
     time.sleep(0.3)
     assert len(lines(calls)) == 2
     release.touch()
-    wait_for(lambda: f"end {runs}/atari100k-drq-rr1 minatar" in lines(calls))
+    wait_for(lambda: lines(calls).count(f"end {runs}/atari100k-rr2 minatar") == 1)
     wait_for(lambda: lines(calls).count(f"end {runs}/atari100k-rr2 atari") == 1)
 
     def slot_events(slot: str) -> list[str]:
@@ -100,16 +100,14 @@ def test_slots_chain_their_sweeps_and_are_not_started_twice(evidence):
                                     for event in ("start", "end")]
     # the MinAtar slot: bf16's seed 0, fp32's seeds 0-1, bf16's seed 1, fp32's seed 2 (space_invaders
     # first), space_invaders' Reset-interval runs, ratio-1 seed 2 of MsPacman, Boxing and Pong beside
-    # the Atari slot's; then it ends, and the ratio-2 Atari grid has both cores (its runs get two
-    # threads)
+    # the Atari slot's, then the ratio-2 Atari grid beside the Atari slot (both sweep it at once)
     minatar = ("bf16-study", "minatar-all", "bf16-study", "minatar-all", "minatar-all", "si-reset-20k",
-               "si-reset-80k", "atari100k-drq-rr1")
+               "si-reset-80k", "atari100k-drq-rr1", "atari100k-rr2")
     assert slot_events("minatar") == [f"{event} {runs}/{name} minatar" for name in minatar
                                       for event in ("start", "end")]
-    # one thread a run (argparse keeps an option's last value), but two for the ratio-2 grid
+    # one thread a run, the ratio-2 grid's too (argparse would keep a sweep's own --threads, the last)
     threads = set(lines(calls.with_name("calls.txt.threads")))
-    assert threads == {f"{runs}/{name} --threads {2 if name == 'atari100k-rr2' else 1}"
-                       for name in {*atari, *minatar}}
+    assert threads == {f"{runs}/{name} --threads 1" for name in {*atari, *minatar}}
     # the committed runs were copied into the fresh sweep directories, so a sweep skips them
     committed = sorted(p.relative_to(ROOT / "benchmarks/atari100k/drq-rr1")
                        for p in (ROOT / "benchmarks/atari100k/drq-rr1").rglob("summary.json"))
@@ -173,8 +171,8 @@ def test_one_slot_stops_and_starts_alone(evidence):
     # atari (running) is not even looked at: no "atari: already running"
     assert run("start", "minatar").splitlines() == [
         f"minatar: started from {ROOT} ({short_head()}): bf16-study then minatar-all then bf16-study "
-        "then minatar-all then minatar-all then si-reset-20k then si-reset-80k then atari100k-drq-rr1; "
-        f"logs in {runs}"]
+        "then minatar-all then minatar-all then si-reset-20k then si-reset-80k then atari100k-drq-rr1 "
+        f"then atari100k-rr2; logs in {runs}"]
     wait_for(lambda: lines(calls).count(f"start {runs}/bf16-study minatar") == 2)
     assert "unknown slot 'dmc'; the slots are: atari minatar" in run("stop", "dmc", status=2)
     assert "unknown slot '.*'" in run("stop", ".*", status=2)  # a name, not a pattern
