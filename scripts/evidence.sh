@@ -33,85 +33,27 @@ python="${PYTHON:-$root/.venv/bin/python}"
 # SLOT|NAME|committed runs (relative to the repo)|sweep arguments. A slot is one core: its sweeps
 # run one after the other (a sweep whose runs are all finished returns at once, so a restarted
 # slot goes on with the first unfinished one), one worker and one thread each (on 2 cores two
-# single-thread runs do more work than one run on two threads; benchmarks/README.md), unless a
-# sweep's own arguments say `--threads N`.
-# The Atari slot: DrQ(eps)'s setting (drq, replay ratio 1) on four games, then drq against
-# plastic at replay ratio 2 (issue 14's item 3), which only a CPU can run to the end (a graphed
-# plastic run needs more than a GPU session's 15 minutes). MsPacman and Seaquest joined the ratio-1
-# sweep on 2026-12-04 when GPU sessions stopped being lent (≈ 3 h a run here; on a GPU,
-# scripts/device_checks.sh GRID=atari, ≈ 5.5-6 min a run, estimated). Seed 1 of Pong and Breakout
-# follows (2026-12-05: their seed 0 fell at DrQ(eps)'s 4th and 9th percentile; a second seed says
-# whether the base agent has a problem there before ratio 2 spends ≈ 40 core-hours on those games).
-# Pong's seed 1 scored -21 (seed 0 -19.3; the authors' own agent -20.43): the base does not learn it, so ratio 2 compares
-# drq and plastic on Breakout, Boxing and MsPacman instead (benchmarks/atari100k/README.md).
-# The MinAtar slot: every game at ratio 2 in fp32 (issue 14's item 4) and the same runs in bf16
-# (issue 13's study, benchmarks/bf16-study/: whether bf16 changes what an agent learns). The bf16
-# seed 0 goes first (its fp32 pairs are done; the speed issue comes before the evidence one), then
-# fp32's seeds 0-1, then bf16's seed 1 (the speed issue's verdict needs seeds 0 and 1 of both
-# halves), then fp32's seed 2 (issue 14's three seeds; added 2026-12-05: no GPU session has come
-# to run them) and, after the ratio-2 Atari grid (below), bf16's seed 2. A sweep may appear
-# several times with more seeds: a sweep's seeds are its outermost loop, and the runs an earlier
-# entry finished are skipped.
-# Two slots may run the same sweep at once (since 0c5dec7 a sweep leaves alone the runs another
-# process holds): from 2026-12-05 the Atari slot first helps with the bf16 study's seed 1 (the
-# speed issue's verdict waits for it; the ratio-2 Atari run it interrupted resumes after), and the
-# MinAtar slot, after fp32's seed 2, joins the ratio-2 Atari grid, so that both cores work until
-# all is done; bf16's seed 2 comes last (the speed issue's verdict rests on seeds 0 and 1).
-# After fp32's seed 2 (added 2026-12-05, evening): space_invaders, the one MinAtar game plastic
-# does not win (seeds 0-1 split, lower on average), with the Reset interval halved and doubled
-# (20k and 80k updates against the preset's 40k; seeds 0-1), issue 14 item 4's sensitivity run.
-# space_invaders' seed 2 runs first of fp32's seed 2 (from 2026-12-05, late): it says whether
-# plastic loses that game, which decides how the sensitivity run is read.
-# The pinned commit: 50739a6 (worktree /work/evidence2) until 2026-12-05, then a2243f1, after the
-# check that `python benchmarks/same_results.py --old 50739a6` automates found the two computing
-# the same bits (fresh Atari and MinAtar runs of drq and plastic with Resets, fp32 and bf16, and
-# checkpoints of 50739a6 resumed by each): the runs begun at 50739a6 were resumed by a2243f1.
-# Then 0c5dec7 (/work/evidence4; shared sweeps), after `same_results.py --old a2243f1` found the same
-# bits (resume-minatar-plastic-bf16, minatar-drq-bf16, resume-atari-plastic).
-# Then 625806b (/work/evidence5; 2026-12-06), which flushes subnormal floats to zero on the CPU
-# (train.flush_denormal: 1.35-1.45x a drq Atari update late in a run), after `same_results.py --old
-# 0c5dec7` found the same bits (atari-drq, resume-atari-plastic, minatar-drq, minatar-plastic) and
-# `benchmarks/bench_denormals.py` the same parameters, bit for bit, after updates from a drq
-# checkpoint with 12 % of its Adam state subnormal, flushed or not.
-# Then 397f4e2 (/work/evidence6; 2026-12-06, late), whose summary.json adds cpu_time (the time
-# breakdown in CPU seconds, which `evidence.sh pause` does not inflate), after `same_results.py --old
-# 625806b` found the same bits (atari-drq, resume-atari-plastic, minatar-drq, minatar-plastic).
-# Move it again only after the same check (`same_results.py --old <pinned commit>` from main).
-# 2026-12-06: a fresh machine (the checkpoints were gone, Breakout plastic's 57 % lost with them), so
-# the Atari slot first takes the 80k Reset-interval runs beside the MinAtar slot's 20k ones: the
-# sensitivity run, which fits one session, finishes before the ratio-2 grid, which does not. Then
-# the Atari slot runs seed 1 of the other four ratio-1 games (≈ 2.5 h each on one AVX-512 core: a
-# run one session can finish if it starts at the session's start), which puts CIs on the base's
-# fidelity check; the MinAtar slot goes on with the ratio-2 grid, whose runs need 4.5-9 h each.
-# Atari runs checkpoint every 2,500 steps (≈ 1.5 s for the replay's 0.5 GB each time). A run resumes
-# from its last checkpoint (a logging key: same results). `stop` (SIGTERM) checkpoints each run at
-# its current step first (plastic.train.stop; since a2243f1): run it before a session ends, which
-# otherwise loses each run's steps since its last checkpoint.
-# The ratio-2 sweep lists plastic first (2026-12-06, late): a sweep starts the first run of its plan
-# that is free, so the slot that finishes Boxing drq (≈ 6 h) takes MsPacman plastic (≈ 10 h) and
-# the other, after Boxing plastic, MsPacman drq: ≈ 17 h on both cores instead of ≈ 21 h.
-# 2026-12-07: the fifth fresh machine in a row (the Boxing pair lost at 49 % and 34 %), so the
-# ratio-2 grid runs one run at a time on two threads: a run that needs N sessions on one core
-# beside another needs about half as many this way. On one core beside another run, `plastic`
-# takes ≈ 7 h and `drq` ≈ 4.5 h, so a pair finished only if the machine survived two session
-# boundaries in a row; on two threads (82 and 48 ms an update benched quiet on an AMD EPYC; the
-# live Boxing run did 4.6-6.3 steps/s) `plastic` takes ≈ 5-5.5 h, one survived boundary, and `drq`
-# ≈ 3 h, about one whole session. The MinAtar slot gives the Atari slot its core: it no longer
-# joins the grid, and bf16's seed 2 (not needed for the speed issue's verdict, which rests on
-# seeds 0 and 1) is left out.
-# 2026-12-07, afternoon: the seventh fresh machine in eight sessions (Boxing plastic's 50 % lost).
-# A ratio-2 run finishes only where a machine survives a boundary, so each session first spends
-# both cores on runs that one session finishes: seed 2 of the ratio-1 games, two at a time, one
-# thread each (drq: 2.0-2.4 h on one EPYC core beside another; the MinAtar slot's chain is done, so it
-# takes the second), Breakout and MsPacman first (both seeds below DrQ(eps)'s median), Pong last (it
-# learns nothing). The third seed gives the ratio-1 IQM a CI over three runs a game. The ratio-2
-# grid resumes after.
-# 2026-12-07, evening: the machine survived the 19:55 boundary (Boxing plastic stopped at 12 %) and
-# ratio 1 is done, so the ratio-2 grid takes both cores again, one run each on one thread: the two
-# threads of one run do ≈ 30 % less work than two single-thread runs side by side (a pair: ≈ 16.5
-# core-hours on two threads, ≈ 11.5 on one each). On two threads Boxing's pair ends ≈ 7.5 h after a
-# restart from 12 %, side by side ≈ 6 h; the grid ≈ 16 h against ≈ 11.5 h. The plan lists plastic
-# first, so the second slot takes Boxing drq and, after it, MsPacman plastic.
+# single-thread runs do more work than one run on two threads, benchmarks/README.md; a ratio-2
+# Atari pair takes ≈ 16.5 core-hours on two threads, ≈ 11.5 on one each), unless a sweep's own
+# arguments say `--threads N` (argparse keeps the last). Two slots may run the same sweep at once:
+# a sweep leaves alone the runs another process holds (since 0c5dec7), and a sweep listed again with
+# more seeds skips the runs an earlier entry finished (a sweep's seeds are its outermost loop;
+# `--seeds 2` is seeds 0-1, `--seeds 2-2` seed 2). What the entries are, in the order they ran:
+# - atari: seeds 0-1 of the MinAtar bf16 study (issue 13; benchmarks/bf16-study/), DrQ(eps)'s
+#   setting (drq, replay ratio 1) on six Atari games, seeds 0-2 (issue 14's item 2), the 80k
+#   Reset-interval run (item 4), then drq against plastic at replay ratio 2 (item 3) on Breakout,
+#   Boxing and MsPacman (Pong, which the base does not learn, left out). The ratio-2 sweep lists
+#   plastic first: the slot that finishes Boxing drq takes MsPacman plastic, the longest run left.
+# - minatar: every MinAtar game at ratio 2, fp32 (item 4, seeds 0-2) and bf16 (seeds 0-1), the 20k
+#   Reset-interval run, ratio-1 seed 2 of three Atari games, then the ratio-2 grid beside the
+#   atari slot.
+# Why the chains took this order, which runs each machine lost, and the timings behind each choice:
+# benchmarks/atari100k/README.md, "How the runs were kept going".
+# The pinned commit moves only after `python benchmarks/same_results.py --old <pinned commit>` (from
+# main) finds the two computing the same bits; the commits so far and their checks are tabled under
+# "Pinned commits" in that README. Atari runs checkpoint every 2,500 steps; `stop` (SIGTERM)
+# checkpoints each run at its current step first (plastic.train.stop; since a2243f1): run it before
+# a session ends, which otherwise loses each run's steps since its last checkpoint.
 SWEEPS=(
     "atari|bf16-study|benchmarks/bf16-study/runs|minatar --presets drq,plastic --seeds 2 --replay-ratio 2 --set train.precision=bf16"
     "atari|atari100k-drq-rr1|benchmarks/atari100k/drq-rr1|atari100k --games breakout,boxing,pong,kung_fu_master,ms_pacman,seaquest --presets drq --seeds 1 --replay-ratio 1 --set train.checkpoint_interval=2500"
